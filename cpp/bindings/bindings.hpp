@@ -1,0 +1,13 @@
+// Declarations of the per-area binding functions wired together in module.cpp.
+// Binding rule (see CONTRIBUTING.md): validate and allocate outputs with the GIL held, take raw
+// views, release the GIL around the core call, return. Never touch Python objects while released.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+namespace crossrank::bindings {
+namespace py = pybind11;
+
+void bind_common(py::module_& m);  // build info, threads, SIMD dispatch, error translation
+// Each area adds its own line here and in module.cpp:
+}  // namespace crossrank::bindings

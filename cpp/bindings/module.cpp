@@ -1,0 +1,7 @@
+#include "bindings.hpp"
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "crossrank compiled core (private; use the crossrank package)";
+    namespace b = crossrank::bindings;
+    b::bind_common(m);
+}
