@@ -8,8 +8,11 @@ from __future__ import annotations
 from . import errors
 from ._build_info import build_info
 from ._core import __version__
+from .llm import LLMRankResult, LLMReranker
 
 __all__ = [
+    "LLMRankResult",
+    "LLMReranker",
     "__version__",
     "build_info",
     "errors",
