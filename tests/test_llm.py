@@ -19,7 +19,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-# tests/ is on sys.path (pytest's rootdir-relative "prepend" import mode)
 from crossrank.llm import (
     LLMRequestError,
     LLMReranker,
@@ -28,7 +27,7 @@ from crossrank.llm import (
     parse_permutation,
     sliding_windows,
 )
-from fake_openai_server import FakeOpenAIServer, word_count_scorer
+from fake_openai_server import FakeOpenAIServer, word_count_scorer  # tests/ is on sys.path (pytest)
 
 QUERY = "apple"
 
