@@ -311,6 +311,7 @@ def test_deadline_during_backoff(server: FakeOpenAIServer) -> None:
     t0 = time.monotonic()
     res = reranker(server, deadline=0.6, backoff_max=5.0).rerank(QUERY, make_docs(5)[0])
     assert time.monotonic() - t0 < 0.6 + 1.0
+    assert len(server.requests) == 1  # the 5 s Retry-After cannot fit: no second attempt
     assert res.timed_out
     assert res.order.tolist() == list(range(5))
 

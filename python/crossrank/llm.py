@@ -844,7 +844,7 @@ class LLMReranker:
                 if self._retryable(exc) and retries < self.max_retries:
                     delay = self._retry_delay(retries, exc)
                     if deadline_at is not None and time.monotonic() + delay >= deadline_at:
-                        time.sleep(max(0.0, deadline_at - time.monotonic()))
+                        # no attempt could finish in time: give the current order back now
                         call = LLMCall(
                             start, end, "timed_out", attempts, 0, 0, None, time.monotonic() - t0, None
                         )
