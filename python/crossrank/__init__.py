@@ -8,12 +8,15 @@ from __future__ import annotations
 from . import errors
 from ._build_info import build_info
 from ._core import __version__
+from .calibration import Calibrator, relevance_score
 from .llm import LLMRankResult, LLMReranker
 
 __all__ = [
+    "Calibrator",
     "LLMRankResult",
     "LLMReranker",
     "__version__",
     "build_info",
     "errors",
+    "relevance_score",
 ]
