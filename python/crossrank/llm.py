@@ -652,6 +652,8 @@ class LLMReranker:
         inside the prompt); with ``return_documents=True`` also ``text``. Use :meth:`rerank` to see
         ``timed_out`` and the accounting.
         """
+        if not isinstance(documents, str):
+            documents = list(documents)
         res = self.rerank(query, documents, top_k=top_k)
         out: list[dict[str, Any]] = []
         for i in res.order.tolist():
