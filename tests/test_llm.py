@@ -319,7 +319,7 @@ def test_deadline_during_backoff(server: FakeOpenAIServer) -> None:
 # ------------------------------------------------------------------------------------------ concurrency
 @pytest.mark.parametrize("limit", [1, 2, 4])
 def test_concurrency_limit(server: FakeOpenAIServer, limit: int) -> None:
-    server.behaviour.delay_s = 0.15
+    server.behaviour.delay_s = 0.25  # long enough for every worker to be in flight at once, even under load
     queries = [QUERY] * 8
     docs = [make_docs(6, seed=s)[0] for s in range(8)]
     res = reranker(server, max_concurrency=limit).rerank_many(queries, docs)
