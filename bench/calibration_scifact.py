@@ -66,14 +66,20 @@ def main() -> None:
     ap.add_argument("--depth", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="write the figures here")
+    ap.add_argument("--cache", type=Path, help="an .npz keeping the query x document scores between runs")
     args = ap.parse_args()
 
     t0 = time.perf_counter()
     ds = load_beir(args.dataset, split="test")
     qids = sorted(ds.queries)
-    doc_emb = embed(ds.documents(), args.model)
-    q_emb = embed([ds.queries[q] for q in qids], args.model)
-    sims = q_emb @ doc_emb.T
+    if args.cache and args.cache.exists():
+        sims = np.load(args.cache)["sims"]
+    else:
+        doc_emb = embed(ds.documents(), args.model)
+        q_emb = embed([ds.queries[q] for q in qids], args.model)
+        sims = q_emb @ doc_emb.T
+        if args.cache:
+            np.savez(args.cache, sims=sims)
     top = np.argsort(-sims, axis=1, kind="stable")[:, : args.depth]
     rng = np.random.default_rng(args.seed)
     fit_half = set(rng.permutation(len(qids))[: len(qids) // 2].tolist())
@@ -95,7 +101,11 @@ def main() -> None:
         "held_out_log_loss_before": log_loss(xh, yh),
     }
     for method in ("temperature", "platt"):
-        cal = Calibrator.fit(xf, yf, method=method)  # type: ignore[arg-type]
+        try:
+            cal = Calibrator.fit(xf, yf, method=method)  # type: ignore[arg-type]
+        except ValueError as e:  # temperature scaling cannot fit uncentred scores such as cosines
+            report[f"held_out_log_loss_{method}"] = f"not applicable: {e}"
+            continue
         report[f"{method}_a"] = cal.a
         report[f"{method}_b"] = cal.b
         report[f"held_out_log_loss_{method}"] = log_loss(xh, yh, a=cal.a, b=cal.b)

@@ -162,6 +162,19 @@ def test_fit_rejects_bad_input(logits: object, labels: object, err: type[Excepti
         Calibrator.fit(logits, labels, method="platt")
 
 
+def test_temperature_needs_centred_logits() -> None:
+    x, y = synthetic(2_000, a=1.0, b=-4.0, seed=8)
+    x = np.abs(x) / 10  # all positive, like cosine similarities: a zero intercept needs a < 0
+    y = (x > 0.5).astype(np.int64)
+    y[:50] = 1 - y[:50]
+    with pytest.raises(ValueError, match="use method='platt'"):
+        Calibrator.fit(x, y, method="temperature")
+    cal = Calibrator.fit(x, y, method="platt")
+    assert cal.a > 0
+    assert cal.log_loss_after is not None and cal.log_loss_before is not None  # noqa: PT018
+    assert cal.log_loss_after < cal.log_loss_before
+
+
 def test_bad_method_and_parameters() -> None:
     with pytest.raises(ValueError, match="method"):
         Calibrator.fit([0.0, 1.0], [0, 1], method="isotonic")  # type: ignore[arg-type]

@@ -220,6 +220,12 @@ class Calibrator:
         if method == "platt" and platt_targets:
             t = np.where(y == 1, (n_pos + 1.0) / (n_pos + 2.0), 1.0 / (n_neg + 2.0))
         a, b = _newton(x, t, fit_intercept=method == "platt")
+        if method == "temperature" and not a > 0:
+            raise ValueError(
+                f"temperature scaling needs logits whose sign marks relevance (sigmoid(0) = 0.5), but these "
+                f"would need a negative slope ({a:.4g}): the logits are not centred (e.g. cosine "
+                "similarities, all positive); use method='platt', which also fits an intercept"
+            )
         if not (a > 0 and math.isfinite(a) and math.isfinite(b)):
             raise ValueError(
                 f"the labels do not rise with the logits (fitted slope {a:.4g}); calibrating would invert "
