@@ -99,6 +99,10 @@ def main() -> None:
         "pairs_held_out": int(xh.size),
         "positives_held_out": int(yh.sum()),
         "held_out_log_loss_before": log_loss(xh, yh),
+        # a constant predictor at the fitting half's positive rate: what calibration must beat to be useful
+        "held_out_log_loss_base_rate": log_loss(
+            np.zeros_like(xh), yh, b=float(np.log(yf.mean() / (1 - yf.mean())))
+        ),
     }
     for method in ("temperature", "platt"):
         try:
