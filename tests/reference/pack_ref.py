@@ -25,10 +25,7 @@ def truncate_ref(q: int, d: int, target: int, strategy: str) -> tuple[int, int]:
         if n1 > n2:
             swap = True
             n1, n2 = n2, n1
-        if n1 > target:
-            n2 = n1
-        else:
-            n2 = max(n1, target - n1)
+        n2 = n1 if n1 > target else max(n1, target - n1)
         if n1 + n2 > target:
             n1 = target // 2
             n2 = n1 + target % 2
