@@ -4,6 +4,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -57,6 +58,66 @@ void check_offsets(const I64& offsets, const char* name) {
 }
 
 }  // namespace
+
+// Flattens a sequence of int sequences (Python lists from tokenizers) into int32 values + int64
+// offsets in one pass over the Python objects, rejecting non-integers (floats, bools, strings) and ids
+// outside [0, 2^31). Runs with the GIL held: it reads Python objects throughout.
+py::tuple ragged_from_sequences(const py::sequence& seqs, const std::string& name) {
+    const auto n = static_cast<py::ssize_t>(py::len(seqs));
+    std::vector<py::object> fast;
+    fast.reserve(static_cast<std::size_t>(n));
+    I64 offsets(n + 1);
+    auto* off = offsets.mutable_data();
+    off[0] = 0;
+    for (py::ssize_t i = 0; i < n; ++i) {
+        py::object item = seqs[i];
+        if (PyUnicode_Check(item.ptr()) || PyBytes_Check(item.ptr()))
+            throw py::type_error(name + "[" + std::to_string(i) + "] is a string; pass token ids, not text");
+        PyObject* f = PySequence_Fast(item.ptr(), "");
+        if (f == nullptr) {
+            PyErr_Clear();
+            throw py::type_error(name + "[" + std::to_string(i) + "] must be a sequence of token ids, got " +
+                                 std::string(py::str(py::type::of(item).attr("__name__"))));
+        }
+        fast.push_back(py::reinterpret_steal<py::object>(f));
+        off[i + 1] = off[i] + PySequence_Fast_GET_SIZE(f);
+    }
+    I32 values(off[n]);
+    auto* out = values.mutable_data();
+    for (py::ssize_t i = 0; i < n; ++i) {
+        PyObject* f = fast[static_cast<std::size_t>(i)].ptr();
+        PyObject** items = PySequence_Fast_ITEMS(f);
+        const py::ssize_t len = PySequence_Fast_GET_SIZE(f);
+        for (py::ssize_t j = 0; j < len; ++j) {
+            PyObject* v = items[j];
+            long long x;
+            if (PyLong_CheckExact(v)) {
+                x = PyLong_AsLongLong(v);
+            } else if (!PyBool_Check(v) && !PyFloat_Check(v) && PyIndex_Check(v)) {  // NumPy integers
+                py::object idx = py::reinterpret_steal<py::object>(PyNumber_Index(v));
+                if (!idx) throw py::error_already_set();
+                x = PyLong_AsLongLong(idx.ptr());
+            } else {
+                throw py::type_error(name + " must hold integer token ids; " + name + "[" +
+                                     std::to_string(i) + "][" + std::to_string(j) + "] is " +
+                                     std::string(py::str(py::type::of(py::handle(v)).attr("__name__"))));
+            }
+            if (x == -1 && PyErr_Occurred()) {
+                PyErr_Clear();
+                x = std::numeric_limits<long long>::max();
+            }
+            if (x < 0)
+                throw std::invalid_argument(name + " hold the negative token id " + std::to_string(x) +
+                                            " at " + name + "[" + std::to_string(i) + "][" +
+                                            std::to_string(j) + "]; token ids must be >= 0");
+            if (x > std::numeric_limits<std::int32_t>::max())
+                throw std::invalid_argument(name + "[" + std::to_string(i) + "][" + std::to_string(j) +
+                                            "] holds a token id above the int32 range");
+            *out++ = static_cast<std::int32_t>(x);
+        }
+    }
+    return py::make_tuple(values, offsets);
+}
 
 void bind_pack(py::module_& m) {
     py::class_<PackPlanCore>(m, "PackPlanCore",
@@ -123,6 +184,9 @@ void bind_pack(py::module_& m) {
             },
             py::arg("batch"),
             "Fill batch `batch`: (input_ids, attention_mask, token_type_ids), int64 [rows, L].");
+
+    m.def("ragged_from_sequences", &ragged_from_sequences, py::arg("seqs"), py::arg("name"),
+          "Flatten a sequence of int sequences into (int32 values, int64 offsets), strictly typed.");
 
     m.def(
         "pack_plan",

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
 from os import PathLike
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
@@ -500,22 +499,20 @@ def _to_ragged(ids: TokenIds, name: str) -> tuple[np.ndarray, np.ndarray]:
             f"got {type(x).__name__}"
         )
     seqs: list[Any] = list(x)
-    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
-    offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
     if seqs and all(isinstance(s, np.ndarray) for s in seqs):
         for s in seqs:
             if s.ndim != 1 or (s.size and s.dtype.kind not in "iu"):
                 raise TypeError(
                     f"{name} arrays must be 1-D integer arrays, got {s.dtype} with shape {s.shape}"
                 )
-        flat = np.concatenate(seqs) if seqs else np.zeros(0, np.int64)
-    else:
-        flat = np.array(list(chain.from_iterable(seqs)))
-        if flat.size and flat.dtype.kind not in "iu":
-            raise TypeError(f"{name} must hold integer token ids, got values of dtype {flat.dtype}")
-    _check_int32_range(flat, name)
-    return np.ascontiguousarray(flat, dtype=np.int32), offsets
+        offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
+        np.cumsum([s.size for s in seqs], out=offsets[1:])
+        flat = np.concatenate(seqs)
+        _check_int32_range(flat, name)
+        return np.ascontiguousarray(flat, dtype=np.int32), offsets
+    # Python lists (tokenizers' Encoding.ids): one strict pass in C++ (rejects floats, bools, strings).
+    values, offsets = _core.ragged_from_sequences(seqs, name)
+    return values, offsets
 
 
 def _check_int32_range(values: np.ndarray, name: str) -> None:
