@@ -217,6 +217,23 @@ def test_memory_bounded_for_10000_long_candidates():
     assert batch.input_ids.shape == (16, 512)
 
 
+def test_one_megabyte_document_in_windows_stays_bounded():
+    doc = np.arange(250_000, dtype=np.int32) % 30_000  # ~1 MB of text in WordPiece tokens
+    plan = plan_pairs([[5] * 10], (doc, np.array([0, doc.size])), BERT, max_length=256, window_stride=128)
+    width = 256 - 3 - 10
+    assert plan.n_windows[0] == 1 + -(-(doc.size - width) // 128)
+    assert not plan.truncated[0]
+    assert plan.row_end[-1] == doc.size
+    assert plan.peak_batch_tokens <= 8192
+    assert all(
+        b.input_ids.shape[0] * b.input_ids.shape[1] <= 8192
+        for b in (plan.batch(0), plan.batch(plan.n_batches - 1))
+    )
+    capped = plan_pairs([[5] * 10], [doc], BERT, max_length=256, window_stride=128, max_windows=8)
+    assert capped.n_rows == 8
+    assert capped.truncated.tolist() == [True]
+
+
 # ----------------------------------------------------------------------------------------------
 # Parity with Hugging Face tokenizers on real text
 # ----------------------------------------------------------------------------------------------
