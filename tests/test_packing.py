@@ -82,6 +82,8 @@ def packing_case(draw):
         if one_query or n == 0
         else draw(st.lists(ids_list, min_size=n, max_size=n))
     )
+    if n and draw(st.booleans()):  # equal query/document lengths: the tie rule of longest_first
+        docs = [[7] * len(queries[0 if len(queries) == 1 else i]) for i in range(n)]
     template = draw(st.sampled_from([BERT, ROBERTA, ODD]))
     max_length = draw(st.integers(template.n_special + 2, 70))
     truncation = draw(st.sampled_from(["longest_first", "only_second", "only_first"]))
