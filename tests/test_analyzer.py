@@ -93,7 +93,7 @@ _CONFIGS = [
     {"lowercase": True, "stopwords": "english", "stemmer": "english", "cjk": "bigram"},
     {"lowercase": True, "stopwords": None, "stemmer": None, "cjk": "unigram"},
     {"lowercase": False, "stopwords": ["The", "of", "東京"], "stemmer": "english", "cjk": "bigram"},
-    {"lowercase": True, "stopwords": ["The", "ΣΟΦΟΣ", "x"], "stemmer": None, "cjk": "bigram"},
+    {"lowercase": True, "stopwords": ["The", "x", "ΣΟΦΟΣ"], "stemmer": None, "cjk": "bigram"},
 ]
 
 
@@ -237,6 +237,8 @@ def test_config_round_trip_and_repr() -> None:
     )
     assert "<7 words>" in repr(Analyzer(stopwords=list("abcdefg")))
     assert Analyzer(stopwords=[]).analyze("the") == ["the"]
+    assert Analyzer(stopwords={"b", "a"}).config["stopwords"] == ["a", "b"]  # canonical order
+    assert Analyzer(stopwords=["b", "a"]) == Analyzer(stopwords=("a", "b", "a"))
     with pytest.raises(ValueError, match="unknown analyzer config keys"):
         Analyzer.from_config({"lowercase": True, "stemer": "english"})
     with pytest.raises(TypeError, match="config must be a dict"):
