@@ -171,6 +171,10 @@ def test_non_str_input_raises_type_error() -> None:
         a.analyze(None)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"texts\[2\] must be str, got int"):
         a.analyze_batch(["a", "b", 3])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="got a single str; for one text use analyze"):
+        a.analyze_batch("one text")
+    with pytest.raises(TypeError, match="not iterable"):
+        a.analyze_batch(3)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"texts\[0\] must be str, got NoneType"):
         a.analyze_batch([None])  # type: ignore[list-item]
 

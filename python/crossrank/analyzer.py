@@ -156,11 +156,17 @@ class Analyzer:
         Raises
         ------
         TypeError
-            An item is not a str (the message names its index), or ``num_threads`` is not an int.
+            ``texts`` is a single str, an item is not a str (the message names its index), or
+            ``num_threads`` is not an int.
         ValueError
             ``num_threads < 1``.
         """
         threads = _num_threads_arg(num_threads)
+        if isinstance(texts, (str, bytes)):
+            raise TypeError(
+                f"texts must be an iterable of str, got a single {type(texts).__name__}; "
+                "for one text use analyze(text) or pass [text]"
+            )
         seq = texts if isinstance(texts, (list, tuple)) else list(texts)
         return self._impl.analyze_batch(seq, num_threads=threads)
 
