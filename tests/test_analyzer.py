@@ -259,6 +259,23 @@ def test_invalid_utf8_bytes_are_separators(data: list[bytes]) -> None:
     assert _ANALYZERS[0]._impl._analyze_bytes(raw) == expected
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not SAME_UNICODE, reason="tables generated from another Unicode version")
+def test_every_code_point_matches_reference() -> None:
+    """Exhaustive check of the generated tables: each code point alone, and after a letter."""
+    chars = [chr(cp) for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF]
+    for config in (_CONFIGS[1], {**_CONFIGS[1], "lowercase": False}):
+        a = Analyzer.from_config(config)
+        got = a.analyze_batch(chars)
+        expected = [_ref(ch, config) for ch in chars]
+        bad = [(hex(ord(ch)), g, e) for ch, g, e in zip(chars, got, expected, strict=True) if g != e]
+        assert bad == [], f"{len(bad)} code points differ, e.g. {bad[:10]}"
+    # Marks join the character before them; class changes split.
+    pairs = ["a" + ch for ch in chars[::7]]
+    a = Analyzer.from_config(_CONFIGS[1])
+    assert a.analyze_batch(pairs) == [_ref(t, _CONFIGS[1]) for t in pairs]
+
+
 def test_examples() -> None:
     a = Analyzer()
     assert a.analyze("ÉCOLE Straße ΑΘΗΝΑ МОСКВА") == ["école", "straße", "αθηνα", "москва"]
