@@ -6,6 +6,8 @@ import itertools
 import json
 import pickle
 import re
+import subprocess
+import sys
 import time
 import unicodedata
 from pathlib import Path
@@ -274,6 +276,13 @@ def test_every_code_point_matches_reference() -> None:
     pairs = ["a" + ch for ch in chars[::7]]
     a = Analyzer.from_config(_CONFIGS[1])
     assert a.analyze_batch(pairs) == [_ref(t, _CONFIGS[1]) for t in pairs]
+
+
+@pytest.mark.skipif(not SAME_UNICODE, reason="tables generated from another Unicode version")
+def test_generated_tables_are_up_to_date() -> None:
+    script = Path(__file__).resolve().parents[1] / "tools" / "gen_unicode_tables.py"
+    done = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 def test_examples() -> None:
