@@ -74,6 +74,7 @@ def pack_plan(
     max_windows: int | None,
 ) -> PackPlanCore: ...
 def ragged_from_sequences(seqs: object, name: str) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]: ...
+
 # --- analyzer (cpp/bindings/bind_analyzer.cpp) ---
 analyzer_max_term_bytes: int
 
