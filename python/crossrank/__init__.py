@@ -8,9 +8,14 @@ from __future__ import annotations
 from . import errors
 from ._build_info import build_info
 from ._core import __version__
+from .maxsim import PackedDocs, PackedDocStore, maxsim, maxsim_batch
 
 __all__ = [
+    "PackedDocStore",
+    "PackedDocs",
     "__version__",
     "build_info",
     "errors",
+    "maxsim",
+    "maxsim_batch",
 ]
