@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reference.maxsim_reference import error_bound, from_bf16_bits, maxsim_reference, to_bf16_bits
 
 import crossrank
 from crossrank import PackedDocs, PackedDocStore, _core, maxsim, maxsim_batch
 from crossrank.errors import StateError
+from reference.maxsim_reference import error_bound, from_bf16_bits, maxsim_reference, to_bf16_bits
 
 ISAS = _core.simd_available()
 DTYPES = ["fp32", "fp16", "bf16"]
@@ -59,10 +59,14 @@ def test_every_simd_path_matches_float64_reference(forced_isa, dtype, nq, dim):
     packed = PackedDocs(docs, dtype=dtype)
     assert _core.simd_active() == forced_isa
     got = maxsim(query, packed)
-    assert got.dtype == np.float32 and got.shape == (len(docs),)
+    assert got.dtype == np.float32
+    assert got.shape == (len(docs),)
     stored = [packed.doc(i) for i in range(len(packed))]
     np.testing.assert_allclose(
-        got, maxsim_reference(query, stored), rtol=0, atol=error_bound(query, stored, stored_tol(forced_isa, dtype))
+        got,
+        maxsim_reference(query, stored),
+        rtol=0,
+        atol=error_bound(query, stored, stored_tol(forced_isa, dtype)),
     )
     np.testing.assert_allclose(
         got, maxsim_reference(query, docs), rtol=0, atol=error_bound(query, docs, TOL_ORIGINAL[dtype])
@@ -133,7 +137,9 @@ def test_thousands_of_candidates_match_reference():
     query = unit(rng, 9, 24)
     got = maxsim(query, PackedDocs((flat, offsets)))
     docs = [flat[offsets[i] : offsets[i + 1]] for i in range(len(lengths))]
-    np.testing.assert_allclose(got, maxsim_reference(query, docs), rtol=0, atol=error_bound(query, docs, 1e-5))
+    np.testing.assert_allclose(
+        got, maxsim_reference(query, docs), rtol=0, atol=error_bound(query, docs, 1e-5)
+    )
 
 
 def test_empty_document_empty_query_and_masked_query_score_zero():
@@ -141,7 +147,8 @@ def test_empty_document_empty_query_and_masked_query_score_zero():
     packed = PackedDocs([np.zeros((0, 8), np.float32), unit(rng, 3, 8)])
     query = unit(rng, 4, 8)
     got = maxsim(query, packed)
-    assert got[0] == 0.0 and got[1] != 0.0
+    assert got[0] == 0.0
+    assert got[1] != 0.0
     assert maxsim(np.zeros((0, 8), np.float32), packed).tolist() == [0.0, 0.0]
     assert maxsim(query, packed, query_mask=np.zeros(4, bool)).tolist() == [0.0, 0.0]
     assert PackedDocs([], dim=8).n_tokens == 0
@@ -211,8 +218,11 @@ def test_packed_buffer_is_aligned_and_read_only():
     packed = PackedDocs([np.ones((3, 5), np.float32)], dtype="bf16")
     assert packed.data.ctypes.data % 64 == 0
     assert not packed.data.flags.writeable
-    assert "n_docs=1" in repr(packed) and "bf16" in repr(packed)
-    assert len(packed) == 1 and packed.doc_lengths.tolist() == [3] and packed.nbytes > 0
+    assert "n_docs=1" in repr(packed)
+    assert "bf16" in repr(packed)
+    assert len(packed) == 1
+    assert packed.doc_lengths.tolist() == [3]
+    assert packed.nbytes > 0
     with pytest.raises(IndexError):
         packed.doc(1)
 
@@ -312,8 +322,11 @@ def test_store_round_trip(tmp_path, small_packed, dtype):
     packed = PackedDocs(small_packed, dtype=dtype)
     store = PackedDocStore.save(tmp_path / "s", packed, ids=["a", "b", "c"], metadata={"model": "m"})
     opened = PackedDocStore.open(tmp_path / "s")
-    assert opened.ids == ["a", "b", "c"] and opened.metadata == {"model": "m"} and len(opened) == 3
-    assert isinstance(opened.docs.data, np.memmap) and not opened.docs.data.flags.writeable
+    assert opened.ids == ["a", "b", "c"]
+    assert opened.metadata == {"model": "m"}
+    assert len(opened) == 3
+    assert isinstance(opened.docs.data, np.memmap)
+    assert not opened.docs.data.flags.writeable
     np.testing.assert_array_equal(opened.docs.data, packed.data)
     np.testing.assert_array_equal(opened.docs.offsets, packed.offsets)
     q = np.ones((2, 10), np.float32)
@@ -324,7 +337,9 @@ def test_store_round_trip(tmp_path, small_packed, dtype):
 def test_store_without_ids_and_empty_store(tmp_path):
     PackedDocStore.save(tmp_path / "e", PackedDocs([], dim=4))
     opened = PackedDocStore.open(tmp_path / "e")
-    assert opened.ids is None and len(opened) == 0 and opened.docs.dim == 4
+    assert opened.ids is None
+    assert len(opened) == 0
+    assert opened.docs.dim == 4
 
 
 def test_store_refuses_to_overwrite_and_checks_ids(tmp_path, small_packed):
@@ -405,7 +420,9 @@ def test_store_bad_offsets_with_matching_checksum_is_a_state_error(tmp_path, sma
     manifest = json.loads((root / "manifest.json").read_text())
     import hashlib
 
-    manifest["files"]["offsets.bin"]["sha256"] = hashlib.sha256((root / "offsets.bin").read_bytes()).hexdigest()
+    manifest["files"]["offsets.bin"]["sha256"] = hashlib.sha256(
+        (root / "offsets.bin").read_bytes()
+    ).hexdigest()
     (root / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(StateError, match="invalid offsets"):
         PackedDocStore.open(root)
@@ -416,7 +433,9 @@ def test_store_golden_v1_still_reads():
 
     golden = Path(__file__).parent / "data" / "maxsim_store_v1"
     store = PackedDocStore.open(golden)
-    assert store.ids == ["d0", "d1", "d2"] and store.docs.dtype == "fp16" and store.docs.dim == 3
+    assert store.ids == ["d0", "d1", "d2"]
+    assert store.docs.dtype == "fp16"
+    assert store.docs.dim == 3
     np.testing.assert_array_equal(store.docs.doc(0), [[1, 0, 0], [0, 1, 0]])
     assert store.docs.doc_lengths.tolist() == [2, 0, 1]
     assert maxsim(np.eye(3, dtype=np.float32), store).tolist() == [2.0, 0.0, 0.5]
@@ -426,4 +445,5 @@ def test_module_doctest():
     import doctest
 
     result = doctest.testmod(sys.modules["crossrank.maxsim"])
-    assert result.failed == 0 and result.attempted > 0
+    assert result.failed == 0
+    assert result.attempted > 0

@@ -1,4 +1,7 @@
 # Type stubs of the compiled module crossrank._core (private; use the crossrank package).
+import numpy as np
+import numpy.typing as npt
+
 __version__: str
 
 def default_num_threads() -> int: ...
@@ -8,8 +11,6 @@ def simd_active() -> str: ...
 def simd_force(name: str | None) -> None: ...
 
 # --- maxsim (ColBERT late interaction) ---
-import numpy as np
-import numpy.typing as npt
 
 def maxsim_row_stride(dim: int, dtype: str) -> int: ...
 def maxsim_kernel(dtype: str, isa: str | None = None) -> str: ...

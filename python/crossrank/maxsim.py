@@ -306,7 +306,14 @@ def maxsim(
         q = np.ascontiguousarray(q[mask.astype(bool)])
     qoff = np.array([0, q.shape[0]], np.int64)
     out = _core.maxsim_score(
-        q, qoff, packed.data, packed.dtype, packed.dim, packed.offsets, _doc_ids(doc_ids), _threads(num_threads)
+        q,
+        qoff,
+        packed.data,
+        packed.dtype,
+        packed.dim,
+        packed.offsets,
+        _doc_ids(doc_ids),
+        _threads(num_threads),
     )
     return out[0]
 
@@ -373,9 +380,7 @@ class PackedDocStore:
     VERSION = 1
     __slots__ = ("docs", "ids", "metadata", "path")
 
-    def __init__(
-        self, path: Path, docs: PackedDocs, ids: list[str] | None, metadata: dict[str, Any]
-    ) -> None:
+    def __init__(self, path: Path, docs: PackedDocs, ids: list[str] | None, metadata: dict[str, Any]) -> None:
         self.path, self.docs, self.ids, self.metadata = path, docs, ids, metadata
 
     def __len__(self) -> int:
@@ -498,7 +503,9 @@ class PackedDocStore:
         except (KeyError, TypeError, ValueError) as e:
             raise StateError(f"{manifest_path} is missing or has a malformed field: {e}") from e
         if dtype not in NUMPY_DTYPES or dim < 1 or n_docs < 0 or n_tokens < 0:
-            raise StateError(f"{manifest_path} has invalid dtype/dim/counts: {dtype!r}, {dim}, {n_docs}, {n_tokens}")
+            raise StateError(
+                f"{manifest_path} has invalid dtype/dim/counts: {dtype!r}, {dim}, {n_docs}, {n_tokens}"
+            )
         if stride != _core.maxsim_row_stride(dim, dtype) or manifest.get("byteorder") != "little":
             raise StateError(f"{manifest_path} describes a layout this crossrank does not read")
         itemsize = np.dtype(NUMPY_DTYPES[dtype]).itemsize

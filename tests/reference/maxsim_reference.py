@@ -33,5 +33,7 @@ def error_bound(query: np.ndarray, docs: list[np.ndarray], per_dot: float) -> fl
     if len(query) == 0:
         return 0.0
     qn = float(np.linalg.norm(np.asarray(query, np.float64), axis=1).max())
-    dn = max((float(np.linalg.norm(np.asarray(d, np.float64), axis=1).max()) for d in docs if len(d)), default=0.0)
+    dn = max(
+        (float(np.linalg.norm(np.asarray(d, np.float64), axis=1).max()) for d in docs if len(d)), default=0.0
+    )
     return len(query) * per_dot * qn * dn + 1e-30
