@@ -8,9 +8,11 @@ from __future__ import annotations
 from . import errors
 from ._build_info import build_info
 from ._core import __version__
+from .colbert import ColBERTReranker
 from .maxsim import PackedDocs, PackedDocStore, maxsim, maxsim_batch
 
 __all__ = [
+    "ColBERTReranker",
     "PackedDocStore",
     "PackedDocs",
     "__version__",

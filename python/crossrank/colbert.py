@@ -193,7 +193,7 @@ def _hub_side_files(model: str, local_files_only: bool) -> Path | None:
         try:
             p = Path(hf_hub_download(model, name, local_files_only=local_files_only))
             root = p.parents[1] if name.startswith("1_Dense/") else p.parent
-        except Exception:  # noqa: S112 - absent optional files are normal
+        except Exception:
             continue
     return root
 
@@ -293,7 +293,9 @@ class ColBERTReranker:
         self._q_marker = self._marker_id(self.settings.query_marker, "query_marker")
         self._d_marker = self._marker_id(self.settings.doc_marker, "doc_marker")
         self._skip_ids = self._skiplist_ids(self.settings.skiplist)
-        self.backend = load_backend(files.onnx_path, backend=backend, precision=precision, num_threads=num_threads)
+        self.backend = load_backend(
+            files.onnx_path, backend=backend, precision=precision, num_threads=num_threads
+        )
         self.projection = find_projection(dirs)
         self.dim: int | None = None
         self.store: PackedDocStore | None = None
