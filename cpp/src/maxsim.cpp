@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <new>
@@ -244,6 +245,8 @@ void score(const float* queries, const std::int64_t* query_offsets, std::size_t 
     std::vector<detail::PreparedQuery> prep(n_queries);
     std::vector<Aligned<float>> qt_bufs;
     std::vector<Aligned<std::uint32_t>> qb_bufs;
+    std::vector<Aligned<float>> qr_bufs;
+    qr_bufs.reserve(n_queries);
     qt_bufs.reserve(n_queries);
     qb_bufs.reserve(n_queries);
     std::size_t max_nq_pad = 16;
@@ -260,6 +263,12 @@ void score(const float* queries, const std::int64_t* query_offsets, std::size_t 
         for (std::size_t i = 0; i < p.nq; ++i)
             for (std::size_t k = 0; k < dim; ++k) qt[k * p.nq_pad + i] = q[i * dim + k];
         p.qt = qt;
+        p.dim_pad = round_up(dim, 16);
+        qr_bufs.emplace_back(detail::kShortQuery * p.dim_pad);
+        float* qr = qr_bufs.back().get();
+        for (std::size_t i = 0; i < std::min(p.nq, detail::kShortQuery); ++i)
+            std::memcpy(qr + i * p.dim_pad, q + i * dim, dim * sizeof(float));
+        p.qrow = qr;
         if (dpbf16) {
             qb_bufs.emplace_back((stride / 2) * p.nq_pad);
             std::uint32_t* qb = qb_bufs.back().get();

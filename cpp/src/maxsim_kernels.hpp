@@ -21,7 +21,14 @@ struct PreparedQuery {
     // For the VDPBF16PS kernel only (else nullptr): qt_bf16[p * nq_pad + i] packs bf16(q[i][2p])
     // in the low half and bf16(q[i][2p+1]) in the high half, p < stride / 2; 64-byte aligned.
     const std::uint32_t* qt_bf16 = nullptr;
+    // Row-major copy for the short-query kernel: qrow[i * dim_pad + k] = q[i][k] for i < 8
+    // (rows >= nq and columns >= dim are zero), dim_pad = dim rounded up to 16; 64-byte aligned.
+    const float* qrow = nullptr;
+    std::size_t dim_pad = 0;
 };
+
+// Queries of at most this many tokens use the "dot along dim" kernel on AVX-512 (see maxsim.hpp).
+constexpr std::size_t kShortQuery = 8;
 
 // Per-thread scratch space: kScratchRows * round_up(stride, 16) + nq_pad floats, 64-byte aligned.
 constexpr std::size_t kScratchRows = 16;
@@ -36,6 +43,8 @@ void rowmax_avx2(const PreparedQuery&, const void*, std::size_t, DType, float*, 
 #endif
 #ifdef CROSSRANK_HAVE_AVX512
 void rowmax_avx512(const PreparedQuery&, const void*, std::size_t, DType, float*, float*);
+// The short-query kernel (nq <= kShortQuery), also used by the avx512bf16 path.
+void rowmax_avx512_short(const PreparedQuery&, const void*, std::size_t, DType, float*);
 #endif
 #ifdef CROSSRANK_HAVE_AVX512BF16
 // bf16 storage only.

@@ -47,6 +47,9 @@ inline void tile(const std::uint32_t* qb, std::size_t nqp, std::size_t qoff, con
 
 void rowmax_avx512bf16(const PreparedQuery& q, const void* doc, std::size_t n_tokens, DType /*dtype*/,
                        float* rowmax, float* /*scratch*/) {
+    // Short queries: the lanes-along-dim kernel wastes no lanes and beats VDPBF16PS here.
+    if (q.nq <= kShortQuery && q.qrow != nullptr)
+        return rowmax_avx512_short(q, doc, n_tokens, DType::bf16, rowmax);
     const std::size_t nqp = q.nq_pad, stride = q.stride, npairs = q.stride / 2;
     const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
     for (std::size_t i = 0; i < nqp; i += 16) _mm512_store_ps(rowmax + i, ninf);
