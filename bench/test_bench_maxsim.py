@@ -162,7 +162,7 @@ def test_storage_memory_bound(benchmark, impl):
 
 
 @pytest.mark.parametrize(
-    "impl", ["crossrank-fp32", "crossrank-fp16", "crossrank-bf16", "numpy-einsum", "torch"]
+    "impl", ["crossrank-fp32", "crossrank-fp16", "crossrank-bf16", "numpy-einsum", "torch", "torch-matmul"]
 )
 def test_scifact_100_candidates(benchmark, impl):
     case = scifact_case()
