@@ -42,15 +42,16 @@
 // k. Each tile ends with a vertical max into the running per-query-token max, so there is no
 // horizontal reduction in the hot loop. A tail tile repeats the document's last token instead of
 // reading past it: a duplicate cannot change a max, so masking is exact and padding can never win.
-// Short queries (nq <= 8) would waste most of those lanes, so on AVX-512 they use a second kernel
-// with lanes along dim: NQ query rows x R document tokens of 16-lane partial dot products, folded
+// Short queries (nq <= 8) would waste most of those lanes, so they use a second kernel (AVX2 and
+// AVX-512) with lanes along dim: NQ query rows x R document tokens of partial dot products, folded
 // to scalars once per tile, with the next tile prefetched. This is the memory-bound regime (many
 // documents, few query tokens) where fp16/bf16 storage pays off by halving the bytes streamed.
 //
 // ISA table (runtime dispatch through crossrank/simd.hpp; see kernel_name())
 // ---------------------------------------------------------------------------
 //   scalar      portable C++ (auto-vectorised over query lanes); every storage type; builds on ARM
-//   avx2        AVX2 + FMA, 16 query lanes x 6 doc tokens; F16C widening for fp16, shift for bf16
+//   avx2        AVX2 + FMA, 16 query lanes x 6 doc tokens; F16C widening for fp16, shift for bf16;
+//               nq <= 8: the lanes-along-dim kernel
 //   avx512      AVX-512F/BW/VL, 32 query lanes x 8 doc tokens; vcvtph2ps for fp16, shift for bf16;
 //               nq <= 8: the lanes-along-dim kernel
 //   avx512bf16  as avx512, plus VDPBF16PS (2 MACs per lane per instruction) for bf16 storage when
