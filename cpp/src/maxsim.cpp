@@ -26,11 +26,13 @@ class Aligned {
     explicit Aligned(std::size_t n) : n_(n) {
         std::size_t bytes = ((n * sizeof(T) + 63) / 64) * 64;
         if (bytes == 0) bytes = 64;
-        p_ = static_cast<T*>(std::aligned_alloc(64, bytes));
-        if (!p_) throw std::bad_alloc();
+        // C++17 aligned operator new: portable (std::aligned_alloc is missing on MSVC); throws bad_alloc.
+        p_ = static_cast<T*>(::operator new(bytes, std::align_val_t{64}));
         std::memset(static_cast<void*>(p_), 0, bytes);
     }
-    ~Aligned() { std::free(p_); }
+    ~Aligned() {
+        if (p_) ::operator delete(static_cast<void*>(p_), std::align_val_t{64});
+    }
     Aligned(const Aligned&) = delete;
     Aligned& operator=(const Aligned&) = delete;
     Aligned(Aligned&& o) noexcept : p_(o.p_), n_(o.n_) { o.p_ = nullptr; }
@@ -123,6 +125,7 @@ std::string kernel_name(DType dtype, simd::Isa isa) {
 #ifdef CROSSRANK_HAVE_AVX512BF16
     if (fn == detail::rowmax_avx512bf16) name = "avx512bf16-dpbf16";
 #endif
+    (void)fn;  // unused in a scalar-only build (e.g. ARM)
     return name + "/" + dtype_name(dtype);
 }
 
