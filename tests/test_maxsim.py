@@ -447,3 +447,34 @@ def test_module_doctest():
     result = doctest.testmod(sys.modules["crossrank.maxsim"])
     assert result.failed == 0
     assert result.attempted > 0
+
+
+def test_scoring_releases_the_gil():
+    # One long C++ call in a worker; the main thread keeps running Python meanwhile. Were the GIL
+    # held, the main thread would stall for the whole call (the largest gap ~ the call's length).
+    import threading
+    import time
+
+    rng = np.random.default_rng(12)
+    offsets = np.arange(0, 3000 * 64 + 1, 64)
+    packed = PackedDocs((unit(rng, int(offsets[-1]), 128), offsets))
+    queries = [unit(rng, 32, 128) for _ in range(16)]
+    started = threading.Event()
+    span = []
+
+    def work():
+        started.set()
+        t0 = time.perf_counter()
+        maxsim_batch(queries, packed, num_threads=1)
+        span.append(time.perf_counter() - t0)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    started.wait()
+    last, gap = time.perf_counter(), 0.0
+    while worker.is_alive():
+        now = time.perf_counter()
+        gap, last = max(gap, now - last), now
+    worker.join()
+    assert span[0] > 0.1
+    assert gap < 0.5 * span[0]
