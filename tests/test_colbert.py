@@ -231,3 +231,29 @@ def test_read_safetensors_rejects_garbage(tmp_path):
     bad.write_bytes(b"abc")
     with pytest.raises(StateError, match="too short"):
         read_safetensors(bad, ["linear.weight"])
+
+
+def test_document_vector_cache_reuses_encodings(minilm_dir):
+    r = ColBERTReranker(minilm_dir, dtype="fp32")
+    first = r.rerank("capital of france", [*DOCS, DOCS[0]])
+    assert (r.cache_hits, r.cache_misses) == (0, 4)  # the repeated text is encoded once
+    second = r.rerank("capital of france", [*DOCS, DOCS[0]])
+    assert (r.cache_hits, r.cache_misses) == (5, 4)
+    assert first == second
+    vecs, _ = r.encode_documents(DOCS[:1])
+    assert not vecs[0].flags.writeable
+    r.clear_cache()
+    r.rerank("capital of france", DOCS[:1])
+    assert r.cache_misses == 5
+    tiny = ColBERTReranker(minilm_dir, cache_mb=0.001)  # ~1 KB: vectors of 384 floats do not fit
+    tiny.rerank("q", DOCS)
+    tiny.rerank("q", DOCS)
+    assert tiny.cache_hits == 0
+    with pytest.raises(ValueError, match="cache_mb"):
+        ColBERTReranker(minilm_dir, cache_mb=-1)
+
+
+def test_long_document_is_tokenized_as_a_prefix_and_marked_truncated(reranker):
+    (vec,), cut = reranker.encode_documents(["word " * 200_000], cache=False)
+    assert cut.tolist() == [True]
+    assert vec.shape == (180, 384)  # [CLS] [D] 177 x "word" [SEP]: no punctuation to skip

@@ -28,10 +28,12 @@ GPU MaxSim path.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import string
 import struct
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -228,6 +230,9 @@ class ColBERTReranker:
         Which graph when the model has several.
     local_files_only : bool
         Never touch the network.
+    cache_mb : float
+        Bound of the in-memory cache of document vectors (keyed by a BLAKE2b hash of the text,
+        least recently used evicted; 0 disables it). ``cache_hits`` / ``cache_misses`` count uses.
 
     Raises
     ------
@@ -252,16 +257,24 @@ class ColBERTReranker:
         num_threads: int | None = None,
         onnx_file: str | None = None,
         local_files_only: bool = False,
+        cache_mb: float = 256,
     ) -> None:
         from .hub import resolve_model
         from .onnx_session import load_backend
-        from .tokenization import load_tokenizer
+        from .tokenization import TextEncoder, load_tokenizer
 
         self.dtype: str = _check_dtype(dtype)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         self.batch_size = batch_size
         self.num_threads = num_threads
+        if isinstance(cache_mb, bool) or not isinstance(cache_mb, int | float) or cache_mb < 0:
+            raise ValueError(f"cache_mb must be a number >= 0, got {cache_mb!r}")
+        self._cache_limit = int(cache_mb * 2**20)
+        self._doc_cache: OrderedDict[bytes, tuple[np.ndarray, bool]] = OrderedDict()
+        self._cache_bytes = 0
+        self.cache_hits = 0
+        self.cache_misses = 0
         self.model_name = os.fspath(model)
         files = resolve_model(
             model, onnx_file=onnx_file, local_files_only=local_files_only, task="token-embedding"
@@ -289,6 +302,8 @@ class ColBERTReranker:
 
         self.files = files
         self.tokenizer = load_tokenizer(files.tokenizer_path)
+        # Prefix tokenization: a 1 MB document costs about what doc_maxlen tokens cost.
+        self._text = TextEncoder(self.tokenizer, cache_tokens=0)
         self._special = self._special_ids()
         self._q_marker = self._marker_id(self.settings.query_marker, "query_marker")
         self._d_marker = self._marker_id(self.settings.doc_marker, "doc_marker")
@@ -342,11 +357,16 @@ class ColBERTReranker:
                 ids.add(int(i))
         return np.array(sorted(ids), dtype=np.int64)
 
+    @staticmethod
+    def _room(marker: int | None, maxlen: int) -> int:
+        """Text tokens that fit beside [CLS], the marker and [SEP]."""
+        return maxlen - 2 - (marker is not None)
+
     def _frame(self, ids: Sequence[int], marker: int | None, maxlen: int) -> tuple[list[int], bool]:
         """[CLS] marker ids[:room] [SEP]; returns (ids, truncated)."""
         head = [self._special["cls"]] + ([marker] if marker is not None else [])
-        room = maxlen - len(head) - 1
-        return [*head, *list(ids)[:room], self._special["sep"]], len(ids) > room
+        room = self._room(marker, maxlen)
+        return [*head, *(int(i) for i in ids[:room]), self._special["sep"]], len(ids) > room
 
     # ------------------------------------------------------------------ encoder
     def _run(self, seqs: list[list[int]], attend: list[list[int]]) -> list[np.ndarray]:
@@ -402,8 +422,9 @@ class ColBERTReranker:
         qs = [_check_text(q, f"queries[{i}]") for i, q in enumerate(queries)]
         s = self.settings
         seqs, attend = [], []
-        for ids in self.tokenizer.encode_batch(qs, add_special_tokens=False):
-            seq, _ = self._frame(ids.ids, self._q_marker, s.query_maxlen)
+        room = self._room(self._q_marker, s.query_maxlen)
+        for ids in self._text.encode(qs, max_tokens=room, cache=False):
+            seq, _ = self._frame(ids, self._q_marker, s.query_maxlen)
             att = [1] * len(seq)
             if s.query_augmentation:
                 pad = s.query_maxlen - len(seq)
@@ -413,30 +434,92 @@ class ColBERTReranker:
             attend.append(att)
         return self._run(seqs, attend)
 
-    def encode_documents(self, documents: Sequence[str]) -> tuple[list[np.ndarray], np.ndarray]:
+    def encode_documents(
+        self, documents: Sequence[str], *, cache: bool = True
+    ) -> tuple[list[np.ndarray], np.ndarray]:
         """Encode documents to token vectors, punctuation dropped.
+
+        Parameters
+        ----------
+        documents : sequence of str
+        cache : bool
+            Reuse / keep vectors in the in-memory document cache (bounded by ``cache_mb``); a
+            reranker sees the same candidates again and again while only the query changes.
 
         Returns
         -------
         vectors : list of numpy.ndarray
-            float32 [n_kept_i, dim] each, L2-normalised.
+            float32 [n_kept_i, dim] each, L2-normalised (read-only when they come from the cache).
         truncated : numpy.ndarray
             bool [n_docs]: the document had more tokens than ``doc_maxlen`` allows.
         """
         docs = [_check_text(d, f"documents[{i}]") for i, d in enumerate(documents)]
+        use_cache = cache and self._cache_limit > 0
+        keys = (
+            [hashlib.blake2b(d.encode("utf-8"), digest_size=16).digest() for d in docs] if use_cache else []
+        )
+        found: dict[bytes, tuple[np.ndarray, bool]] = {}
+        todo: list[int] = []
+        for i in range(len(docs)):
+            hit = self._doc_cache.get(keys[i]) if use_cache else None
+            if hit is not None:
+                self._doc_cache.move_to_end(keys[i])
+                found[keys[i]] = hit
+                self.cache_hits += 1
+            elif not use_cache or keys[i] not in found:
+                todo.append(i)
+                if use_cache:
+                    found[keys[i]] = (np.zeros((0, 0), np.float32), False)  # placeholder: one encode per text
+        if todo:
+            self.cache_misses += len(todo)
+            vecs, cut = self._encode_uncached([docs[i] for i in todo])
+            for j, i in enumerate(todo):
+                if use_cache:
+                    vecs[j].flags.writeable = False
+                    found[keys[i]] = (vecs[j], bool(cut[j]))
+                    self._cache_put(keys[i], vecs[j], bool(cut[j]))
+            if not use_cache:
+                return vecs, cut
+        out = [found[k] for k in keys]
+        return [v for v, _ in out], np.array([c for _, c in out], dtype=bool)
+
+    def _cache_put(self, key: bytes, vec: np.ndarray, cut: bool) -> None:
+        if vec.nbytes > self._cache_limit:
+            return
+        old = self._doc_cache.pop(key, None)
+        if old is not None:
+            self._cache_bytes -= old[0].nbytes
+        self._doc_cache[key] = (vec, cut)
+        self._cache_bytes += vec.nbytes
+        while self._cache_bytes > self._cache_limit:
+            _, (evicted, _) = self._doc_cache.popitem(last=False)
+            self._cache_bytes -= evicted.nbytes
+
+    def clear_cache(self) -> None:
+        """Forget the cached document vectors."""
+        self._doc_cache.clear()
+        self._cache_bytes = 0
+
+    def _encode_uncached(self, docs: list[str]) -> tuple[list[np.ndarray], np.ndarray]:
         seqs, attend, truncated = [], [], []
-        for enc in self.tokenizer.encode_batch(docs, add_special_tokens=False):
-            seq, cut = self._frame(enc.ids, self._d_marker, self.settings.doc_maxlen)
+        room = self._room(self._d_marker, self.settings.doc_maxlen)
+        for ids in self._text.encode(docs, max_tokens=room, cache=False):
+            seq, cut = self._frame(ids, self._d_marker, self.settings.doc_maxlen)
             seqs.append(seq)
             attend.append([1] * len(seq))
             truncated.append(cut)
         vecs = self._run(seqs, attend)
-        kept = [v[~np.isin(np.asarray(s), self._skip_ids)] for v, s in zip(vecs, seqs, strict=True)]
+        kept = [
+            np.ascontiguousarray(v[~np.isin(np.asarray(s), self._skip_ids)])
+            for v, s in zip(vecs, seqs, strict=True)
+        ]
         return kept, np.array(truncated, dtype=bool)
 
-    def pack_documents(self, documents: Sequence[str]) -> tuple[PackedDocs, np.ndarray]:
+    def pack_documents(
+        self, documents: Sequence[str], *, cache: bool = True
+    ) -> tuple[PackedDocs, np.ndarray]:
         """Encode and pack documents for :func:`crossrank.maxsim` (returns (packed, truncated))."""
-        vecs, truncated = self.encode_documents(documents)
+        vecs, truncated = self.encode_documents(documents, cache=cache)
         dim = self.dim if self.dim is not None else self._probe_dim()
         return PackedDocs(vecs, dtype=self.dtype, dim=dim, num_threads=self.num_threads), truncated  # type: ignore[arg-type]
 
@@ -543,7 +626,7 @@ class ColBERTReranker:
         -------
         PackedDocStore when ``path`` is given, else PackedDocs.
         """
-        packed, truncated = self.pack_documents(documents)
+        packed, truncated = self.pack_documents(documents, cache=False)  # a corpus would only thrash it
         ids = [str(i) for i in (ids if ids is not None else range(len(packed)))]
         meta = {**self._store_metadata(), "truncated": truncated.astype(int).tolist()}
         if path is not None:
