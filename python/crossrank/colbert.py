@@ -362,7 +362,7 @@ class ColBERTReranker:
         """Text tokens that fit beside [CLS], the marker and [SEP]."""
         return maxlen - 2 - (marker is not None)
 
-    def _frame(self, ids: Sequence[int], marker: int | None, maxlen: int) -> tuple[list[int], bool]:
+    def _frame(self, ids: np.ndarray, marker: int | None, maxlen: int) -> tuple[list[int], bool]:
         """[CLS] marker ids[:room] [SEP]; returns (ids, truncated)."""
         head = [self._special["cls"]] + ([marker] if marker is not None else [])
         room = self._room(marker, maxlen)
