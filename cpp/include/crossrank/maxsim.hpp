@@ -23,8 +23,9 @@
 // fp16/bf16 documents are widened to fp32 before the FMA on every path except `avx512bf16` with
 // bf16 storage, which uses VDPBF16PS: the query is then rounded to bf16 too (products of two bf16
 // values are exact in fp32; denormals flush to zero). Measured tolerances are in tests/test_maxsim.py.
-// int8 storage was considered and left out: at dim >= 96 the fp16/bf16 kernels are compute bound
-// once a document tile sits in L1, so halving the bytes again would not pay for the dequantisation.
+// int8 storage (with a per-vector scale) is not implemented: with ColBERT's usual 32 augmented query
+// tokens the kernels are compute bound (bench/RESULTS.md), so fewer bytes per element would not pay
+// for the dequantisation; it could pay only in the memory-bound short-query regime (nq <= 8).
 //
 // Memory layout ("pack once, score many")
 // ---------------------------------------
