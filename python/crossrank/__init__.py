@@ -9,10 +9,17 @@ from . import errors
 from ._build_info import build_info
 from ._core import __version__
 from .analyzer import Analyzer
+from .colbert import ColBERTReranker
+from .maxsim import PackedDocs, PackedDocStore, maxsim, maxsim_batch
 
 __all__ = [
     "Analyzer",
+    "ColBERTReranker",
+    "PackedDocStore",
+    "PackedDocs",
     "__version__",
     "build_info",
     "errors",
+    "maxsim",
+    "maxsim_batch",
 ]

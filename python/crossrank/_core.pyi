@@ -1,4 +1,7 @@
 # Type stubs of the compiled module crossrank._core (private; use the crossrank package).
+import numpy as np
+import numpy.typing as npt
+
 __version__: str
 
 def default_num_threads() -> int: ...
@@ -7,9 +10,26 @@ def simd_available() -> list[str]: ...
 def simd_active() -> str: ...
 def simd_force(name: str | None) -> None: ...
 
+# --- maxsim (ColBERT late interaction) ---
+
+def maxsim_row_stride(dim: int, dtype: str) -> int: ...
+def maxsim_kernel(dtype: str, isa: str | None = None) -> str: ...
+def maxsim_pack(
+    src: npt.NDArray[np.float32], dst: npt.NDArray[np.generic], dtype: str, normalize: bool, num_threads: int
+) -> None: ...
+def maxsim_unpack(src: npt.NDArray[np.generic], dim: int, dtype: str) -> npt.NDArray[np.float32]: ...
+def maxsim_score(
+    queries: npt.NDArray[np.float32],
+    query_offsets: npt.NDArray[np.int64],
+    data: npt.NDArray[np.generic],
+    dtype: str,
+    dim: int,
+    offsets: npt.NDArray[np.int64],
+    doc_ids: npt.NDArray[np.int64] | None,
+    num_threads: int,
+) -> npt.NDArray[np.float32]: ...
+
 # --- packing (cross-encoder pairs; crossrank/pack.hpp, used by crossrank.packing) ---
-import numpy as np  # noqa: E402
-import numpy.typing as npt  # noqa: E402
 
 class PackPlanCore:
     @property
