@@ -10,4 +10,5 @@ namespace py = pybind11;
 
 void bind_common(py::module_& m);  // build info, threads, SIMD dispatch, error translation
 // Each area adds its own line here and in module.cpp:
+void bind_bm25(py::module_& m);  // BM25 postings, impacts, search; Vocabulary
 }  // namespace crossrank::bindings
