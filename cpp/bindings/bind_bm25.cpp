@@ -10,7 +10,9 @@
 
 #include "bindings.hpp"
 #include "crossrank/errors.hpp"
+#include "crossrank/analyzer.hpp"
 #include "crossrank/bm25.hpp"
+#include "crossrank/bm25_text.hpp"
 #include "crossrank/vocabulary.hpp"
 
 namespace crossrank::bindings {
@@ -37,23 +39,26 @@ void check_1d(const carray<T>& a, const char* name, py::ssize_t size = -1) {
                                     " entries, got " + std::to_string(a.shape(0)));
 }
 
-// UTF-8 views of a list of str, valid while the list is alive (CPython caches the UTF-8 form in
-// the str object). Needs the GIL.
-std::vector<std::string_view> utf8_views(const py::list& items, const char* what) {
+// UTF-8 views of a list of str, valid while the list and `keep` are alive (CPython caches the
+// UTF-8 form in the str object). A str with lone surrogates is encoded with "surrogatepass", as
+// the analyzer does: its surrogates become ill-formed bytes, i.e. separators. Needs the GIL.
+std::vector<std::string_view> utf8_views(const py::list& items, const char* what, std::vector<py::object>& keep) {
     std::vector<std::string_view> out;
     out.reserve(items.size());
     for (std::size_t i = 0; i < items.size(); ++i) {
         PyObject* o = items[i].ptr();
         if (!PyUnicode_Check(o))
-            throw py::type_error(std::string(what) + " " + std::to_string(i) + " must be str, got " +
+            throw py::type_error(std::string(what) + "[" + std::to_string(i) + "] must be str, got " +
                                  Py_TYPE(o)->tp_name);
         Py_ssize_t n = 0;
         const char* s = PyUnicode_AsUTF8AndSize(o, &n);
         if (!s) {
             PyErr_Clear();
-            throw std::invalid_argument(std::string(what) + " " + std::to_string(i) +
-                                        " cannot be encoded as UTF-8 (lone surrogate); clean it with "
-                                        "s.encode('utf-8', 'replace').decode('utf-8')");
+            PyObject* b = PyUnicode_AsEncodedString(o, "utf-8", "surrogatepass");
+            if (!b) throw py::error_already_set();
+            keep.push_back(py::reinterpret_steal<py::object>(b));
+            s = PyBytes_AS_STRING(b);
+            n = PyBytes_GET_SIZE(b);
         }
         out.emplace_back(s, static_cast<std::size_t>(n));
     }
@@ -121,7 +126,8 @@ py::tuple map_tokens(Vocabulary& vocab, const py::list& tokens, const carray<std
         throw std::invalid_argument("offsets must run from 0 to the number of tokens");
     for (std::size_t i = 0; i < n; ++i)
         if (off[i + 1] < off[i]) throw std::invalid_argument("offsets decrease at " + std::to_string(i));
-    auto views = utf8_views(tokens, "token");
+    std::vector<py::object> keep;
+    auto views = utf8_views(tokens, "tokens", keep);
     std::vector<std::uint32_t> ids;
     std::vector<std::int64_t> out_off(n + 1, 0);
     {
@@ -173,6 +179,22 @@ void bind_bm25(py::module_& m) {
             py::arg("chars"), py::arg("offsets"))
         .def("copy", [](const Vocabulary& v) { return Vocabulary(v); })
         .def("map_tokens", &map_tokens, py::arg("tokens"), py::arg("offsets"), py::arg("grow"));
+
+    m.def(
+        "bm25_analyze_to_ids",
+        [](const Analyzer& analyzer, Vocabulary& vocab, const py::list& texts, bool grow, int num_threads) {
+            std::vector<py::object> keep;
+            auto views = utf8_views(texts, "texts", keep);
+            std::vector<std::uint32_t> ids;
+            std::vector<std::int64_t> offsets{0};
+            {
+                py::gil_scoped_release release;
+                bm25::analyze_to_ids(analyzer, vocab, views, grow, num_threads, ids, offsets);
+            }
+            return py::make_tuple(to_numpy(std::move(ids)), to_numpy(std::move(offsets)));
+        },
+        py::arg("analyzer"), py::arg("vocab"), py::arg("texts"), py::arg("grow"), py::arg("num_threads"),
+        "Analyse texts into (term ids uint32, offsets int64 (n+1,)); unknown terms added (grow) or dropped.");
 
     m.def("bm25_validate_params",
           [](const std::string& variant, double k1, double b, double delta) { make_params(variant, k1, b, delta); },

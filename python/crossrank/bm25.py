@@ -29,6 +29,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from . import _core
+from .analyzer import Analyzer
 from .errors import StateError
 
 __all__ = ["BM25Index", "Results", "Variant"]
@@ -40,8 +41,8 @@ FORMAT_NAME = "crossrank.bm25"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 
-# Documents analysed per call into the core when a progress bar is shown.
-_BATCH = 8192
+# Documents analysed per call into the core (bounds the memory of analysed-but-unmapped terms).
+_BATCH = 16384
 # Progress bars appear by default for corpora at least this large (and only on a terminal).
 _PROGRESS_MIN_DOCS = 20_000
 
@@ -209,7 +210,7 @@ class BM25Index:
 
     def __init__(self, *, _state: dict[str, Any]) -> None:
         self._params: _Params = _state["params"]
-        self._analyzer: Any = _state["analyzer"]
+        self._analyzer: Analyzer | None = _state["analyzer"]
         self._vocab: Any = _state["vocab"]
         self._term_ptr: np.ndarray = _state["term_ptr"]
         self._docs: np.ndarray = _state["docs"]
@@ -276,6 +277,8 @@ class BM25Index:
         ids_kind, ids_arr = ("position", None) if ids is None else _ids_array(ids, len(texts))
         if analyzer is None:
             analyzer = _default_analyzer()
+        elif not isinstance(analyzer, Analyzer):
+            raise TypeError(f"analyzer must be a crossrank.Analyzer, got {type(analyzer).__name__}")
         index = cls._empty(params, analyzer, ids_kind)
         index._append_texts(texts, _threads(num_threads), show_progress_bar)
         index._ids = ids_arr
@@ -352,9 +355,8 @@ class BM25Index:
         parts_ids: list[np.ndarray] = []
         parts_off: list[np.ndarray] = []
         done = 0
-        step = _BATCH if progress is not None else max(len(texts), 1)
-        for start in range(0, len(texts), step):
-            batch = texts[start : start + step]
+        for start in range(0, len(texts), _BATCH):
+            batch = texts[start : start + _BATCH]
             ids, off = _analyze_batch_ids(self._analyzer, self._vocab, batch, grow, num_threads)
             parts_ids.append(ids)
             parts_off.append(off[1:] + done)
@@ -579,7 +581,7 @@ class BM25Index:
         return self._params._asdict()
 
     @property
-    def analyzer(self) -> Any:
+    def analyzer(self) -> Analyzer | None:
         """The analyzer applied to texts and queries (None for an index built from tokens)."""
         return self._analyzer
 
@@ -803,8 +805,6 @@ def _state_from_manifest(root: Path, manifest: Mapping[str, Any], *, mmap: bool,
             raise StateError(f"{root / 'ids_chars.bin'}: ids are not valid UTF-8") from None
     analyzer = None
     if manifest["analyzer"] is not None:
-        from .analyzer import Analyzer
-
         try:
             analyzer = Analyzer.from_config(manifest["analyzer"])
         except (ValueError, TypeError, KeyError) as exc:
@@ -824,20 +824,12 @@ def _state_from_manifest(root: Path, manifest: Mapping[str, Any], *, mmap: bool,
     }
 
 
-def _default_analyzer() -> Any:
-    from .analyzer import Analyzer
-
+def _default_analyzer() -> Analyzer:
     return Analyzer()
 
 
-def _analyze_batch_ids(analyzer: Any, vocab: Any, texts: list[str], grow: bool, num_threads: int) -> tuple[np.ndarray, np.ndarray]:
-    """Analyse a batch of texts into vocabulary ids (C++ end to end when the analyzer allows it)."""
-    fast = getattr(_core, "bm25_analyze_to_ids", None)
-    native = getattr(analyzer, "_native", None)
-    if fast is not None and native is not None:
-        return fast(native, vocab, texts, grow, num_threads)
-    token_lists = analyzer.analyze_batch(texts, num_threads=num_threads or None)
-    flat = list(itertools.chain.from_iterable(token_lists))
-    offsets = np.zeros(len(token_lists) + 1, dtype=np.int64)
-    np.cumsum([len(t) for t in token_lists], out=offsets[1:])
-    return vocab.map_tokens(flat, offsets, grow)
+def _analyze_batch_ids(
+    analyzer: Any, vocab: Any, texts: list[str], grow: bool, num_threads: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Analyse a batch of texts into vocabulary ids, in C++ end to end (GIL released)."""
+    return _core.bm25_analyze_to_ids(analyzer._impl, vocab, texts, grow, num_threads)
