@@ -1,6 +1,6 @@
 """A small NDCG@k (graded gains, log2 discount, ideal from the qrels) for the BM25 quality check.
 
-The evaluation module proper lives elsewhere; this keeps the BM25 bar self-contained.
+The evaluation module proper lives in crossrank; this obvious version keeps the BM25 bar self-contained.
 """
 
 from __future__ import annotations
