@@ -246,3 +246,24 @@ def test_long_document() -> None:
     for q in (["rare"], ["word"], ["other"]):
         ref = bm25_ref.scores([big, ["word", "other"]], q)
         np.testing.assert_allclose(index.get_scores_tokens(q), ref, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("variant", ["lucene", "bm25+"])
+def test_top_k_ties_and_both_scoring_modes(variant: str) -> None:
+    """Duplicate documents (exact ties) and rare-term queries (sparse mode: few postings per
+    document) as well as common-term queries (dense mode) all give the exact top-k."""
+    rng = np.random.default_rng(11)
+    common = [f"c{i}" for i in range(5)]
+    rare = [f"r{i}" for i in range(2000)]
+    base = [list(rng.choice(common, size=3)) + list(rng.choice(rare, size=2)) for _ in range(300)]
+    docs = base * 4  # every document appears 4 times: scores tie, lower position must win
+    rng.shuffle(docs)
+    index = BM25Index.from_tokens(docs, variant=variant)
+    queries = [[rare[i]] for i in range(0, 60, 3)] + [[rare[1], rare[2], "c1"], ["c0"], ["c0", "c3", rare[5]]]
+    for k in (1, 3, 10, 200):
+        res = index.search_tokens(queries, k=k)
+        for q, query in enumerate(queries):
+            all_scores = index.get_scores_tokens(query)
+            top = expected_top(all_scores, k)
+            np.testing.assert_array_equal(res.ids[q], top)
+            np.testing.assert_array_equal(res.scores[q], all_scores[top])

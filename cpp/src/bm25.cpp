@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -202,23 +203,41 @@ void validate_index(const PostingsView& ix, std::size_t nnz, const float* impact
 
 namespace {
 
-// Per-worker scratch: a dense float accumulator over documents (kept all-zero between queries by
-// resetting only the touched entries) and the list of touched documents.
+// Per-worker scratch: a dense float accumulator over documents (all-zero between queries) and the
+// list of touched documents (sparse mode).
 struct Scratch {
     explicit Scratch(std::size_t n_docs, std::size_t k) : acc(n_docs, 0.0f), top(k) {}
     std::vector<float> acc;
     std::vector<std::uint32_t> touched;
-    TopK<float, std::uint32_t> top;
+    std::vector<std::uint32_t> order;  // query terms by increasing document frequency
+    TopKFloat top;
 };
 
-// Accumulates impacts of one query; returns the query's non-occurrence constant. Afterwards
-// touched lists exactly the documents with acc > 0 (impacts are >= 0, so a float32 sum that has
-// become positive stays positive, and acc == 0 means "no positive impact yet").
-float accumulate(const IndexView& ix, const std::uint32_t* terms, std::size_t n_terms, Scratch& s) {
-    double constant = 0.0;
-    for (std::size_t i = 0; i < n_terms; ++i) {
+// Sum of the query terms' non-occurrence scores (bm25l / bm25+), in float64, rounded once.
+float nonoccurrence_constant(const IndexView& ix, const std::uint32_t* terms, std::size_t n) {
+    if (!ix.nonoccurrence) return 0.0f;
+    double c = 0.0;
+    for (std::size_t i = 0; i < n; ++i) c += ix.nonoccurrence[terms[i]];
+    return static_cast<float>(c);
+}
+
+// Dense mode: add every posting's impact, no branches (query terms in order, postings in order).
+void accumulate_dense(const IndexView& ix, const std::uint32_t* terms, std::size_t n, float* acc) {
+    for (std::size_t i = 0; i < n; ++i) {
         const std::uint32_t t = terms[i];
-        if (ix.nonoccurrence) constant += ix.nonoccurrence[t];
+        const std::uint32_t* docs = ix.docs;
+        const float* imp = ix.impacts;
+        const std::int64_t j1 = ix.term_ptr[t + 1];
+        for (std::int64_t j = ix.term_ptr[t]; j < j1; ++j) acc[docs[j]] += imp[j];
+    }
+}
+
+// Sparse mode: the same additions (skipping "0 + 0"), recording each document the first time it
+// gets a positive impact. Impacts are >= 0, so a float32 sum that became positive stays positive
+// and touched lists exactly the documents with acc > 0.
+void accumulate_sparse(const IndexView& ix, const std::uint32_t* terms, std::size_t n, Scratch& s) {
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::uint32_t t = terms[i];
         const std::int64_t j1 = ix.term_ptr[t + 1];
         for (std::int64_t j = ix.term_ptr[t]; j < j1; ++j) {
             const std::uint32_t d = ix.docs[j];
@@ -231,7 +250,71 @@ float accumulate(const IndexView& ix, const std::uint32_t* terms, std::size_t n_
             a += v;
         }
     }
-    return static_cast<float>(constant);
+}
+
+std::size_t postings_of(const IndexView& ix, const std::uint32_t* terms, std::size_t n) {
+    std::size_t p = 0;
+    for (std::size_t i = 0; i < n; ++i) p += static_cast<std::size_t>(ix.term_ptr[terms[i] + 1] - ix.term_ptr[terms[i]]);
+    return p;
+}
+
+// One query's top-k into out (kk = min(k, n_docs) entries). Both modes compute the same float32
+// score for every document (acc + c) and select exactly the top-kk of all documents, so the mode,
+// chosen from the query's posting count, never changes a result.
+void search_one(const IndexView& ix, const std::uint32_t* terms, std::size_t n, std::size_t kk, Scratch& s,
+                std::int64_t* out_docs, float* out_scores) {
+    const float c = nonoccurrence_constant(ix, terms, n);
+    float* acc = s.acc.data();
+    if (postings_of(ix, terms, n) * 4 >= ix.n_docs) {
+        // Dense: most documents are touched; scanning all of them beats tracking them.
+        accumulate_dense(ix, terms, n, acc);
+        // Seed the selection with likely winners: the documents of the rarest query terms (they
+        // carry the highest IDF) until about kk are in. Their exact scores set a high bar early, so
+        // the full scan below accepts few documents. Seeded documents are marked -inf so the scan
+        // skips them (-inf + c is never above the bar) and still resets them.
+        constexpr float kSeeded = -std::numeric_limits<float>::infinity();
+        s.order.assign(terms, terms + n);
+        std::sort(s.order.begin(), s.order.end(), [&](std::uint32_t a, std::uint32_t b) {
+            const std::int64_t da = ix.term_ptr[a + 1] - ix.term_ptr[a], db = ix.term_ptr[b + 1] - ix.term_ptr[b];
+            return da < db || (da == db && a < b);
+        });
+        std::size_t seeded = 0;
+        for (std::size_t i = 0; i < s.order.size() && seeded < kk; ++i) {
+            const std::uint32_t t = s.order[i];
+            for (std::int64_t j = ix.term_ptr[t]; j < ix.term_ptr[t + 1]; ++j) {
+                const std::uint32_t d = ix.docs[j];
+                if (acc[d] == kSeeded) continue;
+                s.top.push(acc[d] + c, d);
+                acc[d] = kSeeded;
+                ++seeded;
+            }
+        }
+        // One pass: score, skip what is below the bar (an equal score may still win on a lower
+        // index, so push() decides ties on the full key), and reset the accumulator.
+        float bar = s.top.bar_score();
+        for (std::size_t d = 0; d < ix.n_docs; ++d) {
+            const float score = acc[d] + c;
+            acc[d] = 0.0f;
+            if (score >= bar) {
+                s.top.push(score, static_cast<std::uint32_t>(d));
+                bar = s.top.bar_score();
+            }
+        }
+    } else {
+        accumulate_sparse(ix, terms, n, s);
+        for (std::uint32_t d : s.touched) s.top.push(acc[d] + c, d);
+        // Untouched documents all score c; only the kk with the lowest index can make the cut.
+        std::size_t extra = 0;
+        for (std::size_t d = 0; d < ix.n_docs && extra < kk; ++d) {
+            if (acc[d] == 0.0f) {
+                s.top.push(c, static_cast<std::uint32_t>(d));
+                ++extra;
+            }
+        }
+        for (std::uint32_t d : s.touched) acc[d] = 0.0f;
+        s.touched.clear();
+    }
+    s.top.drain_sorted(out_scores, out_docs);
 }
 
 void check_terms(const IndexView& ix, const std::uint32_t* terms, std::size_t n) {
@@ -268,21 +351,8 @@ void search(const IndexView& ix, const std::uint32_t* query_terms, const std::in
         if (!s) s = std::make_unique<Scratch>(ix.n_docs, kk);
         for (std::size_t q = begin; q < end; ++q) {
             const std::int64_t q0 = query_offsets[q];
-            const float c = accumulate(ix, query_terms + q0, static_cast<std::size_t>(query_offsets[q + 1] - q0), *s);
-            // Candidates: every touched document, plus the first kk untouched ones (they all score
-            // c; any later untouched document loses the tie on index). This is exactly the top-kk
-            // of all documents.
-            for (std::uint32_t d : s->touched) s->top.push(s->acc[d] + c, d);
-            std::size_t extra = 0;
-            for (std::size_t d = 0; d < ix.n_docs && extra < kk; ++d) {
-                if (s->acc[d] == 0.0f) {
-                    s->top.push(c, static_cast<std::uint32_t>(d));
-                    ++extra;
-                }
-            }
-            for (std::uint32_t d : s->touched) s->acc[d] = 0.0f;
-            s->touched.clear();
-            s->top.drain_sorted(out_scores + q * kk, out_docs + q * kk);
+            search_one(ix, query_terms + q0, static_cast<std::size_t>(query_offsets[q + 1] - q0), kk, *s,
+                       out_docs + q * kk, out_scores + q * kk);
         }
         std::lock_guard<std::mutex> lock(pool_mutex);
         pool.push_back(std::move(s));
@@ -291,9 +361,10 @@ void search(const IndexView& ix, const std::uint32_t* query_terms, const std::in
 
 void score_all(const IndexView& ix, const std::uint32_t* terms, std::size_t n_terms, float* out) {
     check_terms(ix, terms, n_terms);
-    Scratch s(ix.n_docs, 0);
-    const float c = accumulate(ix, terms, n_terms, s);
-    for (std::size_t d = 0; d < ix.n_docs; ++d) out[d] = s.acc[d] + c;
+    std::vector<float> acc(ix.n_docs, 0.0f);
+    accumulate_dense(ix, terms, n_terms, acc.data());
+    const float c = nonoccurrence_constant(ix, terms, n_terms);
+    for (std::size_t d = 0; d < ix.n_docs; ++d) out[d] = acc[d] + c;
 }
 
 }  // namespace crossrank::bm25

@@ -523,9 +523,26 @@ class BM25Index:
         """Like :meth:`search` for pre-tokenized queries (list of tokens per query)."""
         k = _check_k(k)
         threads = _threads(num_threads)
-        flat, offsets = _flatten_tokens(queries, self._vocab_map, "queries")
-        term_ids, offsets = self._vocab.map_tokens(flat, offsets, False)
+        term_ids, offsets = self._map_tokens(queries, "queries", False)
         return self._search_ids(term_ids, offsets, k, threads)
+
+    def _map_tokens(
+        self, docs: Sequence[Sequence[str]] | Sequence[Sequence[int]], what: str, grow: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Token lists -> (term ids, offsets). Fast path for str tokens; ints and errors take the
+        checking path (which names the bad position)."""
+        if self._vocab_map is None and not isinstance(docs, (str, bytes)):
+            try:
+                docs = docs if isinstance(docs, list) else list(docs)
+                if not any(isinstance(d, (str, bytes)) for d in docs):
+                    lengths = np.fromiter(map(len, docs), dtype=np.int64, count=len(docs))
+                    offsets = np.zeros(len(docs) + 1, dtype=np.int64)
+                    np.cumsum(lengths, out=offsets[1:])
+                    return self._vocab.map_tokens(list(itertools.chain.from_iterable(docs)), offsets, grow)
+            except TypeError:
+                pass  # int tokens, non-sequences: the checking path converts or explains
+        flat, offsets = _flatten_tokens(docs, self._vocab_map, what)
+        return self._vocab.map_tokens(flat, offsets, grow)
 
     def _search_ids(self, term_ids: np.ndarray, offsets: np.ndarray, k: int, threads: int) -> Results:
         docs, scores = _core.bm25_search(
