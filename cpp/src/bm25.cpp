@@ -273,15 +273,16 @@ void search_one(const IndexView& ix, const std::uint32_t* terms, std::size_t n, 
         // the full scan below accepts few documents. Seeded documents are marked -inf so the scan
         // skips them (-inf + c is never above the bar) and still resets them.
         constexpr float kSeeded = -std::numeric_limits<float>::infinity();
+        constexpr std::size_t kSeedFactor = 2;
         s.order.assign(terms, terms + n);
         std::sort(s.order.begin(), s.order.end(), [&](std::uint32_t a, std::uint32_t b) {
             const std::int64_t da = ix.term_ptr[a + 1] - ix.term_ptr[a], db = ix.term_ptr[b + 1] - ix.term_ptr[b];
             return da < db || (da == db && a < b);
         });
         std::size_t seeded = 0;
-        for (std::size_t i = 0; i < s.order.size() && seeded < kk; ++i) {
+        for (std::size_t i = 0; i < s.order.size() && seeded < kSeedFactor * kk; ++i) {
             const std::uint32_t t = s.order[i];
-            for (std::int64_t j = ix.term_ptr[t]; j < ix.term_ptr[t + 1]; ++j) {
+            for (std::int64_t j = ix.term_ptr[t]; j < ix.term_ptr[t + 1] && seeded < kSeedFactor * kk; ++j) {
                 const std::uint32_t d = ix.docs[j];
                 if (acc[d] == kSeeded) continue;
                 s.top.push(acc[d] + c, d);
@@ -292,7 +293,27 @@ void search_one(const IndexView& ix, const std::uint32_t* terms, std::size_t n, 
         // One pass: score, skip what is below the bar (an equal score may still win on a lower
         // index, so push() decides ties on the full key), and reset the accumulator.
         float bar = s.top.bar_score();
-        for (std::size_t d = 0; d < ix.n_docs; ++d) {
+        std::size_t d = 0;
+        // Blocks of 8: a branch-free "any above the bar?" test (vectorised by the compiler), then
+        // the few candidates one by one.
+        for (; d + 8 <= ix.n_docs; d += 8) {
+            float block[8];
+            bool any = false;
+            for (int i = 0; i < 8; ++i) {
+                block[i] = acc[d + i] + c;
+                any |= block[i] >= bar;
+                acc[d + i] = 0.0f;
+            }
+            if (any) {
+                for (int i = 0; i < 8; ++i) {
+                    if (block[i] >= bar) {
+                        s.top.push(block[i], static_cast<std::uint32_t>(d + i));
+                        bar = s.top.bar_score();
+                    }
+                }
+            }
+        }
+        for (; d < ix.n_docs; ++d) {
             const float score = acc[d] + c;
             acc[d] = 0.0f;
             if (score >= bar) {
