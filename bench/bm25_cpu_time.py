@@ -13,9 +13,18 @@ import bm25s
 import numpy as np
 import rank_bm25
 import Stemmer
-from test_bench_bm25 import B, K, K1, RANK_BM25_QUERIES, bm25s_index, bm25s_retrieve, crossrank_tokens_index, scifact
 
 from crossrank import BM25Index
+from test_bench_bm25 import (
+    K1,
+    RANK_BM25_QUERIES,
+    B,
+    K,
+    bm25s_index,
+    bm25s_retrieve,
+    crossrank_tokens_index,
+    scifact,
+)
 
 
 def cpu(fn, repeats: int = 15) -> float:
@@ -28,7 +37,7 @@ def cpu(fn, repeats: int = 15) -> float:
 
 
 def main() -> None:
-    docs, queries, doc_tokens, query_tokens = scifact()
+    docs, _queries, doc_tokens, query_tokens = scifact()
     qt = [q for q in query_tokens if q]
     ix = crossrank_tokens_index()
     numba_r = bm25s_index("numba")
@@ -41,7 +50,9 @@ def main() -> None:
         "rank_bm25": cpu(lambda: [np.argsort(-okapi.get_scores(q))[:K] for q in sub], 3) / len(sub),
     }
     for name, sec in per_query.items():
-        print(f"query top-{K} {name:12s} {sec * 1e6:10.1f} us CPU/query  (crossrank x{sec / per_query['crossrank']:.1f})")
+        print(
+            f"query top-{K} {name:12s} {sec * 1e6:10.1f} us CPU/query  (crossrank x{sec / per_query['crossrank']:.1f})"
+        )
     stemmer = Stemmer.Stemmer("english")
 
     def bm25s_build():
@@ -50,7 +61,9 @@ def main() -> None:
 
     ours = cpu(lambda: BM25Index.build(docs, variant="lucene", k1=K1, b=B, num_threads=1), 5)
     theirs = cpu(bm25s_build, 3)
-    print(f"index SciFact crossrank {ours * 1e3:.0f} ms CPU, bm25s {theirs * 1e3:.0f} ms CPU (x{theirs / ours:.1f})")
+    print(
+        f"index SciFact crossrank {ours * 1e3:.0f} ms CPU, bm25s {theirs * 1e3:.0f} ms CPU (x{theirs / ours:.1f})"
+    )
 
 
 if __name__ == "__main__":

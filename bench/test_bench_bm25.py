@@ -52,7 +52,9 @@ def scifact():
     queries = list(ds.queries.values())
     stemmer = Stemmer.Stemmer("english")
     doc_tokens = bm25s.tokenize(docs, stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False)
-    query_tokens = bm25s.tokenize(queries, stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False)
+    query_tokens = bm25s.tokenize(
+        queries, stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False
+    )
     return docs, queries, doc_tokens, query_tokens
 
 
@@ -128,7 +130,9 @@ def test_query_text_end_to_end(benchmark, impl: str) -> None:
         stemmer = Stemmer.Stemmer("english")
 
         def run():
-            qt = bm25s.tokenize(queries, stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False)
+            qt = bm25s.tokenize(
+                queries, stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False
+            )
             return bm25s_retrieve(retriever, qt)
 
         run()

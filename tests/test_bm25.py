@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from reference import bm25_ref
 
 from crossrank import BM25Index, Results
+from reference import bm25_ref
 
 VARIANTS = ["robertson", "lucene", "atire", "bm25l", "bm25+"]
 RTOL, ATOL = 2e-6, 2e-6
@@ -231,10 +231,14 @@ def test_bad_inputs() -> None:
 
 
 def test_repr_and_len() -> None:
-    index = BM25Index.from_tokens(CORPUS, ids=[str(i) for i in range(len(CORPUS))], variant="bm25+", delta=1.0)
+    index = BM25Index.from_tokens(
+        CORPUS, ids=[str(i) for i in range(len(CORPUS))], variant="bm25+", delta=1.0
+    )
     assert len(index) == len(CORPUS)
     r = repr(index)
-    assert "docs=6" in r and "variant='bm25+'" in r and "delta=1.0" in r
+    assert "docs=6" in r
+    assert "variant='bm25+'" in r
+    assert "delta=1.0" in r
     assert index.params == {"variant": "bm25+", "k1": 1.5, "b": 0.75, "delta": 1.0}
 
 

@@ -53,11 +53,14 @@ def test_index_then_search(dataset: Path, tmp_path: Path) -> None:
 
 def test_cli_errors(dataset: Path, tmp_path: Path) -> None:
     r = crossrank("index", str(tmp_path / "missing"), "-o", str(tmp_path / "ix"))
-    assert r.returncode == 2 and "corpus.jsonl not found" in r.stderr
+    assert r.returncode == 2
+    assert "corpus.jsonl not found" in r.stderr
     r = crossrank("index", str(dataset), "-o", str(tmp_path / "ix"), "--b", "2")
-    assert r.returncode == 2 and "b must be in [0, 1]" in r.stderr
+    assert r.returncode == 2
+    assert "b must be in [0, 1]" in r.stderr
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "manifest.json").write_text("{}")
     r = crossrank("search", str(tmp_path / "junk"), "q")
-    assert r.returncode == 2 and "not a crossrank BM25 manifest" in r.stderr
+    assert r.returncode == 2
+    assert "not a crossrank BM25 manifest" in r.stderr
     assert "Traceback" not in r.stderr

@@ -43,8 +43,12 @@ def test_round_trip(tmp_path: Path, mmap: bool, ids) -> None:
 def test_add_after_load_equals_rebuild(saved: Path) -> None:
     loaded = BM25Index.load(saved)
     loaded.add_tokens([["alpha", "new"]], ids=["e"])
-    full = BM25Index.from_tokens([*DOCS, ["alpha", "new"]], ids=list("abcde"), variant="bm25l", k1=1.2, b=0.6, delta=0.4)
-    np.testing.assert_array_equal(loaded.search_tokens(QUERIES, k=5).scores, full.search_tokens(QUERIES, k=5).scores)
+    full = BM25Index.from_tokens(
+        [*DOCS, ["alpha", "new"]], ids=list("abcde"), variant="bm25l", k1=1.2, b=0.6, delta=0.4
+    )
+    np.testing.assert_array_equal(
+        loaded.search_tokens(QUERIES, k=5).scores, full.search_tokens(QUERIES, k=5).scores
+    )
 
 
 def test_manifest_describes_files(saved: Path) -> None:
@@ -70,7 +74,9 @@ def test_truncated_file(saved: Path) -> None:
         BM25Index.load(saved)
 
 
-@pytest.mark.parametrize("name", ["docs.bin", "term_ptr.bin", "impacts.bin", "vocab_chars.bin", "ids_chars.bin"])
+@pytest.mark.parametrize(
+    "name", ["docs.bin", "term_ptr.bin", "impacts.bin", "vocab_chars.bin", "ids_chars.bin"]
+)
 def test_flipped_byte(saved: Path, name: str) -> None:
     victim = saved / name
     data = bytearray(victim.read_bytes())
@@ -87,7 +93,7 @@ def test_flipped_byte_without_checksum_never_crashes(saved: Path, name: str) -> 
     data = bytearray(victim.read_bytes())
     data[-1] ^= 0x80  # top bit of the last value: out of range, or a negative impact
     victim.write_bytes(bytes(data))
-    with pytest.raises(StateError, match="inconsistent index arrays|vocabulary"):
+    with pytest.raises(StateError, match=r"inconsistent index arrays|vocabulary"):
         BM25Index.load(saved, verify=False)
 
 
@@ -108,7 +114,13 @@ def test_future_version(saved: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "content", [b"\x00\x01binary garbage", b'{"format": "something.else"}', b"[1, 2, 3]", b'{"format": "crossrank.bm25"}']
+    "content",
+    [
+        b"\x00\x01binary garbage",
+        b'{"format": "something.else"}',
+        b"[1, 2, 3]",
+        b'{"format": "crossrank.bm25"}',
+    ],
 )
 def test_foreign_manifest(saved: Path, content: bytes) -> None:
     (saved / "manifest.json").write_bytes(content)

@@ -75,7 +75,9 @@ def test_rank_bm25_bm25l_is_tf_weighted() -> None:
             tf = Counter(d)
             expected.append(
                 sum(
-                    bm25_ref.idf("bm25l", df[t], n) * tf[t] * bm25_ref.tfc("bm25l", tf[t], len(d), avgdl, 1.5, 0.75, 0.5)
+                    bm25_ref.idf("bm25l", df[t], n)
+                    * tf[t]
+                    * bm25_ref.tfc("bm25l", tf[t], len(d), avgdl, 1.5, 0.75, 0.5)
                     for t in q
                     if t in df
                 )
@@ -107,8 +109,12 @@ def beir_tokens(datasets_dir, name: str):
 
     ds = load_beir(datasets_dir / name)
     stemmer = Stemmer.Stemmer("english")
-    docs = bm25s.tokenize(ds.documents(), stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False)
-    queries = bm25s.tokenize(list(ds.queries.values()), stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False)
+    docs = bm25s.tokenize(
+        ds.documents(), stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False
+    )
+    queries = bm25s.tokenize(
+        list(ds.queries.values()), stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False
+    )
     return docs, queries
 
 

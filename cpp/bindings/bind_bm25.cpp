@@ -9,10 +9,10 @@
 #include <string_view>
 
 #include "bindings.hpp"
-#include "crossrank/errors.hpp"
 #include "crossrank/analyzer.hpp"
 #include "crossrank/bm25.hpp"
 #include "crossrank/bm25_text.hpp"
+#include "crossrank/errors.hpp"
 #include "crossrank/vocabulary.hpp"
 
 namespace crossrank::bindings {
@@ -42,7 +42,8 @@ void check_1d(const carray<T>& a, const char* name, py::ssize_t size = -1) {
 // UTF-8 views of a list of str, valid while the list and `keep` are alive (CPython caches the
 // UTF-8 form in the str object). A str with lone surrogates is encoded with "surrogatepass", as
 // the analyzer does: its surrogates become ill-formed bytes, i.e. separators. Needs the GIL.
-std::vector<std::string_view> utf8_views(const py::list& items, const char* what, std::vector<py::object>& keep) {
+std::vector<std::string_view> utf8_views(const py::list& items, const char* what,
+                                         std::vector<py::object>& keep) {
     std::vector<std::string_view> out;
     out.reserve(items.size());
     for (std::size_t i = 0; i < items.size(); ++i) {
@@ -155,10 +156,11 @@ void bind_bm25(py::module_& m) {
         .def(py::init<>())
         .def("__len__", &Vocabulary::size)
         .def("find", [](const Vocabulary& v, const std::string& t) { return v.find(t); })
-        .def("term", [](const Vocabulary& v, std::size_t id) {
-            if (id >= v.size()) throw py::index_error("term id out of range");
-            return py::str(v.term(id).data(), v.term(id).size());
-        })
+        .def("term",
+             [](const Vocabulary& v, std::size_t id) {
+                 if (id >= v.size()) throw py::index_error("term id out of range");
+                 return py::str(v.term(id).data(), v.term(id).size());
+             })
         .def("arena",
              [](const Vocabulary& v) {
                  std::vector<std::uint8_t> chars(v.chars().begin(), v.chars().end());
@@ -170,7 +172,8 @@ void bind_bm25(py::module_& m) {
             [](const carray<std::uint8_t>& chars, const carray<std::uint64_t>& offsets) {
                 check_1d(chars, "chars");
                 check_1d(offsets, "offsets");
-                if (offsets.shape(0) < 1) throw std::invalid_argument("offsets must have n_terms + 1 >= 1 entries");
+                if (offsets.shape(0) < 1)
+                    throw std::invalid_argument("offsets must have n_terms + 1 >= 1 entries");
                 py::gil_scoped_release release;
                 return Vocabulary::from_arena(reinterpret_cast<const char*>(chars.data()),
                                               static_cast<std::size_t>(chars.shape(0)), offsets.data(),
@@ -196,18 +199,23 @@ void bind_bm25(py::module_& m) {
         py::arg("analyzer"), py::arg("vocab"), py::arg("texts"), py::arg("grow"), py::arg("num_threads"),
         "Analyse texts into (term ids uint32, offsets int64 (n+1,)); unknown terms added (grow) or dropped.");
 
-    m.def("bm25_validate_params",
-          [](const std::string& variant, double k1, double b, double delta) { make_params(variant, k1, b, delta); },
-          py::arg("variant"), py::arg("k1"), py::arg("b"), py::arg("delta"));
+    m.def(
+        "bm25_validate_params",
+        [](const std::string& variant, double k1, double b, double delta) {
+            make_params(variant, k1, b, delta);
+        },
+        py::arg("variant"), py::arg("k1"), py::arg("b"), py::arg("delta"));
 
     m.def(
         "bm25_build_postings",
-        [](std::size_t n_terms, const carray<std::uint32_t>& term_ids, const carray<std::int64_t>& doc_offsets,
-           const carray<std::int64_t>& base_term_ptr, const carray<std::uint32_t>& base_docs,
-           const carray<std::uint32_t>& base_tfs, const carray<std::uint32_t>& base_doc_lens) {
+        [](std::size_t n_terms, const carray<std::uint32_t>& term_ids,
+           const carray<std::int64_t>& doc_offsets, const carray<std::int64_t>& base_term_ptr,
+           const carray<std::uint32_t>& base_docs, const carray<std::uint32_t>& base_tfs,
+           const carray<std::uint32_t>& base_doc_lens) {
             check_1d(term_ids, "term_ids");
             check_1d(doc_offsets, "doc_offsets");
-            if (doc_offsets.shape(0) < 1) throw std::invalid_argument("doc_offsets must have n + 1 >= 1 entries");
+            if (doc_offsets.shape(0) < 1)
+                throw std::invalid_argument("doc_offsets must have n + 1 >= 1 entries");
             const std::size_t n_new = static_cast<std::size_t>(doc_offsets.shape(0) - 1);
             if (doc_offsets.data()[n_new] != term_ids.shape(0))
                 throw std::invalid_argument("doc_offsets must end at len(term_ids)");
@@ -225,9 +233,9 @@ void bind_bm25(py::module_& m) {
 
     m.def(
         "bm25_compute_impacts",
-        [](const std::string& variant, double k1, double b, double delta, const carray<std::int64_t>& term_ptr,
-           const carray<std::uint32_t>& docs, const carray<std::uint32_t>& tfs,
-           const carray<std::uint32_t>& doc_lens, int num_threads) {
+        [](const std::string& variant, double k1, double b, double delta,
+           const carray<std::int64_t>& term_ptr, const carray<std::uint32_t>& docs,
+           const carray<std::uint32_t>& tfs, const carray<std::uint32_t>& doc_lens, int num_threads) {
             const auto p = make_params(variant, k1, b, delta);
             auto view = postings_view(term_ptr, docs, tfs, doc_lens);
             py::array_t<float> impacts(docs.shape(0));
@@ -240,13 +248,14 @@ void bind_bm25(py::module_& m) {
             }
             return py::make_tuple(impacts, nonocc);
         },
-        py::arg("variant"), py::arg("k1"), py::arg("b"), py::arg("delta"), py::arg("term_ptr"), py::arg("docs"),
-        py::arg("tfs"), py::arg("doc_lens"), py::arg("num_threads"));
+        py::arg("variant"), py::arg("k1"), py::arg("b"), py::arg("delta"), py::arg("term_ptr"),
+        py::arg("docs"), py::arg("tfs"), py::arg("doc_lens"), py::arg("num_threads"));
 
     m.def(
         "bm25_validate_index",
-        [](const carray<std::int64_t>& term_ptr, const carray<std::uint32_t>& docs, const carray<std::uint32_t>& tfs,
-           const carray<std::uint32_t>& doc_lens, const carray<float>& impacts, const carray<float>& nonocc) {
+        [](const carray<std::int64_t>& term_ptr, const carray<std::uint32_t>& docs,
+           const carray<std::uint32_t>& tfs, const carray<std::uint32_t>& doc_lens,
+           const carray<float>& impacts, const carray<float>& nonocc) {
             check_1d(term_ptr, "term_ptr");
             if (term_ptr.shape(0) < 1) throw StateError("term_ptr must have n_terms + 1 >= 1 entries");
             check_1d(impacts, "impacts", docs.shape(0));
@@ -269,14 +278,16 @@ void bind_bm25(py::module_& m) {
     m.def(
         "bm25_search",
         [](std::size_t n_docs, const carray<std::int64_t>& term_ptr, const carray<std::uint32_t>& docs,
-           const carray<float>& impacts, const carray<float>& nonocc, const carray<std::uint32_t>& query_terms,
-           const carray<std::int64_t>& query_offsets, std::int64_t k, int num_threads) {
+           const carray<float>& impacts, const carray<float>& nonocc,
+           const carray<std::uint32_t>& query_terms, const carray<std::int64_t>& query_offsets,
+           std::int64_t k, int num_threads) {
             if (k <= 0) throw std::invalid_argument("k must be >= 1, got " + std::to_string(k));
             if (n_docs == 0) throw std::invalid_argument("the index has no documents");
             auto view = index_view(n_docs, term_ptr, docs, impacts, nonocc);
             check_1d(query_terms, "query_terms");
             check_1d(query_offsets, "query_offsets");
-            if (query_offsets.shape(0) < 1) throw std::invalid_argument("query_offsets must have n + 1 >= 1 entries");
+            if (query_offsets.shape(0) < 1)
+                throw std::invalid_argument("query_offsets must have n + 1 >= 1 entries");
             const std::size_t nq = static_cast<std::size_t>(query_offsets.shape(0) - 1);
             if (query_offsets.data()[nq] != query_terms.shape(0))
                 throw std::invalid_argument("query_offsets must end at len(query_terms)");
@@ -297,7 +308,8 @@ void bind_bm25(py::module_& m) {
     m.def(
         "bm25_score_all",
         [](std::size_t n_docs, const carray<std::int64_t>& term_ptr, const carray<std::uint32_t>& docs,
-           const carray<float>& impacts, const carray<float>& nonocc, const carray<std::uint32_t>& query_terms) {
+           const carray<float>& impacts, const carray<float>& nonocc,
+           const carray<std::uint32_t>& query_terms) {
             auto view = index_view(n_docs, term_ptr, docs, impacts, nonocc);
             check_1d(query_terms, "query_terms");
             py::array_t<float> out(static_cast<py::ssize_t>(n_docs));

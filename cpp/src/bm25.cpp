@@ -15,11 +15,16 @@ namespace crossrank::bm25 {
 
 const char* variant_name(Variant v) {
     switch (v) {
-        case Variant::robertson: return "robertson";
-        case Variant::lucene: return "lucene";
-        case Variant::atire: return "atire";
-        case Variant::bm25l: return "bm25l";
-        case Variant::bm25plus: return "bm25+";
+        case Variant::robertson:
+            return "robertson";
+        case Variant::lucene:
+            return "lucene";
+        case Variant::atire:
+            return "atire";
+        case Variant::bm25l:
+            return "bm25l";
+        case Variant::bm25plus:
+            return "bm25+";
     }
     return "?";
 }
@@ -46,11 +51,16 @@ double idf(Variant v, std::uint64_t df_, std::uint64_t n_) noexcept {
     if (df_ == 0) return 0.0;
     const double df = static_cast<double>(df_), n = static_cast<double>(n_);
     switch (v) {
-        case Variant::robertson: return std::log(std::max(1.0, (n - df + 0.5) / (df + 0.5)));
-        case Variant::lucene: return std::log(1.0 + (n - df + 0.5) / (df + 0.5));
-        case Variant::atire: return std::log(n / df);
-        case Variant::bm25l: return std::log((n + 1.0) / (df + 0.5));
-        case Variant::bm25plus: return std::log((n + 1.0) / df);
+        case Variant::robertson:
+            return std::log(std::max(1.0, (n - df + 0.5) / (df + 0.5)));
+        case Variant::lucene:
+            return std::log(1.0 + (n - df + 0.5) / (df + 0.5));
+        case Variant::atire:
+            return std::log(n / df);
+        case Variant::bm25l:
+            return std::log((n + 1.0) / (df + 0.5));
+        case Variant::bm25plus:
+            return std::log((n + 1.0) / df);
     }
     return 0.0;
 }
@@ -179,7 +189,8 @@ void compute_impacts(const Params& p, const PostingsView& ix, float* impacts, fl
     });
 }
 
-void validate_index(const PostingsView& ix, std::size_t nnz, const float* impacts, const float* nonoccurrence) {
+void validate_index(const PostingsView& ix, std::size_t nnz, const float* impacts,
+                    const float* nonoccurrence) {
     auto fail = [](const std::string& what) { throw StateError(what); };
     if (ix.term_ptr[0] != 0 || ix.term_ptr[ix.n_terms] != static_cast<std::int64_t>(nnz))
         fail("term_ptr must start at 0 and end at the number of postings (" + std::to_string(nnz) + ")");
@@ -254,7 +265,8 @@ void accumulate_sparse(const IndexView& ix, const std::uint32_t* terms, std::siz
 
 std::size_t postings_of(const IndexView& ix, const std::uint32_t* terms, std::size_t n) {
     std::size_t p = 0;
-    for (std::size_t i = 0; i < n; ++i) p += static_cast<std::size_t>(ix.term_ptr[terms[i] + 1] - ix.term_ptr[terms[i]]);
+    for (std::size_t i = 0; i < n; ++i)
+        p += static_cast<std::size_t>(ix.term_ptr[terms[i] + 1] - ix.term_ptr[terms[i]]);
     return p;
 }
 
@@ -276,7 +288,8 @@ void search_one(const IndexView& ix, const std::uint32_t* terms, std::size_t n, 
         constexpr std::size_t kSeedFactor = 2;
         s.order.assign(terms, terms + n);
         std::sort(s.order.begin(), s.order.end(), [&](std::uint32_t a, std::uint32_t b) {
-            const std::int64_t da = ix.term_ptr[a + 1] - ix.term_ptr[a], db = ix.term_ptr[b + 1] - ix.term_ptr[b];
+            const std::int64_t da = ix.term_ptr[a + 1] - ix.term_ptr[a],
+                               db = ix.term_ptr[b + 1] - ix.term_ptr[b];
             return da < db || (da == db && a < b);
         });
         std::size_t seeded = 0;
@@ -348,7 +361,8 @@ void check_terms(const IndexView& ix, const std::uint32_t* terms, std::size_t n)
 }  // namespace
 
 void search(const IndexView& ix, const std::uint32_t* query_terms, const std::int64_t* query_offsets,
-            std::size_t n_queries, std::size_t k, int num_threads, std::int64_t* out_docs, float* out_scores) {
+            std::size_t n_queries, std::size_t k, int num_threads, std::int64_t* out_docs,
+            float* out_scores) {
     if (k == 0) throw std::invalid_argument("k must be >= 1");
     if (ix.n_docs == 0) throw std::invalid_argument("the index has no documents");
     if (n_queries && query_offsets[0] != 0) throw std::invalid_argument("query offsets must start at 0");

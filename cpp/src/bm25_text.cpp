@@ -19,7 +19,8 @@ struct ChunkOut {
 }  // namespace
 
 void analyze_to_ids(const Analyzer& analyzer, Vocabulary& vocab, const std::vector<std::string_view>& texts,
-                    bool grow, int num_threads, std::vector<std::uint32_t>& ids, std::vector<std::int64_t>& offsets) {
+                    bool grow, int num_threads, std::vector<std::uint32_t>& ids,
+                    std::vector<std::int64_t>& offsets) {
     const std::size_t n = texts.size();
     const std::size_t n_chunks = (n + kChunk - 1) / kChunk;
     std::vector<ChunkOut> chunks(n_chunks);

@@ -59,8 +59,8 @@ Built build(const std::vector<std::vector<std::uint32_t>>& docs, std::size_t n_t
 }
 
 // float64 scores straight from the formulas.
-std::vector<double> brute(const std::vector<std::vector<std::uint32_t>>& docs, const std::vector<std::uint32_t>& q,
-                          const bm25::Params& p) {
+std::vector<double> brute(const std::vector<std::vector<std::uint32_t>>& docs,
+                          const std::vector<std::uint32_t>& q, const bm25::Params& p) {
     std::map<std::uint32_t, std::uint64_t> df;
     double total = 0;
     for (const auto& d : docs) {
@@ -75,7 +75,8 @@ std::vector<double> brute(const std::vector<std::vector<std::uint32_t>>& docs, c
             if (!df.count(t)) continue;
             double tf = 0;
             for (auto x : d) tf += (x == t);
-            s += bm25::idf(p.variant, df[t], docs.size()) * bm25::tfc(p, tf, static_cast<double>(d.size()), avgdl);
+            s += bm25::idf(p.variant, df[t], docs.size()) *
+                 bm25::tfc(p, tf, static_cast<double>(d.size()), avgdl);
         }
         out.push_back(s);
     }
@@ -91,8 +92,8 @@ TEST_CASE("search and score_all equal float64 formulas for every variant") {
         d.resize(rng() % 30);
         for (auto& t : d) t = rng() % 50;
     }
-    for (auto v : {bm25::Variant::robertson, bm25::Variant::lucene, bm25::Variant::atire, bm25::Variant::bm25l,
-                   bm25::Variant::bm25plus}) {
+    for (auto v : {bm25::Variant::robertson, bm25::Variant::lucene, bm25::Variant::atire,
+                   bm25::Variant::bm25l, bm25::Variant::bm25plus}) {
         bm25::Params p;
         p.variant = v;
         p.k1 = 1.1;
@@ -168,9 +169,11 @@ TEST_CASE("Vocabulary assigns ids in first-insertion order and round-trips its a
     CHECK(v.add("t5") == 5u);
     CHECK(v.find("t999") == 999);
     CHECK(v.find("nope") == -1);
-    const auto w = crossrank::Vocabulary::from_arena(v.chars().data(), v.chars().size(), v.offsets().data(), v.size());
+    const auto w =
+        crossrank::Vocabulary::from_arena(v.chars().data(), v.chars().size(), v.offsets().data(), v.size());
     CHECK(w.find("t123") == 123);
     const std::string dup = "abab";
     const std::uint64_t offs[] = {0, 2, 4};
-    CHECK_THROWS_AS(crossrank::Vocabulary::from_arena(dup.data(), dup.size(), offs, 2), crossrank::StateError);
+    CHECK_THROWS_AS(crossrank::Vocabulary::from_arena(dup.data(), dup.size(), offs, 2),
+                    crossrank::StateError);
 }

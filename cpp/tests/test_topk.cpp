@@ -13,7 +13,8 @@ namespace {
 std::vector<std::uint32_t> reference(const std::vector<float>& scores, std::size_t k) {
     std::vector<std::uint32_t> idx(scores.size());
     std::iota(idx.begin(), idx.end(), 0u);
-    std::stable_sort(idx.begin(), idx.end(), [&](std::uint32_t a, std::uint32_t b) { return scores[a] > scores[b]; });
+    std::stable_sort(idx.begin(), idx.end(),
+                     [&](std::uint32_t a, std::uint32_t b) { return scores[a] > scores[b]; });
     idx.resize(std::min(k, idx.size()));
     return idx;
 }
@@ -53,7 +54,8 @@ TEST_CASE("TopK and TopKFloat equal a stable sort, ties by lower index, any push
 TEST_CASE("TopKFloat keys order floats like operator< and indices inversely") {
     using T = crossrank::TopKFloat;
     const float xs[] = {-1e30f, -2.5f, -0.0f, 0.0f, 1e-30f, 3.0f, 1e30f};
-    for (std::size_t a = 0; a + 1 < sizeof xs / sizeof xs[0]; ++a) CHECK(T::key(xs[a], 0) < T::key(xs[a + 1], 0));
+    for (std::size_t a = 0; a + 1 < sizeof xs / sizeof xs[0]; ++a)
+        CHECK(T::key(xs[a], 0) < T::key(xs[a + 1], 0));
     CHECK(T::key(1.0f, 3) > T::key(1.0f, 4));
     CHECK(T::score_of(T::key(-2.5f, 9)) == -2.5f);
     CHECK(T::index_of(T::key(7.0f, 123456)) == 123456u);

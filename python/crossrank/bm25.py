@@ -89,7 +89,9 @@ class _Params(NamedTuple):
 
 def _check_params(variant: str, k1: float, b: float, delta: float) -> _Params:
     if variant not in VARIANTS:
-        raise ValueError(f"unknown BM25 variant {variant!r}: expected one of {', '.join(map(repr, VARIANTS))}")
+        raise ValueError(
+            f"unknown BM25 variant {variant!r}: expected one of {', '.join(map(repr, VARIANTS))}"
+        )
     for name, value in (("k1", k1), ("b", b), ("delta", delta)):
         if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
             raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
@@ -122,7 +124,9 @@ def _check_k(k: int) -> int:
 
 def _as_text_list(texts: Any, what: str) -> list[str]:
     if isinstance(texts, (str, bytes)):
-        raise TypeError(f"{what} must be a sequence of str, got a single {type(texts).__name__}; wrap it in a list")
+        raise TypeError(
+            f"{what} must be a sequence of str, got a single {type(texts).__name__}; wrap it in a list"
+        )
     texts = list(texts)
     for i, t in enumerate(texts):
         if not isinstance(t, str):
@@ -148,7 +152,7 @@ def _flatten_tokens(
     for i, doc in enumerate(docs):
         if isinstance(doc, (str, bytes)):
             raise TypeError(f"{what}[{i}] must be a list of tokens, got {type(doc).__name__}; split it first")
-        toks = list(doc)
+        toks: list[Any] = list(doc)
         for j, tok in enumerate(toks):
             if isinstance(tok, str):
                 continue
@@ -170,9 +174,10 @@ def _flatten_tokens(
 
 def _ids_array(ids: Sequence[str] | Sequence[int], n: int) -> tuple[str, np.ndarray]:
     """Validate caller ids: all str (object array) or all int (int64), unique, n of them."""
-    ids = list(ids)
+    ids = list[Any](ids)
     if len(ids) != n:
         raise ValueError(f"ids must have one entry per document: got {len(ids)} ids for {n} documents")
+
     def kind_of(x: Any) -> str:
         if isinstance(x, str):
             return "str"
@@ -184,7 +189,9 @@ def _ids_array(ids: Sequence[str] | Sequence[int], n: int) -> tuple[str, np.ndar
     first = kinds[0] if kinds else "str"
     for i, kd in enumerate(kinds):
         if kd not in ("str", "int") or kd != first:
-            raise TypeError(f"ids must be all str or all int; ids[{i}] is {type(ids[i]).__name__} (ids[0] is {first})")
+            raise TypeError(
+                f"ids must be all str or all int; ids[{i}] is {type(ids[i]).__name__} (ids[0] is {first})"
+            )
     if first == "str":
         kind, arr = "str", np.empty(n, dtype=object)
         arr[:] = ids
@@ -312,14 +319,13 @@ class BM25Index:
         The index has no analyzer: query it with :meth:`search_tokens`.
         """
         params = _check_params(variant, k1, b, delta)
-        flat, offsets = _flatten_tokens(tokens, vocab, "tokens")
+        index = cls._empty(params, None, "position")
+        index._vocab_map = vocab
+        term_ids, offsets = index._map_tokens(tokens, "tokens", True)
         n = len(offsets) - 1
         if n == 0:
             raise ValueError("cannot build a BM25 index from 0 documents: pass at least one token list")
-        ids_kind, ids_arr = ("position", None) if ids is None else _ids_array(ids, n)
-        index = cls._empty(params, None, ids_kind)
-        index._vocab_map = vocab
-        term_ids, offsets = index._vocab.map_tokens(flat, offsets, True)
+        index._ids_kind, ids_arr = ("position", None) if ids is None else _ids_array(ids, n)
         index._append_ids(term_ids, offsets, _threads(num_threads))
         index._ids = ids_arr
         index._check_unique_ids()
@@ -447,18 +453,20 @@ class BM25Index:
         num_threads: int | None = None,
     ) -> None:
         """Append pre-tokenized documents (see :meth:`from_tokens` and :meth:`add`)."""
-        flat, offsets = _flatten_tokens(tokens, self._vocab_map, "tokens")
-        new_ids = self._check_new_ids(ids, len(offsets) - 1)
-        if len(offsets) == 1:
+        seq = list(tokens)
+        new_ids = self._check_new_ids(ids, len(seq))
+        if not seq:
             return
-        term_ids, offsets = self._vocab.map_tokens(flat, offsets, True)
+        term_ids, offsets = self._map_tokens(seq, "tokens", True)
         self._append_ids(term_ids, offsets, _threads(num_threads))
         self._extend_ids(new_ids)
 
     def _check_new_ids(self, ids: Sequence[str] | Sequence[int] | None, n: int) -> np.ndarray | None:
         if self._ids_kind == "position":
             if ids is not None:
-                raise ValueError("this index numbers documents by position (built without ids): call add() without ids")
+                raise ValueError(
+                    "this index numbers documents by position (built without ids): call add() without ids"
+                )
             return None
         if ids is None:
             raise ValueError(f"this index has caller ids ({self._ids_kind}): pass ids= for the new documents")
@@ -526,19 +534,17 @@ class BM25Index:
         term_ids, offsets = self._map_tokens(queries, "queries", False)
         return self._search_ids(term_ids, offsets, k, threads)
 
-    def _map_tokens(
-        self, docs: Sequence[Sequence[str]] | Sequence[Sequence[int]], what: str, grow: bool
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def _map_tokens(self, docs: Any, what: str, grow: bool) -> tuple[np.ndarray, np.ndarray]:
         """Token lists -> (term ids, offsets). Fast path for str tokens; ints and errors take the
         checking path (which names the bad position)."""
         if self._vocab_map is None and not isinstance(docs, (str, bytes)):
             try:
-                docs = docs if isinstance(docs, list) else list(docs)
-                if not any(isinstance(d, (str, bytes)) for d in docs):
-                    lengths = np.fromiter(map(len, docs), dtype=np.int64, count=len(docs))
-                    offsets = np.zeros(len(docs) + 1, dtype=np.int64)
+                seq: list[Any] = docs if isinstance(docs, list) else list(docs)
+                if not any(isinstance(d, (str, bytes)) for d in seq):
+                    lengths = np.fromiter(map(len, seq), dtype=np.int64, count=len(seq))
+                    offsets = np.zeros(len(seq) + 1, dtype=np.int64)
                     np.cumsum(lengths, out=offsets[1:])
-                    return self._vocab.map_tokens(list(itertools.chain.from_iterable(docs)), offsets, grow)
+                    return self._vocab.map_tokens(list(itertools.chain.from_iterable(seq)), offsets, grow)
             except TypeError:
                 pass  # int tokens, non-sequences: the checking path converts or explains
         flat, offsets = _flatten_tokens(docs, self._vocab_map, what)
@@ -568,14 +574,15 @@ class BM25Index:
             The same float32 values :meth:`search` ranks.
         """
         if not isinstance(query, str):
-            raise TypeError(f"query must be str, got {type(query).__name__}; use get_scores_tokens for tokens")
+            raise TypeError(
+                f"query must be str, got {type(query).__name__}; use get_scores_tokens for tokens"
+            )
         term_ids, _ = self._analyze_to_ids([query], False, 1)
         return self._score_all(term_ids)
 
     def get_scores_tokens(self, tokens: Sequence[str] | Sequence[int]) -> np.ndarray:
         """Like :meth:`get_scores` for one pre-tokenized query."""
-        flat, offsets = _flatten_tokens([tokens], self._vocab_map, "tokens")
-        term_ids, _ = self._vocab.map_tokens(flat, offsets, False)
+        term_ids, _ = self._map_tokens([tokens], "tokens", False)
         return self._score_all(term_ids)
 
     def _score_all(self, term_ids: np.ndarray) -> np.ndarray:
@@ -713,13 +720,17 @@ class BM25Index:
             raise FileNotFoundError(f"{root}: no such index directory")
         manifest_path = root / MANIFEST
         if not manifest_path.is_file():
-            raise StateError(f"{manifest_path}: missing; {root} is not a crossrank BM25 index (save one with BM25Index.save)")
+            raise StateError(
+                f"{manifest_path}: missing; {root} is not a crossrank BM25 index (save one with BM25Index.save)"
+            )
         try:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise StateError(f"{manifest_path}: not a crossrank BM25 manifest ({exc})") from None
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
-            raise StateError(f"{manifest_path}: not a crossrank BM25 manifest (format is not {FORMAT_NAME!r})")
+            raise StateError(
+                f"{manifest_path}: not a crossrank BM25 manifest (format is not {FORMAT_NAME!r})"
+            )
         version = manifest.get("format_version")
         if not isinstance(version, int) or version < 1:
             raise StateError(f"{manifest_path}: invalid format_version {version!r}")
@@ -744,7 +755,9 @@ def _digest(body: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()
 
 
-def _read_array(root: Path, name: str, entry: Mapping[str, Any], dtype: str, *, mmap: bool, verify: bool) -> np.ndarray:
+def _read_array(
+    root: Path, name: str, entry: Mapping[str, Any], dtype: str, *, mmap: bool, verify: bool
+) -> np.ndarray:
     file = root / str(entry["file"])
     if Path(entry["file"]).name != entry["file"]:
         raise StateError(f"{root / MANIFEST}: array file name {entry['file']!r} must be a plain file name")
@@ -758,7 +771,9 @@ def _read_array(root: Path, name: str, entry: Mapping[str, Any], dtype: str, *, 
     expected = shape[0] * np.dtype(dtype).itemsize
     size = file.stat().st_size
     if size != expected:
-        raise StateError(f"{file}: {size} bytes, expected {expected} (truncated or not written by this index)")
+        raise StateError(
+            f"{file}: {size} bytes, expected {expected} (truncated or not written by this index)"
+        )
     if verify:
         h = hashlib.sha256()
         with open(file, "rb") as fh:
@@ -774,7 +789,9 @@ def _read_array(root: Path, name: str, entry: Mapping[str, Any], dtype: str, *, 
     return arr.astype(np.dtype(dtype).newbyteorder("="), copy=False)
 
 
-def _state_from_manifest(root: Path, manifest: Mapping[str, Any], *, mmap: bool, verify: bool) -> dict[str, Any]:
+def _state_from_manifest(
+    root: Path, manifest: Mapping[str, Any], *, mmap: bool, verify: bool
+) -> dict[str, Any]:
     mpath = root / MANIFEST
     p = manifest["params"]
     try:
@@ -790,14 +807,20 @@ def _state_from_manifest(root: Path, manifest: Mapping[str, Any], *, mmap: bool,
     if missing:
         raise StateError(f"{mpath}: arrays {missing} are not listed")
     arrays = {
-        name: _read_array(root, name, entries[name], dtype, mmap=mmap, verify=verify) for name, dtype in expected.items()
+        name: _read_array(root, name, entries[name], dtype, mmap=mmap, verify=verify)
+        for name, dtype in expected.items()
     }
     n_docs, n_terms = manifest["n_docs"], manifest["n_terms"]
     if len(arrays["doc_lens"]) != n_docs or len(arrays["term_ptr"]) != n_terms + 1 or n_docs < 1:
         raise StateError(f"{mpath}: n_docs / n_terms do not match the arrays")
     try:
         _core.bm25_validate_index(
-            arrays["term_ptr"], arrays["docs"], arrays["tfs"], arrays["doc_lens"], arrays["impacts"], arrays["nonoccurrence"]
+            arrays["term_ptr"],
+            arrays["docs"],
+            arrays["tfs"],
+            arrays["doc_lens"],
+            arrays["impacts"],
+            arrays["nonoccurrence"],
         )
         vocab = _core.Vocabulary.from_arena(arrays["vocab_chars"], arrays["vocab_offsets"])
     except (StateError, ValueError) as exc:
@@ -812,7 +835,12 @@ def _state_from_manifest(root: Path, manifest: Mapping[str, Any], *, mmap: bool,
     elif ids_kind == "str":
         off = arrays["ids_offsets"]
         chars = bytes(arrays["ids_chars"])
-        if len(off) != n_docs + 1 or off[0] != 0 or off[-1] != len(chars) or np.any(np.diff(off.astype(np.int64)) < 0):
+        if (
+            len(off) != n_docs + 1
+            or off[0] != 0
+            or off[-1] != len(chars)
+            or np.any(np.diff(off.astype(np.int64)) < 0)
+        ):
             raise StateError(f"{root / 'ids_offsets.bin'}: offsets do not describe {n_docs} ids")
         ids = np.empty(n_docs, dtype=object)
         try:

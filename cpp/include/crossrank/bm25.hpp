@@ -64,10 +64,10 @@ double idf(Variant v, std::uint64_t df, std::uint64_t n_docs) noexcept;
 double tfc(const Params& p, double tf, double doc_len, double avg_doc_len) noexcept;
 
 struct Postings {
-    std::vector<std::int64_t> term_ptr;  // n_terms + 1
-    std::vector<std::uint32_t> docs;     // nnz
-    std::vector<std::uint32_t> tfs;      // nnz
-    std::vector<std::uint32_t> doc_lens; // n_docs
+    std::vector<std::int64_t> term_ptr;   // n_terms + 1
+    std::vector<std::uint32_t> docs;      // nnz
+    std::vector<std::uint32_t> tfs;       // nnz
+    std::vector<std::uint32_t> doc_lens;  // n_docs
 };
 
 // Read-only CSR postings held elsewhere (the base of an incremental build).

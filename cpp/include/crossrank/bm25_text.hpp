@@ -17,6 +17,7 @@ namespace crossrank::bm25 {
 // Appends the term ids of each text to `ids` and one offset per text to `offsets` (which must hold
 // at least its leading 0). With grow == false, terms missing from the vocabulary are dropped.
 void analyze_to_ids(const Analyzer& analyzer, Vocabulary& vocab, const std::vector<std::string_view>& texts,
-                    bool grow, int num_threads, std::vector<std::uint32_t>& ids, std::vector<std::int64_t>& offsets);
+                    bool grow, int num_threads, std::vector<std::uint32_t>& ids,
+                    std::vector<std::int64_t>& offsets);
 
 }  // namespace crossrank::bm25

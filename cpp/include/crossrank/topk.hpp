@@ -132,7 +132,7 @@ class TopKFloat {
 
     std::size_t k_;
     std::vector<std::uint64_t> buf_;
-    std::uint64_t bar_ = 0;  // below every real key
+    std::uint64_t bar_ = 0;                   // below every real key
     static constexpr std::size_t kSlack = 2;  // buffer of kSlack * k keys between cuts
 };
 

@@ -16,9 +16,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "the index to INDEX_DIR (memory-mappable; open it with BM25Index.load or `crossrank search`).",
     )
     p.add_argument("dataset", type=Path, metavar="DATASET_DIR", help="folder with corpus.jsonl (BEIR layout)")
-    p.add_argument("-o", "--output", type=Path, required=True, metavar="INDEX_DIR", help="where to save the index")
     p.add_argument(
-        "--variant", default="lucene", choices=["robertson", "lucene", "atire", "bm25l", "bm25+"], help="BM25 variant"
+        "-o", "--output", type=Path, required=True, metavar="INDEX_DIR", help="where to save the index"
+    )
+    p.add_argument(
+        "--variant",
+        default="lucene",
+        choices=["robertson", "lucene", "atire", "bm25l", "bm25+"],
+        help="BM25 variant",
     )
     p.add_argument("--k1", type=float, default=1.5, help="term-frequency saturation (default 1.5)")
     p.add_argument("--b", type=float, default=0.75, help="length normalisation in [0, 1] (default 0.75)")
@@ -31,13 +36,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="'english' (default), 'none', or a file with one stopword per line",
     )
     p.add_argument("--no-lowercase", action="store_true", help="keep letter case")
-    p.add_argument("--cjk", default="bigram", choices=["bigram", "unigram"], help="CJK/Thai terms (default bigram)")
+    p.add_argument(
+        "--cjk", default="bigram", choices=["bigram", "unigram"], help="CJK/Thai terms (default bigram)"
+    )
     p.add_argument("--threads", type=int, default=None, help="threads (default: the CPU quota)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=run)
 
 
-def _stopwords(spec: str) -> str | None | list[str]:
+def _stopwords(spec: str) -> str | list[str] | None:
     if spec == "english":
         return "english"
     if spec == "none":
