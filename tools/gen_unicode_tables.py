@@ -2,7 +2,8 @@
 
 Run from the repository root and commit the output:
 
-    python tools/gen_unicode_tables.py
+    python tools/gen_unicode_tables.py           # (re)write the file
+    python tools/gen_unicode_tables.py --check   # exit 1 if the committed file is out of date
 
 Tables (all sorted by code point, searched by binary search in cpp/src/unicode.cpp):
 
@@ -115,7 +116,7 @@ def lower_ranges() -> list[tuple[int, int, int, int]]:
     return out
 
 
-def main() -> None:
+def render() -> str:
     classes = class_ranges()
     lowers = lower_ranges()
     lines = [
@@ -146,10 +147,18 @@ def main() -> None:
     if row:
         lines.append(" ".join(row))
     lines += ["};", ""]
-    OUT.write_text("\n".join(lines))
-    print(
-        f"wrote {OUT} ({OUT.stat().st_size} bytes, {len(classes)} class ranges, {len(lowers)} lower ranges)"
-    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    text = render()
+    if "--check" in sys.argv[1:]:
+        if not OUT.is_file() or OUT.read_text() != text:
+            sys.exit(f"{OUT} is out of date for Unicode {unicodedata.unidata_version}: run {__file__}")
+        print(f"{OUT} is up to date")
+        return
+    OUT.write_text(text)
+    print(f"wrote {OUT} ({OUT.stat().st_size} bytes)")
 
 
 if __name__ == "__main__":

@@ -30,10 +30,11 @@ std::string_view utf8_of(PyObject* obj, py::object& keep) {
     return {PyBytes_AS_STRING(b), static_cast<std::size_t>(PyBytes_GET_SIZE(b))};
 }
 
-// Builds Python str objects for terms, one object per distinct term.
+// Builds Python str objects for terms, one object per distinct term. Keys view the caller's
+// term strings, which must outlive this object.
 class TermObjects {
   public:
-    PyObject* get(const std::string& term) {  // new reference
+    PyObject* get(std::string_view term) {  // new reference
         auto it = cache_.find(term);
         if (it == cache_.end()) {
             PyObject* o = PyUnicode_DecodeUTF8(term.data(), static_cast<Py_ssize_t>(term.size()), "strict");
@@ -51,7 +52,7 @@ class TermObjects {
     }
 
   private:
-    std::unordered_map<std::string, py::object> cache_;
+    std::unordered_map<std::string_view, py::object> cache_;
 };
 
 CjkMode cjk_from_name(const std::string& name) {
@@ -131,9 +132,8 @@ void bind_analyzer(py::module_& m) {
                 for (std::size_t i = 0; i < n; ++i) {
                     py::list inner = objs.list_of(terms[i]);
                     PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(i), inner.release().ptr());
-                    std::vector<std::string>().swap(terms[i]);
                 }
-                return out;
+                return out;  // `objs` (viewing `terms`) is destroyed before `terms`
             },
             py::arg("texts"), py::arg("num_threads"));
 

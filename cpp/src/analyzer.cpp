@@ -2,11 +2,10 @@
 
 #include <algorithm>
 #include <array>
-#include <functional>
+#include <cstdint>
+#include <cstring>
 #include <mutex>
 #include <shared_mutex>
-#include <unordered_map>
-#include <unordered_set>
 #include <utility>
 
 #include "crossrank/unicode.hpp"
@@ -28,29 +27,91 @@ constexpr std::array<CharClass, 128> make_ascii_classes() {
 }
 constexpr auto kAsciiClass = make_ascii_classes();
 
-// Stem cache: 64 shards, each a hash map behind a reader/writer lock. Bounded: once a shard is
-// full, new words are stemmed without being remembered (memory stays bounded on huge or hostile
-// vocabularies; results are the same either way).
+// 64-bit hash of a short byte string (terms are mostly < 16 bytes): 8 bytes at a time with
+// multiply-xorshift mixing. One hash per term serves the stopword table and the stem cache.
+inline std::uint64_t hash_bytes(const char* p, std::size_t n) noexcept {
+    std::uint64_t h = 0x9E3779B97F4A7C15ull ^ (static_cast<std::uint64_t>(n) * 0xFF51AFD7ED558CCDull);
+    while (n >= 8) {
+        std::uint64_t v;
+        std::memcpy(&v, p, 8);
+        h = (h ^ v) * 0xBF58476D1CE4E5B9ull;
+        h ^= h >> 31;
+        p += 8;
+        n -= 8;
+    }
+    if (n) {
+        std::uint64_t v = 0;
+        std::memcpy(&v, p, n);
+        h = (h ^ v) * 0x94D049BB133111EBull;
+        h ^= h >> 29;
+    }
+    h *= 0xBF58476D1CE4E5B9ull;
+    return h ^ (h >> 32);
+}
+
+// Open-addressing (linear probing) table of strings keyed by their hash_bytes value.
+class StringTable {
+  public:
+    struct Slot {
+        std::uint64_t hash = 0;
+        bool used = false;
+        std::string key, value;
+    };
+
+    const Slot* find(std::uint64_t h, std::string_view key) const noexcept {
+        if (slots_.empty()) return nullptr;
+        const std::size_t mask = slots_.size() - 1;
+        for (std::size_t i = (h >> 6) & mask; slots_[i].used; i = (i + 1) & mask)
+            if (slots_[i].hash == h && slots_[i].key == key) return &slots_[i];
+        return nullptr;
+    }
+    // Inserts a key that is not present.
+    void insert(std::uint64_t h, std::string key, std::string value) {
+        if ((size_ + 1) * 2 > slots_.size()) grow();
+        place(Slot{h, true, std::move(key), std::move(value)});
+        ++size_;
+    }
+    std::size_t size() const noexcept { return size_; }
+
+  private:
+    std::vector<Slot> slots_;
+    std::size_t size_ = 0;
+
+    void place(Slot&& s) {
+        const std::size_t mask = slots_.size() - 1;
+        std::size_t i = (s.hash >> 6) & mask;
+        while (slots_[i].used) i = (i + 1) & mask;
+        slots_[i] = std::move(s);
+    }
+    void grow() {
+        std::vector<Slot> old = std::move(slots_);
+        slots_ = std::vector<Slot>(old.empty() ? 64 : old.size() * 2);
+        for (Slot& s : old)
+            if (s.used) place(std::move(s));
+    }
+};
+
+// Stem cache: 64 shards, each a StringTable behind a reader/writer lock. Bounded: once a shard
+// is full, new words are stemmed without being remembered (memory stays bounded on huge or
+// hostile vocabularies; results are the same either way).
 class StemCache {
   public:
     static constexpr std::size_t kShards = 64;
-    static constexpr std::size_t kMaxEntriesPerShard = std::size_t(1) << 16;  // ~4M words total
+    static constexpr std::size_t kMaxEntriesPerShard = 8192;  // ~520k distinct words in total
 
-    void stem_into(const std::string& word, std::vector<std::string>& out) {
-        const std::size_t h = std::hash<std::string>{}(word);
-        Shard& s = shards_[(h >> 7) % kShards];
+    void stem_into(std::uint64_t h, const std::string& word, std::vector<std::string>& out) {
+        Shard& s = shards_[h % kShards];
         {
             std::shared_lock<std::shared_mutex> lock(s.mu);
-            auto it = s.map.find(word);
-            if (it != s.map.end()) {
-                out.push_back(it->second);
+            if (const auto* slot = s.table.find(h, word)) {
+                out.push_back(slot->value);
                 return;
             }
         }
         std::string stem = stem_english(word);
         {
             std::unique_lock<std::shared_mutex> lock(s.mu);
-            if (s.map.size() < kMaxEntriesPerShard) s.map.emplace(word, stem);
+            if (s.table.size() < kMaxEntriesPerShard && !s.table.find(h, word)) s.table.insert(h, word, stem);
         }
         out.push_back(std::move(stem));
     }
@@ -58,7 +119,7 @@ class StemCache {
   private:
     struct alignas(64) Shard {
         std::shared_mutex mu;
-        std::unordered_map<std::string, std::string> map;
+        StringTable table;
     };
     std::array<Shard, kShards> shards_;
 };
@@ -66,6 +127,13 @@ class StemCache {
 void append_lowered(std::string& out, std::string_view bytes) {
     const char* p = bytes.data();
     const char* end = p + bytes.size();
+    // ASCII prefix in one go (most terms are entirely ASCII).
+    const char* q = p;
+    while (q < end && static_cast<unsigned char>(*q) < 0x80) ++q;
+    const std::size_t start = out.size();
+    out.resize(start + static_cast<std::size_t>(q - p));
+    char* dst = &out[start];
+    for (; p < q; ++p, ++dst) *dst = static_cast<char>(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
     while (p < end) {
         const auto b = static_cast<unsigned char>(*p);
         if (b < 0x80) {
@@ -76,7 +144,7 @@ void append_lowered(std::string& out, std::string_view bytes) {
         const char* before = p;
         char32_t cp = utf8::decode(p, end);
         if (cp == utf8::kInvalidCodePoint)
-            out.append(before, p);  // cannot happen for analyzer terms; keep bytes for stopword input
+            out.append(before, p);  // only reachable for stopwords given by the user
         else
             unicode::append_lower(out, cp);
     }
@@ -85,7 +153,7 @@ void append_lowered(std::string& out, std::string_view bytes) {
 }  // namespace
 
 struct Analyzer::State {
-    std::unordered_set<std::string> stopwords;
+    StringTable stopwords;
     std::size_t max_stopword_bytes = 0;
     StemCache cache;
 };
@@ -105,8 +173,10 @@ Analyzer::Analyzer(AnalyzerConfig config) : config_(std::move(config)), state_(s
             append_lowered(key, w);
         else
             key = w;
+        const std::uint64_t h = hash_bytes(key.data(), key.size());
+        if (state_->stopwords.find(h, key)) continue;  // duplicate
         state_->max_stopword_bytes = std::max(state_->max_stopword_bytes, key.size());
-        state_->stopwords.insert(std::move(key));
+        state_->stopwords.insert(h, std::move(key), std::string());
     }
 }
 
@@ -134,9 +204,16 @@ void Analyzer::analyze(std::string_view text, std::vector<std::string>& out) con
             append_lowered(buf, std::string_view(b, len));
         else
             buf.assign(b, len);
-        if (!st.stopwords.empty() && buf.size() <= st.max_stopword_bytes && st.stopwords.count(buf)) return;
-        if (stemmable && stem && buf.size() >= 3)  // shorter words are their own stem
-            st.cache.stem_into(buf, out);
+        const bool may_stop = buf.size() <= st.max_stopword_bytes;
+        const bool may_stem = stemmable && stem && buf.size() >= 3;  // shorter words are their own stem
+        if (!may_stop && !may_stem) {
+            out.push_back(buf);
+            return;
+        }
+        const std::uint64_t h = hash_bytes(buf.data(), buf.size());
+        if (may_stop && st.stopwords.find(h, buf)) return;
+        if (may_stem)
+            st.cache.stem_into(h, buf, out);
         else
             out.push_back(buf);
     };

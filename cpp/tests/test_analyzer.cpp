@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <cstdint>
 #include <string>
 #include <thread>
 #include <vector>
@@ -157,4 +158,47 @@ TEST_CASE("analyze is thread-safe and deterministic across threads") {
     Analyzer copy = a;  // copies share the cache and the configuration
     CHECK(run(copy, text) == expected);
     CHECK(copy.config().stopwords.size() == 33);
+}
+
+TEST_CASE("random bytes: no crash, every term valid UTF-8 and within the cap") {
+    std::uint64_t state = 0x2545F4914F6CDD1Dull;  // fixed seed
+    auto next = [&] {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        return state;
+    };
+    const char* pieces[] = {"\xE6\x9D\xB1",
+                            "\xE0\xB8\x97\xE0\xB8\xB5\xE0\xB9\x88",
+                            "e\xCC\x81",
+                            "The ",
+                            "ing",
+                            "\xC4\xB0",
+                            "\xF0\x9F\x98\x80",
+                            " ",
+                            "\xED\xA0\x80",
+                            "\xC3"};
+    for (CjkMode mode : {CjkMode::bigram, CjkMode::unigram}) {
+        AnalyzerConfig c;
+        c.cjk = mode;
+        c.stopwords = crossrank::english_stopwords();
+        Analyzer a(c);
+        for (int iter = 0; iter < 2000; ++iter) {
+            std::string text;
+            const int parts = static_cast<int>(next() % 40);
+            for (int i = 0; i < parts; ++i) {
+                if (next() % 2)
+                    text += pieces[next() % (sizeof(pieces) / sizeof(pieces[0]))];
+                else
+                    text.push_back(static_cast<char>(next() & 0xFF));
+            }
+            Terms terms = run(a, text);
+            for (const auto& t : terms) {
+                CHECK(!t.empty());
+                for (char32_t cp : decode_all(t)) CHECK(cp != crossrank::utf8::kInvalidCodePoint);
+                CHECK(t.size() <= 2 * crossrank::kMaxTermBytes);  // lowercasing can grow a term a little
+            }
+            (void)crossrank::stem_english(text);  // arbitrary bytes through the stemmer
+        }
+    }
 }

@@ -53,7 +53,8 @@ class Analyzer:
     stopwords : "english", None or iterable of str, default "english"
         Terms to drop, compared after lowercasing and before stemming. ``"english"`` is the classic
         Lucene English set (:data:`ENGLISH_STOPWORDS`); ``None`` or an empty iterable keeps every
-        term. With ``lowercase=True`` the given words are lowercased too.
+        term. With ``lowercase=True`` the given words are lowercased too. :attr:`config` lists
+        custom words sorted and without repeats.
     stemmer : "english" or None, default "english"
         Snowball English (Porter2) stemming, exactly PyStemmer's ``"english"``; ``None`` disables.
     cjk : "bigram" or "unigram", default "bigram"
@@ -109,8 +110,8 @@ class Analyzer:
             for i, w in enumerate(items):
                 if not isinstance(w, str):
                     raise TypeError(f"stopwords[{i}] must be str, got {type(w).__name__}")
-            spec = tuple(items)
-            words = items
+            spec = tuple(sorted(set(items)))  # canonical: order and repeats do not matter
+            words = list(spec)
         self._lowercase = lowercase
         self._stopwords = spec
         self._stemmer = stemmer
@@ -155,11 +156,17 @@ class Analyzer:
         Raises
         ------
         TypeError
-            An item is not a str (the message names its index), or ``num_threads`` is not an int.
+            ``texts`` is a single str, an item is not a str (the message names its index), or
+            ``num_threads`` is not an int.
         ValueError
             ``num_threads < 1``.
         """
         threads = _num_threads_arg(num_threads)
+        if isinstance(texts, (str, bytes)):
+            raise TypeError(
+                f"texts must be an iterable of str, got a single {type(texts).__name__}; "
+                "for one text use analyze(text) or pass [text]"
+            )
         seq = texts if isinstance(texts, (list, tuple)) else list(texts)
         return self._impl.analyze_batch(seq, num_threads=threads)
 
