@@ -281,7 +281,7 @@ void search_one(const IndexView& ix, const std::uint32_t* terms, std::size_t n, 
         // Dense: most documents are touched; scanning all of them beats tracking them.
         accumulate_dense(ix, terms, n, acc);
         // Seed the selection with likely winners: the documents of the rarest query terms (they
-        // carry the highest IDF) until about kk are in. Their exact scores set a high bar early, so
+        // carry the highest IDF) until 2 kk are in. Their exact scores set a high bar early, so
         // the full scan below accepts few documents. Seeded documents are marked -inf so the scan
         // skips them (-inf + c is never above the bar) and still resets them.
         constexpr float kSeeded = -std::numeric_limits<float>::infinity();
@@ -303,6 +303,7 @@ void search_one(const IndexView& ix, const std::uint32_t* terms, std::size_t n, 
                 ++seeded;
             }
         }
+        s.top.tighten();
         // One pass: score, skip what is below the bar (an equal score may still win on a lower
         // index, so push() decides ties on the full key), and reset the accumulator.
         float bar = s.top.bar_score();

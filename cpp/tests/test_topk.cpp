@@ -33,9 +33,11 @@ TEST_CASE("TopK and TopKFloat equal a stable sort, ties by lower index, any push
         std::shuffle(order.begin(), order.end(), rng);
         crossrank::TopK<float, std::uint32_t> heap(k);
         crossrank::TopKFloat buffer(k);
-        for (auto i : order) {
+        for (std::size_t j = 0; j < order.size(); ++j) {
+            const auto i = order[j];
             heap.push(scores[i], i);
             buffer.push(scores[i], i);
+            if (j % 17 == 5) buffer.tighten();  // raising the bar early never changes the result
         }
         std::vector<float> s1(k), s2(k);
         std::vector<std::uint32_t> i1(k), i2(k);

@@ -107,6 +107,16 @@ class TopKFloat {
         if (buf_.size() == kSlack * k_) shrink();
     }
 
+    // Raises the bar to the k-th best kept key as soon as k keys are kept (instead of waiting for
+    // 2k): with exactly k keys that is their minimum, found without reordering.
+    void tighten() {
+        if (buf_.size() == k_ && k_ > 0) {
+            bar_ = *std::min_element(buf_.begin(), buf_.end());
+        } else if (buf_.size() > k_) {
+            shrink();
+        }
+    }
+
     // Writes the best min(k, pushed) items best first and empties the selection; returns the count.
     template <class OutScore, class OutIndex>
     std::size_t drain_sorted(OutScore* scores, OutIndex* indices) {
