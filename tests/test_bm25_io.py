@@ -150,3 +150,12 @@ def test_save_overwrites(saved: Path) -> None:
     loaded = BM25Index.load(saved)
     assert len(loaded) == 2
     assert loaded.search_tokens([["y"]], k=1).ids.tolist() == [[1]]
+
+
+def test_save_over_the_directory_it_was_loaded_from(saved: Path) -> None:
+    loaded = BM25Index.load(saved, mmap=True)
+    before = loaded.search_tokens(QUERIES, k=3)
+    loaded.save(saved)  # files are replaced by rename: the live memory maps stay valid
+    after = loaded.search_tokens(QUERIES, k=3)
+    np.testing.assert_array_equal(before.scores, after.scores)
+    np.testing.assert_array_equal(BM25Index.load(saved).search_tokens(QUERIES, k=3).scores, before.scores)

@@ -210,6 +210,9 @@ class BM25Index:
 
     Examples
     --------
+    Searching is safe from several Python threads at once; :meth:`add` / :meth:`add_tokens`
+    must not run concurrently with any other call on the same index.
+
     >>> index = BM25Index.build(["the cat sat", "a dog barked"], ids=["d1", "d2"])
     >>> index.search(["cat"], k=1).ids
     array([['d1']], dtype=object)
@@ -316,7 +319,9 @@ class BM25Index:
         ids, variant, k1, b, delta, num_threads
             As in :meth:`build`.
 
-        The index has no analyzer: query it with :meth:`search_tokens`.
+        The index has no analyzer: query it with :meth:`search_tokens`. Int tokens given with
+        ``vocab`` are stored as their strings; queries may use the same ints while this object
+        lives (the mapping is not saved), or the strings, also after :meth:`load`.
         """
         params = _check_params(variant, k1, b, delta)
         index = cls._empty(params, None, "position")
@@ -667,7 +672,11 @@ class BM25Index:
             dtype = {**_ARRAYS, **_ID_ARRAYS[self._ids_kind]}[name]
             data = np.ascontiguousarray(arr, dtype=np.dtype(dtype)).tobytes()
             file = f"{name}.bin"
-            (root / file).write_bytes(data)
+            # Write beside and rename: an index memory-mapped from this directory keeps reading
+            # the old file (its inode lives on) instead of faulting on a truncated mapping.
+            tmp = root / (file + ".tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, root / file)
             entries[name] = {
                 "file": file,
                 "dtype": dtype,
