@@ -233,13 +233,24 @@ float nonoccurrence_constant(const IndexView& ix, const std::uint32_t* terms, st
 }
 
 // Dense mode: add every posting's impact, no branches (query terms in order, postings in order).
-void accumulate_dense(const IndexView& ix, const std::uint32_t* terms, std::size_t n, float* acc) {
+void accumulate_dense(const IndexView& ix, const std::uint32_t* terms, std::size_t n, float* __restrict acc) {
     for (std::size_t i = 0; i < n; ++i) {
         const std::uint32_t t = terms[i];
-        const std::uint32_t* docs = ix.docs;
-        const float* imp = ix.impacts;
-        const std::int64_t j1 = ix.term_ptr[t + 1];
-        for (std::int64_t j = ix.term_ptr[t]; j < j1; ++j) acc[docs[j]] += imp[j];
+        const std::uint32_t* __restrict docs = ix.docs + ix.term_ptr[t];
+        const float* __restrict imp = ix.impacts + ix.term_ptr[t];
+        const std::size_t len = static_cast<std::size_t>(ix.term_ptr[t + 1] - ix.term_ptr[t]);
+        std::size_t j = 0;
+        // Four independent postings per step (distinct documents within a term, so no two
+        // updates of one step touch the same slot); same additions in the same order per slot.
+        for (; j + 4 <= len; j += 4) {
+            const std::uint32_t d0 = docs[j], d1 = docs[j + 1], d2 = docs[j + 2], d3 = docs[j + 3];
+            const float v0 = imp[j], v1 = imp[j + 1], v2 = imp[j + 2], v3 = imp[j + 3];
+            acc[d0] += v0;
+            acc[d1] += v1;
+            acc[d2] += v2;
+            acc[d3] += v3;
+        }
+        for (; j < len; ++j) acc[docs[j]] += imp[j];
     }
 }
 
