@@ -34,6 +34,13 @@
 // Top-k: results are exactly the first min(k, N) entries of all N document scores sorted by
 // (-score, document index) -- ties and documents that match no query term included, so an empty
 // query returns documents 0..k-1 with score 0 (or the non-occurrence score for bm25l / bm25+).
+// Per query (one thread each), impacts are added into a dense per-worker float32 accumulator.
+// A query with many postings (>= N/4) is "dense": the documents of its rarest terms seed the
+// selection (TopKFloat, topk.hpp) so a high bar rejects most documents of the following scan,
+// which also resets the accumulator. Otherwise it is "sparse": a touch list records documents as
+// they first get a positive impact, only they (plus the first k untouched documents) are ranked,
+// and only they are reset. Both modes add the same impacts in the same order, so they give the
+// same scores and the same results.
 #pragma once
 
 #include <cstddef>
