@@ -64,7 +64,7 @@ def test_search_is_exact_top_k_of_all_scores(variant: str) -> None:
 doc_strategy = st.lists(st.sampled_from("abcdef"), max_size=8)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)
 @given(
     corpus=st.lists(doc_strategy, min_size=1, max_size=12),
     query=st.lists(st.sampled_from("abcdefz"), max_size=5),

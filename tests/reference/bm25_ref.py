@@ -34,8 +34,11 @@ def tfc(variant: str, tf: float, dl: float, avgdl: float, k1: float, b: float, d
     if variant == "atire":
         return tf * (k1 + 1) / (tf + k1 * norm) if tf else 0.0
     if variant == "bm25l":
-        c = tf / norm
-        return (k1 + 1) * (c + delta) / (k1 + c + delta)
+        # 0/0 cases (an empty document with b = 1; k1 = delta = 0 with tf = 0) count as 0, the
+        # convention of bm25.hpp.
+        c = tf / norm if norm > 0 else 0.0
+        den = k1 + c + delta
+        return (k1 + 1) * (c + delta) / den if den > 0 else 0.0
     if variant == "bm25+":
         return ((k1 + 1) * tf / (k1 * norm + tf) if tf else 0.0) + delta
     raise ValueError(variant)

@@ -18,7 +18,8 @@
 // term it lacks. It does not depend on |d|, so it is kept per term (nonoccurrence[t] =
 // idf(t) tfc(0)), postings hold idf * (tfc(tf) - tfc(0)), and a query adds the sum of its terms'
 // non-occurrence scores to every document. Query tokens missing from the vocabulary score 0; a term
-// with df = 0 has idf 0.
+// with df = 0 has idf 0. Degenerate 0/0 tfc values (k1 = 0 with tf = 0; an empty document with
+// b = 1 in bm25l) are 0.
 //
 // Precision policy: idf, tfc and their product are computed in float64 and rounded once to float32
 // per posting ("impact"). A query accumulates float32 impacts in query-token order, then adds the
