@@ -159,3 +159,34 @@ def test_save_over_the_directory_it_was_loaded_from(saved: Path) -> None:
     after = loaded.search_tokens(QUERIES, k=3)
     np.testing.assert_array_equal(before.scores, after.scores)
     np.testing.assert_array_equal(BM25Index.load(saved).search_tokens(QUERIES, k=3).scores, before.scores)
+
+
+def _rewrite_manifest(root: Path, edit) -> None:
+    """Edit the manifest and re-seal it, as a buggy or foreign writer would (the checksum passes)."""
+    from crossrank.bm25 import _digest
+
+    path = root / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest.pop("manifest_sha256")
+    edit(manifest)
+    manifest["manifest_sha256"] = _digest(manifest)
+    path.write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda m: m["arrays"]["docs"].update(dtype="<u8"), r"docs\.bin: dtype"),
+        (lambda m: m["arrays"]["docs"].update(file="../docs.bin"), "plain file name"),
+        (lambda m: m["arrays"]["impacts"].update(shape=[-1]), r"impacts\.bin: invalid shape"),
+        (lambda m: m["arrays"].pop("tfs"), r"arrays \['tfs'\] are not listed"),
+        (lambda m: m["params"].update(b=7), r"invalid parameters \(b must be in \[0, 1\]"),
+        (lambda m: m.update(n_docs=99), "n_docs / n_terms do not match"),
+        (lambda m: m.update(ids_kind="uuid"), "unknown ids_kind"),
+        (lambda m: m.pop("params"), "malformed manifest"),
+    ],
+)
+def test_resealed_manifest_is_still_validated(saved: Path, edit, match: str) -> None:
+    _rewrite_manifest(saved, edit)
+    with pytest.raises(StateError, match=match):
+        BM25Index.load(saved)
