@@ -13,4 +13,5 @@ void bind_common(py::module_& m);  // build info, threads, SIMD dispatch, error 
 void bind_pack(py::module_& m);      // cross-encoder pair packing (pack.hpp)
 void bind_analyzer(py::module_& m);  // text analyzer: tokenize, lowercase, stopwords, stem
 void bind_maxsim(py::module_& m);    // ColBERT MaxSim kernel, packing
+void bind_bm25(py::module_& m);      // BM25 postings, impacts, search; Vocabulary
 }  // namespace crossrank::bindings

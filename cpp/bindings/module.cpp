@@ -7,4 +7,5 @@ PYBIND11_MODULE(_core, m) {
     b::bind_maxsim(m);
     b::bind_pack(m);
     b::bind_analyzer(m);
+    b::bind_bm25(m);
 }

@@ -9,14 +9,17 @@ from . import errors
 from ._build_info import build_info
 from ._core import __version__
 from .analyzer import Analyzer
+from .bm25 import BM25Index, Results
 from .colbert import ColBERTReranker
 from .maxsim import PackedDocs, PackedDocStore, maxsim, maxsim_batch
 
 __all__ = [
     "Analyzer",
+    "BM25Index",
     "ColBERTReranker",
     "PackedDocStore",
     "PackedDocs",
+    "Results",
     "__version__",
     "build_info",
     "errors",

@@ -107,3 +107,69 @@ class Analyzer:
 def stem_english(word: str) -> str: ...
 def english_stopwords() -> list[str]: ...
 def analyzer_unicode_version() -> str: ...
+
+# --- bm25 (cpp/bindings/bind_bm25.cpp) ---
+class Vocabulary:
+    def __init__(self) -> None: ...
+    def __len__(self) -> int: ...
+    def find(self, term: str) -> int: ...
+    def term(self, id: int) -> str: ...
+    def arena(self) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint64]]: ...
+    @staticmethod
+    def from_arena(chars: npt.NDArray[np.uint8], offsets: npt.NDArray[np.uint64]) -> Vocabulary: ...
+    def copy(self) -> Vocabulary: ...
+    def map_tokens(
+        self, tokens: list[str], offsets: npt.NDArray[np.int64], grow: bool
+    ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]]: ...
+
+def bm25_analyze_to_ids(
+    analyzer: Analyzer, vocab: Vocabulary, texts: list[str], grow: bool, num_threads: int
+) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]]: ...
+def bm25_validate_params(variant: str, k1: float, b: float, delta: float) -> None: ...
+def bm25_build_postings(
+    n_terms: int,
+    term_ids: npt.NDArray[np.uint32],
+    doc_offsets: npt.NDArray[np.int64],
+    base_term_ptr: npt.NDArray[np.int64],
+    base_docs: npt.NDArray[np.uint32],
+    base_tfs: npt.NDArray[np.uint32],
+    base_doc_lens: npt.NDArray[np.uint32],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint32], npt.NDArray[np.uint32], npt.NDArray[np.uint32]]: ...
+def bm25_compute_impacts(
+    variant: str,
+    k1: float,
+    b: float,
+    delta: float,
+    term_ptr: npt.NDArray[np.int64],
+    docs: npt.NDArray[np.uint32],
+    tfs: npt.NDArray[np.uint32],
+    doc_lens: npt.NDArray[np.uint32],
+    num_threads: int,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...
+def bm25_validate_index(
+    term_ptr: npt.NDArray[np.int64],
+    docs: npt.NDArray[np.uint32],
+    tfs: npt.NDArray[np.uint32],
+    doc_lens: npt.NDArray[np.uint32],
+    impacts: npt.NDArray[np.float32],
+    nonoccurrence: npt.NDArray[np.float32],
+) -> None: ...
+def bm25_search(
+    n_docs: int,
+    term_ptr: npt.NDArray[np.int64],
+    docs: npt.NDArray[np.uint32],
+    impacts: npt.NDArray[np.float32],
+    nonoccurrence: npt.NDArray[np.float32],
+    query_terms: npt.NDArray[np.uint32],
+    query_offsets: npt.NDArray[np.int64],
+    k: int,
+    num_threads: int,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
+def bm25_score_all(
+    n_docs: int,
+    term_ptr: npt.NDArray[np.int64],
+    docs: npt.NDArray[np.uint32],
+    impacts: npt.NDArray[np.float32],
+    nonoccurrence: npt.NDArray[np.float32],
+    query_terms: npt.NDArray[np.uint32],
+) -> npt.NDArray[np.float32]: ...
