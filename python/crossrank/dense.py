@@ -132,7 +132,11 @@ def _read_st_config(root: Path, model_config: dict[str, Any]) -> _STConfig:
     max_len = sb.get("max_seq_length")
     if not isinstance(max_len, int) or max_len < 1:
         tc = _read_json(root / "tokenizer_config.json") or {}
-        limits = [v for v in (tc.get("model_max_length"), model_config.get("max_position_embeddings")) if isinstance(v, int)]
+        limits = [
+            v
+            for v in (tc.get("model_max_length"), model_config.get("max_position_embeddings"))
+            if isinstance(v, int)
+        ]
         limits = [v for v in limits if 0 < v < 1_000_000]
         max_len = min(limits) if limits else 512
     stc = _read_json(root / "config_sentence_transformers.json") or {}
@@ -321,7 +325,7 @@ class Embedder:
         finally:
             if bar is not None:
                 bar.close()
-        assert out is not None  # noqa: S101 - items is non-empty, so one batch ran
+        assert out is not None
         if self.normalize:
             norms = np.linalg.norm(out, axis=1, keepdims=True)
             out /= np.maximum(norms, 1e-12)
@@ -445,7 +449,9 @@ class DenseIndex:
             raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}")
         gpu = _gpu_available(faiss)
         if use_gpu is True and not gpu:
-            raise ValueError("use_gpu=True but faiss has no GPU support here; install faiss-gpu or use use_gpu='auto'")
+            raise ValueError(
+                "use_gpu=True but faiss has no GPU support here; install faiss-gpu or use use_gpu='auto'"
+            )
         self.dim = dim
         self.kind: IndexKind = kind
         self.params = {
@@ -507,7 +513,9 @@ class DenseIndex:
         """
         arr = np.asarray(vectors)
         if arr.ndim != 2 or arr.shape[0] == 0:
-            raise ValueError(f"cannot build a DenseIndex from {arr.shape} vectors: pass a non-empty [n, dim] array")
+            raise ValueError(
+                f"cannot build a DenseIndex from {arr.shape} vectors: pass a non-empty [n, dim] array"
+            )
         index = cls(int(arr.shape[1]), **kwargs)
         index.add(arr, ids)
         return index
@@ -553,7 +561,9 @@ class DenseIndex:
         if self._index is None:  # ivfpq: create and train on this first batch
             nbits = int(self.params["nbits"])  # type: ignore[arg-type]
             nlist = self.params["nlist"] or max(1, min(4096, int(4 * np.sqrt(n))))
-            pq_m = self.params["pq_m"] or next(m for m in (48, 32, 24, 16, 12, 8, 6, 4, 3, 2, 1) if self.dim % m == 0)
+            pq_m = self.params["pq_m"] or next(
+                m for m in (48, 32, 24, 16, 12, 8, 6, 4, 3, 2, 1) if self.dim % m == 0
+            )
             need = max(int(nlist), 2**nbits)
             if n < need:
                 raise ValueError(
@@ -561,7 +571,9 @@ class DenseIndex:
                     f"nbits={nbits}); got {n}: add more at once, lower nlist/nbits, or use kind='flat'"
                 )
             quantizer = faiss.IndexFlatIP(self.dim)
-            idx = faiss.IndexIVFPQ(quantizer, self.dim, int(nlist), int(pq_m), nbits, faiss.METRIC_INNER_PRODUCT)
+            idx = faiss.IndexIVFPQ(
+                quantizer, self.dim, int(nlist), int(pq_m), nbits, faiss.METRIC_INNER_PRODUCT
+            )
             idx.train(arr)
             idx.nprobe = int(self.params["nprobe"])  # type: ignore[arg-type]
             self.params.update(nlist=int(nlist), pq_m=int(pq_m))
@@ -636,7 +648,11 @@ class DenseIndex:
 
     @classmethod
     def load(
-        cls, path: str | os.PathLike[str], *, use_gpu: bool | Literal["auto"] = "auto", num_threads: int | None = None
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        use_gpu: bool | Literal["auto"] = "auto",
+        num_threads: int | None = None,
     ) -> DenseIndex:
         """Read an index written by :meth:`save`.
 
@@ -710,7 +726,9 @@ class DenseReranker:
         Document embeddings kept (0 disables the cache).
     """
 
-    def __init__(self, model: Embedder | str | os.PathLike[str], *, cache_size: int = 200_000, **embedder_kwargs: Any):
+    def __init__(
+        self, model: Embedder | str | os.PathLike[str], *, cache_size: int = 200_000, **embedder_kwargs: Any
+    ):
         self.embedder = model if isinstance(model, Embedder) else Embedder(model, **embedder_kwargs)
         self.cache_size = int(cache_size)
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
@@ -733,7 +751,9 @@ class DenseReranker:
                 todo[k] = i
         fresh: dict[bytes, np.ndarray] = {}
         if todo:
-            vecs = self.embedder.encode_documents([docs[i] for i in todo.values()], show_progress=show_progress)
+            vecs = self.embedder.encode_documents(
+                [docs[i] for i in todo.values()], show_progress=show_progress
+            )
             fresh = dict(zip(todo, vecs, strict=True))
         rows = []
         for k in keys:
