@@ -8,8 +8,11 @@ from __future__ import annotations
 from . import errors
 from ._build_info import build_info
 from ._core import __version__
+from .bm25 import BM25Index, Results
 
 __all__ = [
+    "BM25Index",
+    "Results",
     "__version__",
     "build_info",
     "errors",
