@@ -6,4 +6,5 @@ PYBIND11_MODULE(_core, m) {
     b::bind_common(m);
     b::bind_pack(m);
     b::bind_bm25(m);
+    b::bind_analyzer(m);
 }

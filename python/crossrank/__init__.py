@@ -8,9 +8,11 @@ from __future__ import annotations
 from . import errors
 from ._build_info import build_info
 from ._core import __version__
+from .analyzer import Analyzer
 from .bm25 import BM25Index, Results
 
 __all__ = [
+    "Analyzer",
     "BM25Index",
     "Results",
     "__version__",
