@@ -30,7 +30,7 @@ import numpy as np
 
 from .errors import StateError, missing_extra
 
-__all__ = ["DenseIndex", "DenseReranker", "Embedder", "SearchResults", "plan_batches"]
+__all__ = ["DenseIndex", "DenseReranker", "DenseRetriever", "Embedder", "SearchResults", "plan_batches"]
 
 Pooling = Literal["mean", "cls", "max", "mean_sqrt_len", "last"]
 IndexKind = Literal["flat", "hnsw", "ivfpq"]
@@ -770,6 +770,39 @@ class DenseReranker:
         dim = self.embedder.dim or 0
         return np.stack(rows) if rows else np.zeros((0, dim), dtype=np.float32)
 
+    def add_to_cache(self, documents: Sequence[str], vectors: np.ndarray) -> None:
+        """Seed the cache with embeddings computed elsewhere (e.g. while indexing the corpus)."""
+        docs = _check_texts(documents, "documents")
+        vecs = np.asarray(vectors, dtype=np.float32)
+        if vecs.ndim != 2 or vecs.shape[0] != len(docs):
+            raise ValueError(f"vectors must be [{len(docs)}, dim], got {vecs.shape}")
+        for d, v in zip(docs, vecs, strict=True):
+            self._cache[self._key(d)] = v
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
+    def score_batch(self, queries: Sequence[str], documents: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """Score many queries' candidates at once: unique documents are embedded in one sorted pass.
+
+        Returns
+        -------
+        list of numpy.ndarray of float32
+            ``[len(documents[i])]`` per query.
+        """
+        qs = _check_texts(queries, "queries")
+        if len(documents) != len(qs):
+            raise ValueError(f"got {len(documents)} document lists for {len(qs)} queries")
+        flat = [d for docs in documents for d in _check_texts(docs, "documents")]
+        doc_vecs = self.embed_documents(flat)
+        q_vecs = self.embedder.encode_queries(qs) if qs else np.zeros((0, 0), np.float32)
+        out, start = [], 0
+        for i, docs in enumerate(documents):
+            n = len(docs)
+            sims = self._similarity(q_vecs[i], doc_vecs[start : start + n]) if n else np.zeros(0)
+            out.append(np.asarray(sims, dtype=np.float32))
+            start += n
+        return out
+
     def _similarity(self, q: np.ndarray, d: np.ndarray) -> np.ndarray:
         if self.embedder.similarity == "cosine" and not self.embedder.normalize:
             q = q / np.maximum(np.linalg.norm(q, axis=-1, keepdims=True), 1e-12)
@@ -803,3 +836,55 @@ class DenseReranker:
         scores = self.score(query, documents)
         order = np.argsort(-scores, kind="stable")[:top_k]
         return [{"corpus_id": int(i), "score": float(scores[i])} for i in order]
+
+
+# --------------------------------------------------------------------------------------------------
+# Retriever: embedder + index
+# --------------------------------------------------------------------------------------------------
+class DenseRetriever:
+    """First-stage dense retrieval: embed queries with an :class:`Embedder`, search a :class:`DenseIndex`.
+
+    Has the same ``search(queries, k=...)`` shape as :class:`crossrank.BM25Index`, so a
+    :class:`crossrank.pipeline.Pipeline` can use either.
+    """
+
+    def __init__(self, embedder: Embedder, index: DenseIndex) -> None:
+        self.embedder = embedder
+        self.index = index
+
+    def __repr__(self) -> str:
+        return f"DenseRetriever({self.embedder!r}, {self.index!r})"
+
+    @classmethod
+    def build(
+        cls,
+        embedder: Embedder,
+        texts: Sequence[str],
+        ids: Sequence[Any] | None = None,
+        *,
+        show_progress: bool = False,
+        vectors: np.ndarray | None = None,
+        **index_kwargs: Any,
+    ) -> DenseRetriever:
+        """Embed ``texts`` (unless ``vectors`` [n, dim] are given) and index them with the caller's ids.
+
+        Raises
+        ------
+        ValueError
+            No texts, or what :meth:`DenseIndex.build` rejects.
+        """
+        texts = _check_texts(texts, "texts")
+        if not texts:
+            raise ValueError("cannot build a dense index from 0 documents: pass at least one text")
+        if vectors is None:
+            vectors = embedder.encode_documents(texts, show_progress=show_progress)
+        elif len(vectors) != len(texts):
+            raise ValueError(f"got {len(vectors)} vectors for {len(texts)} texts")
+        return cls(embedder, DenseIndex.build(vectors, ids, **index_kwargs))
+
+    def search(self, queries: str | Sequence[str], *, k: int = 10) -> SearchResults:
+        """Return the ``k`` nearest documents of each query (see :meth:`DenseIndex.search`)."""
+        qs = [queries] if isinstance(queries, str) else _check_texts(queries, "queries")
+        if not qs:
+            return SearchResults(np.zeros((0, k), dtype=object), np.zeros((0, k), dtype=np.float32))
+        return self.index.search(self.embedder.encode_queries(qs), k=k)
