@@ -122,7 +122,7 @@ def load_reranker(spec: str, args: argparse.Namespace, embedders: dict[str, Any]
             )
         base_url, model = target.rsplit("@", 1)
         try:
-            from ..llm import LLMReranker  # type: ignore[import-not-found]
+            from ..llm import LLMReranker
         except ImportError as exc:
             raise ImportError(f"the LLM reranker is not available in this build ({exc})") from None
         return "LLM rerank", LLMReranker(base_url, model)
