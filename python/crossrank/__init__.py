@@ -10,12 +10,23 @@ from ._build_info import build_info
 from ._core import __version__
 from .analyzer import Analyzer
 from .bm25 import BM25Index, Results
+from .dense import DenseIndex, DenseReranker, DenseRetriever, Embedder
+from .evaluate import evaluate
+from .fusion import fuse
+from .pipeline import Pipeline
 
 __all__ = [
     "Analyzer",
     "BM25Index",
+    "DenseIndex",
+    "DenseReranker",
+    "DenseRetriever",
+    "Embedder",
+    "Pipeline",
     "Results",
     "__version__",
     "build_info",
     "errors",
+    "evaluate",
+    "fuse",
 ]
