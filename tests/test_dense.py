@@ -48,9 +48,12 @@ def test_embedder_reads_st_config(embedder):
     assert embedder.max_length == 256
 
 
-def test_embedder_batching_does_not_change_results(embedder, sample_texts):
+def test_embedder_batching_does_not_change_results(embedder, sample_texts, monkeypatch):
+    import crossrank.dense
+
     full = embedder.encode(sample_texts[:12])
     embedder.max_batch_tokens, saved = 64, embedder.max_batch_tokens
+    monkeypatch.setattr(crossrank.dense, "_CHUNK", 5)  # several tokenize-and-sort chunks
     try:
         small = embedder.encode(sample_texts[:12])
     finally:

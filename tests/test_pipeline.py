@@ -50,6 +50,12 @@ class RankReranker(ScoreReranker):
         return [{"corpus_id": int(i), "score": float(s[i])} for i in np.argsort(-s)][:top_k]
 
 
+class OrderOnlyReranker:  # rank() without scores, like a listwise LLM: the order decides
+    def rank(self, query, documents, top_k=None):
+        s = ScoreReranker().score(query, documents)
+        return [{"corpus_id": int(i)} for i in np.argsort(-s)][:top_k]
+
+
 class PredictReranker:
     def predict(self, pairs):
         return ScoreReranker().score(pairs[0][0], [d for _, d in pairs]) if pairs else []
@@ -77,7 +83,9 @@ def test_hybrid_equals_rrf_of_the_lists(bm25):
     assert res.ids == [x for x in ref.ids[0] if x is not None]
 
 
-@pytest.mark.parametrize("reranker", [ScoreReranker(), RankReranker(), PredictReranker()])
+@pytest.mark.parametrize(
+    "reranker", [ScoreReranker(), RankReranker(), OrderOnlyReranker(), PredictReranker()]
+)
 def test_rerankers_of_every_shape(bm25, reranker):
     pipe = Pipeline([bm25, LengthRetriever()], documents=DOCS, reranker=reranker, depth=5, top_k=2)
     q = "dogs chase cats"

@@ -33,6 +33,8 @@ from .errors import StateError, missing_extra
 __all__ = ["DenseIndex", "DenseReranker", "DenseRetriever", "Embedder", "SearchResults", "plan_batches"]
 
 Pooling = Literal["mean", "cls", "max", "mean_sqrt_len", "last"]
+# Texts tokenized and length-sorted together (bounds the memory of token lists on big corpora).
+_CHUNK = 16384
 IndexKind = Literal["flat", "hnsw", "ivfpq"]
 
 
@@ -291,9 +293,6 @@ class Embedder:
             items = [prompt + t for t in items]
         if not items:
             return np.zeros((0, self.dim or 0), dtype=np.float32)
-        encs = self._tokenizer.encode_batch_fast(items, add_special_tokens=True)
-        lengths = np.fromiter((len(e.ids) for e in encs), dtype=np.int64, count=len(encs))
-        self.tokens_encoded += int(lengths.sum())
         out: np.ndarray | None = None
         want_types = "token_type_ids" in self.session.input_names
         bar = None
@@ -302,26 +301,32 @@ class Embedder:
 
             bar = tqdm(total=len(items), desc="embedding", unit="text")
         try:
-            for rows, width in plan_batches(
-                lengths, max_batch_tokens=self.max_batch_tokens, max_batch_size=self.max_batch_size
-            ):
-                ids = np.zeros((rows.shape[0], width), dtype=np.int64)
-                mask = np.zeros((rows.shape[0], width), dtype=np.int64)
-                for r, idx in enumerate(rows.tolist()):
-                    seq = encs[idx].ids
-                    ids[r, : len(seq)] = seq
-                    mask[r, : len(seq)] = 1
-                feeds = {"input_ids": ids, "attention_mask": mask}
-                if want_types:
-                    feeds["token_type_ids"] = np.zeros_like(ids)
-                hidden = self.session.run(feeds)[0]
-                pooled = self._pool(hidden, mask)
-                if out is None:
-                    self.dim = int(pooled.shape[1])
-                    out = np.empty((len(items), self.dim), dtype=np.float32)
-                out[rows] = pooled
-                if bar is not None:
-                    bar.update(rows.shape[0])
+            # Tokenize and sort a chunk at a time: memory stays bounded for large corpora, and
+            # chunks of this size already sort almost as well as the whole corpus would.
+            for start in range(0, len(items), _CHUNK):
+                chunk = items[start : start + _CHUNK]
+                encs = self._tokenizer.encode_batch_fast(chunk, add_special_tokens=True)
+                lengths = np.fromiter((len(e.ids) for e in encs), dtype=np.int64, count=len(encs))
+                self.tokens_encoded += int(lengths.sum())
+                for rows, width in plan_batches(
+                    lengths, max_batch_tokens=self.max_batch_tokens, max_batch_size=self.max_batch_size
+                ):
+                    ids = np.zeros((rows.shape[0], width), dtype=np.int64)
+                    mask = np.zeros((rows.shape[0], width), dtype=np.int64)
+                    for r, idx in enumerate(rows.tolist()):
+                        seq = encs[idx].ids
+                        ids[r, : len(seq)] = seq
+                        mask[r, : len(seq)] = 1
+                    feeds = {"input_ids": ids, "attention_mask": mask}
+                    if want_types:
+                        feeds["token_type_ids"] = np.zeros_like(ids)
+                    pooled = self._pool(self.session.run(feeds)[0], mask)
+                    if out is None:
+                        self.dim = int(pooled.shape[1])
+                        out = np.empty((len(items), self.dim), dtype=np.float32)
+                    out[start + rows] = pooled
+                    if bar is not None:
+                        bar.update(rows.shape[0])
         finally:
             if bar is not None:
                 bar.close()

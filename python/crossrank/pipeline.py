@@ -185,8 +185,10 @@ class Pipeline:
         if kind == "rank":
             ranked = rr.rank(query, texts, top_k=None)
             scores = np.full(len(texts), -np.inf)
-            for item in ranked:
-                scores[int(item["corpus_id"])] = float(item["score"])
+            for pos, item in enumerate(ranked):
+                # A listwise reranker may return an order without scores: rank position decides.
+                score = item.get("score") if isinstance(item, Mapping) else None
+                scores[int(item["corpus_id"])] = float(score) if score is not None else -float(pos)
             return scores
         return np.asarray(rr.predict([(query, t) for t in texts]), dtype=np.float64)
 
