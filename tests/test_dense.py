@@ -51,11 +51,11 @@ def test_embedder_reads_st_config(embedder):
 def test_embedder_batching_does_not_change_results(embedder, sample_texts, monkeypatch):
     import crossrank.dense
 
-    full = embedder.encode(sample_texts[:12])
+    full = embedder.encode(sample_texts[:6])
     embedder.max_batch_tokens, saved = 64, embedder.max_batch_tokens
     monkeypatch.setattr(crossrank.dense, "_CHUNK", 5)  # several tokenize-and-sort chunks
     try:
-        small = embedder.encode(sample_texts[:12])
+        small = embedder.encode(sample_texts[:6])
     finally:
         embedder.max_batch_tokens = saved
     one = np.stack([embedder.encode([t])[0] for t in sample_texts[:3]])
@@ -138,8 +138,8 @@ def test_flat_index_exact_with_caller_ids():
 
 @pytest.mark.parametrize("kind", ["hnsw", "ivfpq"])
 def test_approximate_indexes_have_good_recall(kind):
-    x, q = _data(2000, 32), _data(50, 32, seed=2)
-    index = DenseIndex.build(x, kind=kind, nlist=16, nprobe=16, pq_m=8)
+    x, q = _data(1000, 32), _data(30, 32, seed=2)
+    index = DenseIndex.build(x, kind=kind, nlist=8, nprobe=8, pq_m=8)
     res = index.search(q, k=10)
     ref_idx, _ = _exact(x, q, 10)
     recall = np.mean(
