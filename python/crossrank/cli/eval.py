@@ -229,6 +229,7 @@ def _plot(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
         ax.scatter([x], [y])
         ax.annotate(r["name"], (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
     ax.set_xscale("symlog", linthresh=1.0)
+    ax.margins(x=0.35, y=0.15)  # room for the labels
     ax.set_xlabel("mean latency per query (ms)")
     ax.set_ylabel("NDCG@10")
     ax.set_title(title)
