@@ -115,6 +115,13 @@ def test_random_runs_match_trec_eval(run, qrels, rel):
             assert ours.per_query[ours_name][q] == pytest.approx(expected, abs=1e-9), (q, ours_name)
     for n in names:
         assert ours.aggregate[n] == pytest.approx(math.fsum(ours.per_query[n].values()) / len(qrels))
+    # RR@k: trec_eval has no cutoff for recip_rank; cut the run at k in trec_eval's order first.
+    # (ir_measures' default RR@k provider, msmarco, breaks ties by doc id ascending instead.)
+    cut = {q: {d: docs[d] for d in rank_documents(docs)[:3]} for q, docs in run.items() if docs}
+    ref_cut = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}, relevance_level=rel).evaluate(cut)
+    rr3 = evaluate(run, qrels, ["RR@3"], rel_threshold=rel).per_query["RR@3"]
+    for q in qrels:
+        assert rr3[q] == pytest.approx(ref_cut[q]["recip_rank"] if q in ref_cut else 0.0, abs=1e-9)
 
 
 def test_ties_broken_by_docid_descending():
