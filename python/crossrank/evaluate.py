@@ -4,7 +4,9 @@ Conventions (those of ``trec_eval`` 9.x, which ``pytrec_eval`` and ``ir_measures
 
 * A run is ``{query id: {doc id: score}}``. The stored rank is ignored: each query's documents are
   ordered by score descending, ties broken by doc id in *descending* byte order (trec_eval's
-  ``comp_sim_docno``), so equal-score runs evaluate the same everywhere.
+  ``comp_sim_docno``), so equal-score runs evaluate as trec_eval does. (ir_measures computes
+  ``RR@k`` with its msmarco provider, which breaks ties by doc id *ascending*: on runs with tied
+  scores, e.g. RRF output, its RR@k can differ from trec_eval's order used here.)
 * Graded relevance comes from the qrels (``{query id: {doc id: grade}}``). Documents absent from the
   qrels are non-relevant (grade 0).
 * nDCG@k (``ndcg_cut``): gain = grade (linear), discount ``1 / log2(rank + 1)``, ideal DCG from *all*
