@@ -146,3 +146,10 @@ def test_bad_datasets(tmp_path, capsys):
     assert "BASE_URL@MODEL" in capsys.readouterr().err
     assert main(["eval", str(ds), "--split", "dev"]) == 2
     assert "no qrels" in capsys.readouterr().err
+
+
+def test_empty_corpus_is_a_clear_error(tmp_path, capsys):
+    ds = make_beir(tmp_path / "toy")
+    (ds / "corpus.jsonl").write_text("")
+    assert main(["eval", str(ds), "--no-plot", "--out", str(tmp_path / "o")]) == 2
+    assert "0 documents" in capsys.readouterr().err

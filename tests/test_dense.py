@@ -256,3 +256,14 @@ def test_dense_reranker_orders_by_cosine(embedder):
     assert rr.rank("cats", []) == []
     with pytest.raises(TypeError):
         rr.score(["not a str"], docs)  # type: ignore[arg-type]
+
+
+def test_dense_retriever_empty_corpus_and_search(embedder):
+    from crossrank.dense import DenseRetriever
+
+    with pytest.raises(ValueError, match="0 documents"):
+        DenseRetriever.build(embedder, [])
+    dr = DenseRetriever.build(embedder, ["cats purr", "stocks fell"], ids=["a", "b"])
+    res = dr.search(["kitten sounds"], k=3)
+    assert res.ids[0].tolist() == ["a", "b", None]
+    assert dr.search([], k=2).ids.shape == (0, 2)
