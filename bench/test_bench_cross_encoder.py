@@ -178,8 +178,8 @@ def _flops_of_run(ce: Any, work: list[tuple[str, list[str]]]) -> tuple[float, fl
 
     executed = useful = 0.0
     for q, docs in work:
-        qi = ce._query_encoder.encode([q], max_tokens=ce.max_length)
-        di = ce.encoder.encode(docs, max_tokens=ce.max_length)
+        qi = ce._query_encoder.encode([q], max_tokens=ce.max_query_length)
+        di = ce.encoder.encode(docs, max_tokens=ce._doc_token_limit(len(qi[0])))
         plan = plan_pairs(qi, di, ce.template, **ce._plan_options(ce.max_batch_size))
         executed += _model_flops(ce.files.config, plan.batch_lengths, plan.batch_sizes)
         useful += _model_flops(ce.files.config, plan.row_tokens, np.ones_like(plan.row_tokens))

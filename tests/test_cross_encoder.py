@@ -250,6 +250,18 @@ def test_truncation_options_equal_transformers(tiny_bert_onnx: Path, tiny_bert_c
     assert det.truncated[long_q].all()
 
 
+def test_long_queries_and_documents_equal_transformers(ce: CrossEncoder, tiny_bert_checkpoint: Path) -> None:
+    # Both sides longer than max_length: longest_first compares their full lengths (which one gets the
+    # odd token), so documents must be read past the query's length, not just past max_length.
+    qs = tiny_texts(12, 95, min_words=120, max_words=220)
+    ds = tiny_texts(12, 96, min_words=60, max_words=260)
+    pairs = list(zip(qs, ds, strict=True))
+    ref = reference_logits(tiny_bert_checkpoint, pairs, MAXLEN)[:, 0]
+    det = ce.predict(pairs, return_details=True)
+    np.testing.assert_allclose(det.scores, ref, atol=1e-4, rtol=0)
+    assert det.truncated.all()
+
+
 def test_megabyte_document_truncated_and_bounded(ce: CrossEncoder) -> None:
     rng = np.random.default_rng(0)
     words = tiny_texts(1, 51, min_words=300, max_words=300)[0].split()

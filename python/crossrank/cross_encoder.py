@@ -299,13 +299,19 @@ class CrossEncoder:
             "max_windows": self.max_windows,
         }
 
-    def _doc_token_limit(self) -> int | None:
-        """Document ids needed to decide truncation: None = all (windows without a cap)."""
+    def _doc_token_limit(self, longest_query: int) -> int | None:
+        """Document ids needed for exact truncation (None = all of them).
+
+        Hugging Face's longest_first compares the two lengths when both are long, so a document must be
+        read past the longest query as well as past ``max_length``: with ``max(max_length, longest_query)
+        + 1`` ids, a longer document is still seen as longer and a shorter one is read whole.
+        """
+        need = max(self.max_length, longest_query)
         if self.window_stride is None:
-            return self.max_length
+            return need
         if self.max_windows is None:
             return None
-        return self.max_length + self.window_stride * self.max_windows
+        return need + self.window_stride * self.max_windows
 
     def _validate(self, pairs: Any) -> tuple[list[str], list[str]]:
         if isinstance(pairs, (str, bytes)) or not isinstance(pairs, (Sequence, np.ndarray)):
@@ -413,11 +419,12 @@ class CrossEncoder:
         uniq: dict[str, int] = {}
         for q in queries:
             uniq.setdefault(q, len(uniq))
-        q_limit = (
-            self.max_length if self.max_query_length is None else min(self.max_length, self.max_query_length)
-        )
-        q_ids = self._query_encoder.encode(list(uniq), max_tokens=q_limit)
-        d_ids = self.encoder.encode(docs, max_tokens=self._doc_token_limit())
+        # Queries whole (their length decides longest_first), or as far as the query cap needs.
+        q_ids = self._query_encoder.encode(list(uniq), max_tokens=self.max_query_length)
+        longest = max((len(x) for x in q_ids), default=0)
+        if self.max_query_length is not None:
+            longest = min(longest, self.max_query_length)
+        d_ids = self.encoder.encode(docs, max_tokens=self._doc_token_limit(longest))
         per_pair_q = q_ids if len(q_ids) == 1 else [q_ids[uniq[q]] for q in queries]
         t1 = time.perf_counter()
         labels = self.num_labels

@@ -16,8 +16,8 @@
 
 Every graph is verified against the PyTorch model before it is written: the same random token batches
 (several shapes, padding, both token types) through both, max absolute difference of the outputs (on real
-tokens) at most ``atol`` (fp32: 1e-4) or, for int8, ``int8_std_fraction`` times the standard deviation of
-the PyTorch outputs (see :func:`int8_tolerance`).
+tokens) at most ``atol`` (fp32: 1e-4) or, for int8, :func:`int8_tolerance` (0.25, or 0.75 standard
+deviations of the PyTorch outputs when they spread wider).
 
 PyTorch and transformers are needed only here: ``pip install "crossrank[export]"``.
 """
@@ -58,17 +58,21 @@ TASKS: tuple[str, ...] = ("cross-encoder", "embedding", "token-embedding")
 # when it loads it.
 INT8_DEFAULTS: dict[str, Any] = {"weight_type": "qint8", "per_channel": True, "reduce_range": False}
 
-# int8 outputs must lie within this many standard deviations of the fp32 outputs (max abs error).
-# Measured on MiniLM-L6 + seeded head, 256 SciFact pairs: max 0.54, mean 0.15 standard deviations;
-# on the tiny random test BERT about 0.1. The check catches a broken graph, not ranking quality (the
-# benchmark reports top-10 overlap with fp32 for that).
+# int8 outputs must lie within max(INT8_ATOL, INT8_STD_FRACTION x std of the fp32 outputs) of them (max
+# abs error). Measured max errors of int8 MiniLM-L6 + seeded head logits against PyTorch: 0.15 on 256
+# SciFact pairs (0.54 logit standard deviations), 0.13 on random tokens, 0.11 on synthetic word lists
+# whose logits barely vary (std 0.06); the tiny random test BERT: ~0.02-0.04. The check catches a broken
+# graph, not ranking quality: the benchmark reports top-10 overlap with fp32 for that.
+INT8_ATOL = 0.25
 INT8_STD_FRACTION = 0.75
 
 
-def int8_tolerance(reference: np.ndarray, fraction: float = INT8_STD_FRACTION) -> float:
-    """Return the max abs error an int8 graph may have: ``fraction`` x std of the fp32 outputs (>= 1e-3)."""
+def int8_tolerance(
+    reference: np.ndarray, fraction: float = INT8_STD_FRACTION, atol: float = INT8_ATOL
+) -> float:
+    """Return the max abs error an int8 graph may have: ``max(atol, fraction x std of the fp32 outputs)``."""
     ref = np.asarray(reference, dtype=np.float64)
-    return max(1e-3, fraction * float(ref.std())) if ref.size else 1e-3
+    return max(atol, fraction * float(ref.std())) if ref.size else atol
 
 
 _SIDE_FILES = (
