@@ -10,6 +10,7 @@ from ._build_info import build_info
 from ._core import __version__
 from .analyzer import Analyzer
 from .bm25 import BM25Index, Results
+from .cross_encoder import CrossEncoder
 from .dense import DenseIndex, DenseReranker, DenseRetriever, Embedder
 from .evaluate import evaluate
 from .fusion import fuse
@@ -18,6 +19,7 @@ from .pipeline import Pipeline
 __all__ = [
     "Analyzer",
     "BM25Index",
+    "CrossEncoder",
     "DenseIndex",
     "DenseReranker",
     "DenseRetriever",

@@ -133,14 +133,9 @@ def load_reranker(spec: str, args: argparse.Namespace, embedders: dict[str, Any]
         emb = embedders.get(model) or Embedder(model, precision=args.precision, num_threads=args.threads)
         embedders[model] = emb
         return "dense rerank", DenseReranker(emb)
-    try:
-        from .. import CrossEncoder  # type: ignore[attr-defined]
-    except ImportError:
-        raise ImportError(
-            "cross-encoder reranking needs crossrank.CrossEncoder, which this build lacks; "
-            "use --reranker dense:MODEL for a bi-encoder"
-        ) from None
-    return "cross-encoder rerank", CrossEncoder(spec, num_threads=args.threads)
+    from ..cross_encoder import CrossEncoder
+
+    return "cross-encoder rerank", CrossEncoder(spec, num_threads=args.threads, precision=args.precision)
 
 
 def _corpus_vectors(emb: Any, texts: list[str], use_cache: bool) -> tuple[np.ndarray, float, bool]:
