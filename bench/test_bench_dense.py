@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-DATASETS = Path(os.environ.get("CROSSRANK_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+DATASETS = Path(
+    os.environ.get("CROSSRANK_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets")
+)
 MODELS = Path(os.environ.get("CROSSRANK_MODELS", Path(__file__).resolve().parents[2] / "shared" / "models"))
 N_DOCS = int(os.environ.get("CROSSRANK_BENCH_DOCS", "512"))
 THREADS = int(os.environ.get("CROSSRANK_BENCH_THREADS", "2"))
