@@ -1,4 +1,4 @@
-"""Shared benchmark setup: data locations and the machine facts every saved run records."""
+"""Shared benchmark setup: data locations, the exported MiniLM-L6 cross-encoder, machine facts."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # reuse tests/reference and the test fixtures' helpers
+
+from model_fixtures import minilm_ce_checkpoint, minilm_ce_onnx  # noqa: E402
 
 DATASETS = Path(os.environ.get("CROSSRANK_DATASETS", REPO.parent / "shared" / "datasets"))
 MODELS = Path(os.environ.get("CROSSRANK_MODELS", REPO.parent / "shared" / "models"))
@@ -39,3 +41,6 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["crossrank"] = crossrank.build_info()
     machine_info["kernel"] = platform.release()
     machine_info["cpu_count"] = os.cpu_count()
+
+
+__all__ = ["datasets_dir", "minilm_ce_checkpoint", "minilm_ce_onnx", "minilm_dir"]

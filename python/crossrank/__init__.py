@@ -11,18 +11,31 @@ from ._core import __version__
 from .analyzer import Analyzer
 from .bm25 import BM25Index, Results
 from .colbert import ColBERTReranker
+from .cross_encoder import CrossEncoder
+from .dense import DenseIndex, DenseReranker, DenseRetriever, Embedder
+from .evaluate import evaluate
+from .fusion import fuse
 from .maxsim import PackedDocs, PackedDocStore, maxsim, maxsim_batch
+from .pipeline import Pipeline
 
 __all__ = [
     "Analyzer",
     "BM25Index",
     "ColBERTReranker",
+    "CrossEncoder",
+    "DenseIndex",
+    "DenseReranker",
+    "DenseRetriever",
+    "Embedder",
     "PackedDocStore",
     "PackedDocs",
+    "Pipeline",
     "Results",
     "__version__",
     "build_info",
     "errors",
+    "evaluate",
+    "fuse",
     "maxsim",
     "maxsim_batch",
 ]

@@ -13,8 +13,9 @@ Choosing (``backend="auto"``, ``precision="auto"``):
 * otherwise ONNX Runtime on the CPU, fp32.
 
 ``precision="fp32"`` always gives full-precision results (ONNX Runtime unless OpenVINO is forced);
-``precision="int8"`` runs a dynamically quantized copy of the graph on ONNX Runtime (made once with
-:func:`crossrank.export.quantize_onnx` and cached) unless the graph is already quantized.
+``precision="int8"`` runs the int8 graph beside the given one (``model_int8.onnx`` as written by
+``crossrank export --int8``, or ``model_quantized.onnx``), else a dynamically quantized copy (made once
+with :func:`crossrank.export.quantize_onnx` and cached), unless the graph is already quantized.
 
 Threads: intra-op threads default to the cgroup CPU quota (``crossrank._core.default_num_threads()``),
 inter-op threads to 1, so one inference never oversubscribes the cores crossrank's own pool uses.
@@ -342,7 +343,10 @@ def load_backend(
         else:
             graph = path
             if chosen_precision == "int8" and not _graph_is_quantized(path):
-                graph = _quantized_copy(path)
+                # An int8 graph exported beside this one (crossrank export --int8, Optimum's naming),
+                # else a quantized copy made once and cached.
+                siblings = [path.with_name(n) for n in ("model_int8.onnx", "model_quantized.onnx")]
+                graph = next((s for s in siblings if s.is_file()), None) or _quantized_copy(path)
             result = OnnxRuntimeBackend(graph, num_threads=threads, precision=chosen_precision)
         _CACHE[key] = result
         return result

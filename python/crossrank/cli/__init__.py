@@ -16,6 +16,8 @@ _COMMANDS = [
     "info",
     "index",
     "search",
+    "eval",
+    "export",
 ]
 
 
