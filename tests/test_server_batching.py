@@ -81,7 +81,9 @@ def test_step_size_is_capped_but_a_big_request_runs_whole():
         b, ex = make(rec, max_step_items=4)
         b.start()
         outs = await asyncio.gather(
-            b.submit([1, 2, 3], timeout_s=5), b.submit([4, 5], timeout_s=5), b.submit(list(range(10)), timeout_s=5)
+            b.submit([1, 2, 3], timeout_s=5),
+            b.submit([4, 5], timeout_s=5),
+            b.submit(list(range(10)), timeout_s=5),
         )
         await b.close()
         ex.shutdown()
@@ -171,7 +173,9 @@ def test_a_failing_step_fails_only_its_requests_and_the_worker_lives_on():
         b, ex = make(rec)
         b.start()
         rec.fail_next = True
-        results = await asyncio.gather(b.submit([1], timeout_s=5), b.submit([2], timeout_s=5), return_exceptions=True)
+        results = await asyncio.gather(
+            b.submit([1], timeout_s=5), b.submit([2], timeout_s=5), return_exceptions=True
+        )
         assert all(isinstance(r, InferenceError) for r in results)
         ok = await b.submit([3], timeout_s=5)
         assert b.alive

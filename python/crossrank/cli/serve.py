@@ -86,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
         from ..server.auth import load_keys
         from ..server.logs import configure_logging
     except ImportError as exc:
-        raise ImportError(f'crossrank serve needs the server extra ({exc}); pip install "crossrank[server]"') from exc
+        raise ImportError(
+            f'crossrank serve needs the server extra ({exc}); pip install "crossrank[server]"'
+        ) from exc
 
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port must be in 0..65535, got {args.port}")

@@ -208,6 +208,18 @@ class Gateway:
                 return
             if body is None:  # the client went away while sending
                 return
+            if body:
+                try:
+                    body.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    err = ApiError(
+                        400,
+                        "validation",
+                        f"the request body is not valid UTF-8 (byte {exc.start}); send UTF-8 encoded JSON",
+                    )
+                    await _error_response(err, request_id)(scope, receive, send_with_id)
+                    return
+                _as_json(scope)
             await self.app(scope, _replay(body, receive), send_with_id)
         finally:
             elapsed = time.perf_counter() - t0
@@ -266,6 +278,13 @@ class Gateway:
                 return b"".join(chunks), None
 
 
+def _as_json(scope: Scope) -> None:
+    """Parse every body as JSON, whatever Content-Type says (``curl -d`` sends a form type)."""
+    headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"content-type"]
+    headers.append((b"content-type", b"application/json"))
+    scope["headers"] = headers
+
+
 def _too_large_body(size: int, limit: int) -> ApiError:
     return ApiError(
         413,
@@ -315,9 +334,7 @@ async def _submit(batcher: Batcher[Any, T], items: Sequence[Any], request: Reque
     except ShuttingDown as exc:
         raise ApiError(503, "unavailable", str(exc), headers={"Retry-After": "1"}) from None
     except DeadlineExceeded as exc:
-        raise ApiError(
-            504, "timeout", f"{exc}; send fewer documents or raise --request-timeout-s"
-        ) from None
+        raise ApiError(504, "timeout", f"{exc}; send fewer documents or raise --request-timeout-s") from None
     except InferenceError as exc:
         raise ApiError(500, "inference", str(exc)) from None
     finally:
@@ -408,9 +425,14 @@ def create_app(
             {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
             for e in exc.errors()[:20]
         ]
-        first = details[0] if details else {"loc": [], "msg": "invalid request"}
-        where = ".".join(str(p) for p in first["loc"][1:]) or "body"
-        err = ApiError(422, "validation", f"invalid request: {where}: {first['msg']}", details=details)
+        first = details[0] if details else {"loc": [], "msg": "invalid request", "type": ""}
+        if first["type"] == "json_invalid":
+            at = first["loc"][-1] if first["loc"] else "?"
+            message = f"the request body is not valid JSON (error at character {at})"
+        else:
+            where = ".".join(str(p) for p in first["loc"][1:]) or "body"
+            message = f"invalid request: {where}: {first['msg']}"
+        err = ApiError(422, "validation", message, details=details)
         return _error_response(err, request.state.request_id)
 
     @app.exception_handler(StarletteHTTPException)
@@ -490,9 +512,7 @@ def create_app(
     async def rerank_v2(body: CohereRerankRequest, request: Request) -> Response:
         return await cohere_rerank(body, request, "2")
 
-    @app.post(
-        "/rerank", response_model=list[TEIRank], responses=_ERRORS, summary="Rerank texts (TEI shape)"
-    )
+    @app.post("/rerank", response_model=list[TEIRank], responses=_ERRORS, summary="Rerank texts (TEI shape)")
     async def rerank_tei(body: TEIRerankRequest, request: Request) -> Response:
         _check_count(len(body.texts), "texts", state)
         scores: PairScores = await _submit(

@@ -14,7 +14,9 @@ from collections.abc import Iterable
 ENV_VAR = "CROSSRANK_API_KEYS"
 
 
-def load_keys(cli_keys: Iterable[str] | None = None, environ: dict[str, str] | None = None) -> tuple[str, ...]:
+def load_keys(
+    cli_keys: Iterable[str] | None = None, environ: dict[str, str] | None = None
+) -> tuple[str, ...]:
     """Return the configured keys (command line first, then the environment), without duplicates.
 
     Raises

@@ -38,7 +38,11 @@ class ApiError(Exception):
         self.details = details
 
     def body(self, request_id: str | None) -> dict[str, Any]:
-        out: dict[str, Any] = {"message": self.message, "error_type": self.error_type, "request_id": request_id}
+        out: dict[str, Any] = {
+            "message": self.message,
+            "error_type": self.error_type,
+            "request_id": request_id,
+        }
         if self.details is not None:
             out["details"] = self.details
         return out

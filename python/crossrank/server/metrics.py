@@ -189,7 +189,9 @@ class Metrics:
             self.request_seconds,
             self.rejected,
             Gauge("crossrank_queue_pairs", "Pairs waiting for an inference step.", lock, queue_pairs),
-            Gauge("crossrank_queue_requests", "Requests waiting for an inference step.", lock, queue_requests),
+            Gauge(
+                "crossrank_queue_requests", "Requests waiting for an inference step.", lock, queue_requests
+            ),
             self.batch_pairs,
             self.batch_requests,
             self.inference_seconds,
