@@ -70,7 +70,7 @@ def test_concurrent_requests_share_one_step_and_get_their_own_rows_in_order():
     reqs, outs = run(main())
     assert len(rec.steps) == 1  # all four arrived within max_wait
     assert sorted(rec.steps[0]) == sorted(x for r in reqs for x in r)
-    for r, o in zip(reqs, outs):
+    for r, o in zip(reqs, outs, strict=True):
         assert o.tolist() == [x * 10 for x in r]
 
 

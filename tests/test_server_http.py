@@ -74,7 +74,7 @@ def test_cohere_shape_scores_and_order(client, version):
     assert body["meta"]["billed_units"]["search_units"] == 1
     want = expected_order(QUERY, DOCS)
     assert [x["index"] for x in body["results"]] == [i for i, _ in want]
-    for got, (_, score) in zip(body["results"], want):
+    for got, (_, score) in zip(body["results"], want, strict=True):
         assert got["relevance_score"] == pytest.approx(score, rel=1e-6)
         assert "document" not in got
     if version == "v1":  # Jina's fields beside Cohere's
@@ -155,8 +155,9 @@ def test_embed_tei_shape(client):
     r = client.post("/embed", json={"inputs": ["hello world", "a"]})
     assert r.status_code == 200, r.text
     vecs = r.json()
-    assert len(vecs) == 2 and len(vecs[0]) == 4
-    for v, text in zip(vecs, ["hello world", "a"]):
+    assert len(vecs) == 2
+    assert len(vecs[0]) == 4
+    for v, text in zip(vecs, ["hello world", "a"], strict=True):
         raw = [len(text), len(text.split()), sum(c in "aeiou" for c in text), 1.0]
         norm = math.sqrt(sum(x * x for x in raw))
         assert v == pytest.approx([x / norm for x in raw], rel=1e-6)
@@ -185,7 +186,9 @@ def test_request_id_is_echoed_and_logged(server, client):
     time.sleep(0.2)
     lines = [json.loads(x) for x in server.logs().splitlines() if x.startswith("{")]
     access = [x for x in lines if x.get("request_id") == "abc-123"]
-    assert access and access[0]["path"] == "/v2/rerank" and access[0]["status"] == 200
+    assert access
+    assert access[0]["path"] == "/v2/rerank"
+    assert access[0]["status"] == 200
 
 
 def test_openapi_document_lists_the_routes(client):
@@ -234,7 +237,9 @@ def test_bad_bodies_get_a_json_4xx(client, body, status):
     r = client.post("/v2/rerank", content=body, headers={"content-type": "application/json"})
     assert r.status_code == status, r.text
     err = r.json()
-    assert err["error_type"] and err["message"] and err["request_id"] == r.headers["x-request-id"]
+    assert err["error_type"]
+    assert err["message"]
+    assert err["request_id"] == r.headers["x-request-id"]
 
 
 @pytest.mark.parametrize("path", ["/rerank", "/embed", "/v1/rerank"])
@@ -246,7 +251,8 @@ def test_bad_bodies_on_other_routes(client, path):
 
 def test_too_many_documents_is_413_and_a_big_document_is_truncated(client):
     r = client.post("/v2/rerank", json={"query": "q", "documents": ["d"] * 10_000})
-    assert r.status_code == 413 and "1000" in r.json()["message"]
+    assert r.status_code == 413
+    assert "1000" in r.json()["message"]
     big = "moon " * 200_000  # 1 MB
     r = client.post("/v2/rerank", json={"query": QUERY, "documents": [big, "moon"]})
     assert r.status_code == 200, r.text
@@ -262,12 +268,14 @@ def test_body_over_the_limit_is_413_before_parsing(client):
 def test_unknown_route_and_method(client):
     assert client.get("/v3/rerank").status_code == 404
     r = client.get("/v2/rerank")
-    assert r.status_code == 405 and r.json()["error_type"] == "method_not_allowed"
+    assert r.status_code == 405
+    assert r.json()["error_type"] == "method_not_allowed"
 
 
 def test_a_failing_inference_step_does_not_kill_the_worker(client):
     r = client.post("/v2/rerank", json={"query": "q", "documents": ["a", RAISE]})
-    assert r.status_code == 500 and r.json()["error_type"] == "inference"
+    assert r.status_code == 500
+    assert r.json()["error_type"] == "inference"
     r = client.post("/v2/rerank", json={"query": "q", "documents": ["a"]})
     assert r.status_code == 200
     assert client.get("/health").json()["status"] == "ok"
@@ -326,7 +334,8 @@ def test_queue_full_answers_429_with_retry_after_and_disconnect_withdraws_work()
         assert r.json()["error_type"] == "overloaded"
         t0.join()
         t1.join()
-        assert out[0].status_code == 200 and out[1].status_code == 200
+        assert out[0].status_code == 200
+        assert out[1].status_code == 200
         # A client that goes away while queued: its pairs never reach the model.
         blocker = _raw_request(srv.port, "/v2/rerank", json.dumps(payload).encode())
         time.sleep(0.2)
@@ -357,7 +366,8 @@ def test_deadline_answers_504_and_drops_queued_work():
         t1 = _post_async(srv.url + "/v2/rerank", {"query": "q", "documents": ["b"] * 5}, out, 1)
         t0.join()
         t1.join()
-        assert out[0].status_code == 504 and out[1].status_code == 504
+        assert out[0].status_code == 504
+        assert out[1].status_code == 504
         assert out[1].json()["error_type"] == "timeout"
         time.sleep(1.0)  # the running step finishes; its result is discarded
         text = httpx.get(srv.url + "/metrics").text

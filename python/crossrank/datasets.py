@@ -110,9 +110,7 @@ def read_qrels(path: str | os.PathLike) -> dict[str, dict[str, int]]:
     return qrels
 
 
-def load_beir(
-    path: str | os.PathLike, *, split: str = "test", judged_only: bool = True
-) -> BeirDataset:
+def load_beir(path: str | os.PathLike, *, split: str = "test", judged_only: bool = True) -> BeirDataset:
     """Load a BEIR-layout folder.
 
     Parameters

@@ -29,7 +29,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .auth import KeyChecker
-from .batching import Batcher, DeadlineExceeded, InferenceError, QueueFull, ShuttingDown
+from .batching import Batcher, DeadlineExceeded, InferenceError, QueueFull, ShuttingDown, Sliceable
 from .errors import ApiError
 from .metrics import CONTENT_TYPE, Metrics
 from .model import EmbedModel, PairScores, RerankModel
@@ -51,7 +51,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-T = TypeVar("T")
+T = TypeVar("T", bound=Sliceable)
 
 #: Routes reported by name in metrics; anything else is "other" (bounded label cardinality).
 ROUTES = ("/v1/rerank", "/v2/rerank", "/rerank", "/embed", "/health", "/metrics", "/openapi.json", "/docs")

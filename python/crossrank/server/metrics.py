@@ -130,7 +130,7 @@ class Histogram(_Metric):
         lines = []
         for key, (counts, total) in items:
             running = 0
-            for bound, n in zip((*self._bounds, math.inf), counts):
+            for bound, n in zip((*self._bounds, math.inf), counts, strict=True):
                 running += n
                 lines.append(f"{self.name}_bucket{_labels(key, (('le', _number(bound)),))} {running}")
             lines.append(f"{self.name}_sum{_labels(key)} {_number(total)}")
