@@ -215,7 +215,9 @@ def test_metrics_exposition(client):
 
 # -- bad input ----------------------------------------------------------------------------------
 BAD_BODIES = [
-    (b'{"query": "q", "documents": ', 422),  # malformed JSON
+    (b'{"query": "q", "documents": ', 400),  # malformed JSON
+    (b'{"query": "\\ud800", "documents": ["a"]}', 400),  # a lone surrogate (the tokenizer cannot take it)
+    (b'{"query": "q", "documents": ["a"], "top_n": NaN}', 400),
     (b"", 422),  # no body
     (b"[1, 2]", 422),  # not an object
     (b'{"documents": ["a"]}', 422),  # missing query
@@ -227,6 +229,8 @@ BAD_BODIES = [
     (b'{"query": "q", "documents": []}', 422),  # empty documents
     (b'{"query": "q", "documents": ["a"], "top_n": 0}', 422),
     (b'{"query": "q", "documents": ["a"], "top_n": "many"}', 422),
+    (b'{"query": "q", "documents": ["a"], "top_n": "3"}', 422),  # strict: no string coercion
+    (b'{"query": "q", "documents": ["a"], "return_documents": 0}', 422),
     (b'{"query": "q", "documents": ["a"], "rank_fields": ["title"]}', 422),
     (b'{"query": "\xff\xfe", "documents": ["a"]}', 400),  # not UTF-8
 ]
@@ -244,9 +248,9 @@ def test_bad_bodies_get_a_json_4xx(client, body, status):
 
 @pytest.mark.parametrize("path", ["/rerank", "/embed", "/v1/rerank"])
 def test_bad_bodies_on_other_routes(client, path):
-    for body in (b"{", b"{}", b'{"query": [], "texts": {}, "inputs": 3}'):
+    for body, status in ((b"{", 400), (b"{}", 422), (b'{"query": [], "texts": {}, "inputs": 3}', 422)):
         r = client.post(path, content=body)
-        assert r.status_code == 422, r.text
+        assert r.status_code == status, r.text
 
 
 def test_too_many_documents_is_413_and_a_big_document_is_truncated(client):

@@ -16,7 +16,7 @@ import math
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -26,7 +26,9 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse as StarletteJSONResponse
 
 from .auth import KeyChecker
 from .batching import Batcher, DeadlineExceeded, InferenceError, QueueFull, ShuttingDown, Sliceable
@@ -104,10 +106,8 @@ class ServerConfig:
             )
 
 
-class JSONResponse(Response):
+class JSONResponse(StarletteJSONResponse):
     """A response serialized by orjson (NumPy arrays and scalars allowed)."""
-
-    media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
@@ -219,6 +219,15 @@ class Gateway:
                     )
                     await _error_response(err, request_id)(scope, receive, send_with_id)
                     return
+                try:
+                    # orjson is strict where the stdlib is lax: lone surrogates (which the tokenizer
+                    # cannot take), NaN and infinities are refused here, before any validation.
+                    parsed = orjson.loads(body)
+                except orjson.JSONDecodeError as exc:
+                    err = ApiError(400, "validation", f"the request body is not valid JSON: {exc}")
+                    await _error_response(err, request_id)(scope, receive, send_with_id)
+                    return
+                scope["state"][_PARSED_BODY] = parsed
                 _as_json(scope)
             await self.app(scope, _replay(body, receive), send_with_id)
         finally:
@@ -276,6 +285,25 @@ class Gateway:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks), None
+
+
+_PARSED_BODY = "crossrank_parsed_body"
+
+
+class _ParsedBodyRoute(APIRoute):
+    """Hand FastAPI the body the :class:`Gateway` already parsed with orjson (no second parse)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route_handler(request: Request) -> Response:
+            state = request.scope.get("state") or {}
+            if _PARSED_BODY in state:
+                # Starlette's Request.json() returns this cached value instead of parsing again.
+                request._json = state[_PARSED_BODY]
+            return await handler(request)
+
+        return route_handler
 
 
 def _as_json(scope: Scope) -> None:
@@ -414,6 +442,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.crossrank = state
+    app.router.route_class = _ParsedBodyRoute
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
@@ -438,7 +467,12 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         kinds = {400: "validation", 404: "not_found", 405: "method_not_allowed"}
-        err = ApiError(exc.status_code, kinds.get(exc.status_code, "http"), str(exc.detail))
+        err = ApiError(
+            exc.status_code,
+            kinds.get(exc.status_code, "http"),
+            str(exc.detail),
+            headers=dict(exc.headers or {}),
+        )
         return _error_response(err, request.state.request_id)
 
     @app.exception_handler(Exception)
@@ -448,12 +482,6 @@ def create_app(
         return _error_response(err, request.state.request_id)
 
     async def cohere_rerank(body: CohereRerankRequest, request: Request, version: str) -> Response:
-        if body.rank_fields not in (None, ["text"]):
-            raise ApiError(
-                422,
-                "validation",
-                'rank_fields is not supported: send documents as strings or {"text": ...} objects',
-            )
         _check_count(len(body.documents), "documents", state)
         texts = [d if isinstance(d, str) else d.text for d in body.documents]
         doc_cut = np.zeros(len(texts), dtype=bool)
@@ -551,8 +579,6 @@ def create_app(
                 "this server has no embedding model; start it with --embed-model to enable /embed",
             )
         texts = [body.inputs] if isinstance(body.inputs, str) else body.inputs
-        if not texts:
-            raise ApiError(422, "validation", "inputs must contain at least one text")
         _check_count(len(texts), "inputs", state)
         vectors: np.ndarray = await _submit(state.embed, texts, request, state)
         if body.normalize:

@@ -14,9 +14,20 @@ Cohere's ``priority``), as the real services do.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+
+
+def _integral_float(value: Any) -> Any:
+    # JSON Schema's "integer" includes 3.0; pydantic's strict int does not.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: A positive integer as JSON Schema defines integers: 3 and 3.0, but not "3", 3.5 or true.
+PositiveInt = Annotated[int, Field(strict=True, ge=1), BeforeValidator(_integral_float)]
 
 
 class _Request(BaseModel):
@@ -36,16 +47,16 @@ class CohereRerankRequest(_Request):
     model: str | None = Field(default=None, description="Echoed back; the server's model is always used.")
     query: str
     documents: list[str | RerankDocument] = Field(min_length=1)
-    top_n: int | None = Field(default=None, ge=1, description="Return only the best top_n results.")
-    return_documents: bool | None = Field(
+    top_n: PositiveInt | None = Field(default=None, description="Return only the best top_n results.")
+    return_documents: StrictBool | None = Field(
         default=None,
         description="Include each document in its result. Default: false on /v1 and /v2 (Cohere's "
         "default; Jina clients that want documents send true).",
     )
-    max_tokens_per_doc: int | None = Field(
-        default=None, ge=1, description="Cut each document to this many tokens before scoring (Cohere v2)."
+    max_tokens_per_doc: PositiveInt | None = Field(
+        default=None, description="Cut each document to this many tokens before scoring (Cohere v2)."
     )
-    rank_fields: list[str] | None = Field(
+    rank_fields: list[Literal["text"]] | None = Field(
         default=None, description='Only ["text"] is supported: documents are scored by their text field.'
     )
 
@@ -99,9 +110,9 @@ class TEIRerankRequest(_Request):
 
     query: str
     texts: list[str] = Field(min_length=1)
-    raw_scores: bool = Field(default=False, description="Return raw logits instead of 0-1 scores.")
-    return_text: bool = False
-    truncate: bool | None = Field(
+    raw_scores: StrictBool = Field(default=False, description="Return raw logits instead of 0-1 scores.")
+    return_text: StrictBool = False
+    truncate: StrictBool | None = Field(
         default=None,
         description="Cut pairs longer than the model's maximum length. Unset or false: such a "
         "request is answered 413, as TEI does.",
@@ -120,9 +131,9 @@ class TEIRank(BaseModel):
 class TEIEmbedRequest(_Request):
     """Body of TEI ``/embed``."""
 
-    inputs: str | list[str]
-    normalize: bool = True
-    truncate: bool | None = None
+    inputs: str | Annotated[list[str], Field(min_length=1)]
+    normalize: StrictBool = True
+    truncate: StrictBool | None = None
 
 
 class HealthResponse(BaseModel):
