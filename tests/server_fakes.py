@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import time
 from collections.abc import Sequence
 
@@ -45,14 +44,8 @@ class FakeRerankModel:
     def __init__(self, *, delay_s: float = 0.0, max_length: int = 64) -> None:
         self.delay_s = delay_s
         self.max_length = max_length
-        self.steps: list[int] = []  # pairs per score_pairs call
-        self.seen: list[tuple[str, str]] = []
-        self._lock = threading.Lock()
 
     def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> PairScores:
-        with self._lock:
-            self.steps.append(len(pairs))
-            self.seen.extend(pairs)
         if self.delay_s:
             time.sleep(self.delay_s)
         if any(d == RAISE for _, d in pairs):

@@ -55,8 +55,13 @@ def run_schemathesis(srv: ServerProcess, tmp_path: Path, *extra: str) -> subproc
     return subprocess.run(argv, capture_output=True, text=True, timeout=240, cwd=tmp_path)
 
 
-def test_schemathesis_finds_no_server_errors(tmp_path):
-    srv = ServerProcess([*FAKE, *FAKE_EMBED, "--api-key", "secret-key"])
+@pytest.mark.parametrize("model", ["fake", "tiny-bert"])
+def test_schemathesis_finds_no_server_errors(tmp_path, request, model):
+    if model == "fake":
+        args = [*FAKE, *FAKE_EMBED]
+    else:  # the real tokenizer and ONNX model on fuzzed text
+        args = ["--model", str(request.getfixturevalue("tiny_bert_onnx"))]
+    srv = ServerProcess([*args, "--api-key", "secret-key"])
     try:
         p = run_schemathesis(srv, tmp_path, "--header", "Authorization: Bearer secret-key")
     finally:
