@@ -455,3 +455,20 @@ def test_cli_rejects_bad_options(tmp_path):
         p = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
         assert p.returncode == 2, (args, p.stderr)
         assert needle in p.stderr
+
+
+def test_health_reports_a_stuck_inference_step():
+    srv = ServerProcess([*FAKE, "--request-timeout-s", "0.3", "--max-wait-ms", "0"], env={"FAKE_DELAY_S": "2.0"})
+    try:
+        out: list = [None]
+        t = _post_async(srv.url + "/v2/rerank", {"query": "q", "documents": ["a"]}, out, 0)
+        time.sleep(1.0)  # the step has run for more than twice the request deadline
+        r = httpx.get(srv.url + "/health")
+        assert r.status_code == 503
+        assert r.json()["status"] == "unhealthy"
+        t.join()
+        assert out[0].status_code == 504
+        time.sleep(1.2)
+        assert httpx.get(srv.url + "/health").json()["status"] == "ok"
+    finally:
+        assert srv.stop()

@@ -588,7 +588,10 @@ def create_app(
 
     @app.get("/health", response_model=HealthResponse, summary="Liveness and readiness")
     async def health() -> Response:
-        alive = all(b.alive for b in state.batchers)
+        # A step running far past every deadline means a stuck model: report it, so that an
+        # orchestrator restarts the replica.
+        stuck = any(b.step_running_s > 2 * state.config.request_timeout_s for b in state.batchers)
+        alive = all(b.alive for b in state.batchers) and not stuck
         status = "shutting_down" if state.shutting_down else ("ok" if alive else "unhealthy")
         body = {
             "status": status,

@@ -138,7 +138,7 @@ class Batcher(Generic[In, Out]):
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._closing = False
-        self._running_step = False
+        self._step_started: float | None = None
         # Exponential moving average of items per second, for Retry-After.
         self._items_per_s = 0.0
 
@@ -152,6 +152,12 @@ class Batcher(Generic[In, Out]):
     def pending_requests(self) -> int:
         """Number of requests accepted and not yet started."""
         return len(self._pending)
+
+    @property
+    def step_running_s(self) -> float:
+        """Seconds the current inference step has been running (0 when idle)."""
+        started = self._step_started
+        return 0.0 if started is None else time.monotonic() - started
 
     @property
     def alive(self) -> bool:
@@ -294,6 +300,7 @@ class Batcher(Generic[In, Out]):
     async def _run_step(self, loop: asyncio.AbstractEventLoop, step: list[_Job[In]]) -> None:
         merged: list[In] = [item for job in step for item in job.items]
         t0 = time.perf_counter()
+        self._step_started = time.monotonic()
         try:
             result = await loop.run_in_executor(self._executor, self._process, merged)
             if len(result) != len(merged):
@@ -306,6 +313,8 @@ class Batcher(Generic[In, Out]):
                 if not job.future.done():
                     job.future.set_exception(InferenceError(f"inference failed: {type(exc).__name__}: {exc}"))
             return
+        finally:
+            self._step_started = None
         elapsed = time.perf_counter() - t0
         rate = len(merged) / max(elapsed, 1e-9)
         self._items_per_s = rate if self._items_per_s == 0 else 0.8 * self._items_per_s + 0.2 * rate
