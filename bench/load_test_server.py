@@ -105,7 +105,9 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO / "python"), str(REPO / "tests"), env.get("PYTHONPATH", "")])
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(REPO / "python"), str(REPO / "tests"), env.get("PYTHONPATH", "")]
+        )
         cmd = [sys.executable, "-m", "crossrank", "serve", "--model", args.model, "--port", str(self.port)]
         cmd += ["--max-wait-ms", str(args.max_wait_ms), "--log-level", "warning"]
         if args.max_length:
@@ -116,7 +118,9 @@ class Server:
         deadline = time.monotonic() + 120
         while True:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.proc.stderr.read().decode() if self.proc.stderr else ''}")
+                raise RuntimeError(
+                    f"server exited: {self.proc.stderr.read().decode() if self.proc.stderr else ''}"
+                )
             try:
                 if httpx.get(self.url + "/health", timeout=1).status_code == 200:
                     break
@@ -158,7 +162,9 @@ async def run_phase(url: str, bodies: list[bytes], clients: int, per_client: int
                 body, n = bodies[(cid * per_client + j) % len(bodies)], 100
                 t0 = time.perf_counter()
                 try:
-                    r = await client.post("/v2/rerank", content=body, headers={"content-type": "application/json"})
+                    r = await client.post(
+                        "/v2/rerank", content=body, headers={"content-type": "application/json"}
+                    )
                     ok = r.status_code == 200 and len(r.json()["results"]) == n
                     key = "ok" if ok else f"status_{r.status_code}"
                 except httpx.HTTPError as exc:
@@ -190,11 +196,17 @@ async def run_phase(url: str, bodies: list[bytes], clients: int, per_client: int
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", required=True, help="model for crossrank serve (a directory or py:module:callable)")
-    p.add_argument("--dataset", default=os.environ.get("CROSSRANK_DATASETS", "/work/shared/datasets") + "/scifact")
+    p.add_argument(
+        "--model", required=True, help="model for crossrank serve (a directory or py:module:callable)"
+    )
+    p.add_argument(
+        "--dataset", default=os.environ.get("CROSSRANK_DATASETS", "/work/shared/datasets") + "/scifact"
+    )
     p.add_argument("--phases", default="32x8,16x8", help="comma-separated CLIENTSxREQUESTS_PER_CLIENT")
     p.add_argument("--docs", type=int, default=100)
-    p.add_argument("--distinct", type=int, default=64, help="distinct (query, candidates) requests to cycle through")
+    p.add_argument(
+        "--distinct", type=int, default=64, help="distinct (query, candidates) requests to cycle through"
+    )
     p.add_argument("--max-seconds", type=float, default=300, help="per-phase time bound")
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--max-length", type=int, default=None)
@@ -216,7 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     server = Server(args)
     try:
         report["rss_start_mb"] = server.rss_mb()
-        warm = asyncio.run(run_phase(server.url, bodies, min(8, args.warmup), max(1, args.warmup // 8), args.max_seconds))
+        warm = asyncio.run(
+            run_phase(server.url, bodies, min(8, args.warmup), max(1, args.warmup // 8), args.max_seconds)
+        )
         report["warmup_failed"] = warm["failed"]
         report["rss_after_warmup_mb"] = server.rss_mb()
         report["phases"] = []

@@ -458,7 +458,9 @@ def test_cli_rejects_bad_options(tmp_path):
 
 
 def test_health_reports_a_stuck_inference_step():
-    srv = ServerProcess([*FAKE, "--request-timeout-s", "0.3", "--max-wait-ms", "0"], env={"FAKE_DELAY_S": "2.0"})
+    srv = ServerProcess(
+        [*FAKE, "--request-timeout-s", "0.3", "--max-wait-ms", "0"], env={"FAKE_DELAY_S": "2.0"}
+    )
     try:
         out: list = [None]
         t = _post_async(srv.url + "/v2/rerank", {"query": "q", "documents": ["a"]}, out, 0)

@@ -33,7 +33,9 @@ def encoder(tiny_model: Path):
 
 @pytest.fixture(scope="module")
 def server(tiny_model: Path):
-    srv = ServerProcess(["--model", str(tiny_model), "--max-wait-ms", "20"], env={"CROSSRANK_API_KEYS": "k-test"})
+    srv = ServerProcess(
+        ["--model", str(tiny_model), "--max-wait-ms", "20"], env={"CROSSRANK_API_KEYS": "k-test"}
+    )
     yield srv
     assert srv.stop()
 
@@ -51,10 +53,14 @@ def texts():
 def test_cohere_sdk_matches_in_process_rank(server, encoder, texts):
     cohere = pytest.importorskip("cohere")
     query, docs = texts[0], texts[1:21]
-    res = cohere.ClientV2(base_url=server.url, api_key="k-test").rerank(model="tiny", query=query, documents=docs)
+    res = cohere.ClientV2(base_url=server.url, api_key="k-test").rerank(
+        model="tiny", query=query, documents=docs
+    )
     want = encoder.rank(query, docs)
     assert [r.index for r in res.results] == [w["corpus_id"] for w in want]
-    assert [r.relevance_score for r in res.results] == pytest.approx([w["score"] for w in want], rel=1e-6, abs=1e-7)
+    assert [r.relevance_score for r in res.results] == pytest.approx(
+        [w["score"] for w in want], rel=1e-6, abs=1e-7
+    )
     top = cohere.ClientV2(base_url=server.url, api_key="k-test").rerank(
         model="tiny", query=query, documents=docs, top_n=3
     )
@@ -63,13 +69,21 @@ def test_cohere_sdk_matches_in_process_rank(server, encoder, texts):
 
 def test_jina_shape_matches_in_process(server, encoder, texts):
     query, docs = texts[2], texts[3:13]
-    body = {"model": "jina-reranker-v2", "query": query, "documents": docs, "top_n": 5, "return_documents": True}
+    body = {
+        "model": "jina-reranker-v2",
+        "query": query,
+        "documents": docs,
+        "top_n": 5,
+        "return_documents": True,
+    }
     r = httpx.post(server.url + "/v1/rerank", json=body, headers=AUTH)
     assert r.status_code == 200, r.text
     out = r.json()
     want = encoder.rank(query, docs, top_k=5)
     assert [x["index"] for x in out["results"]] == [w["corpus_id"] for w in want]
-    assert [x["relevance_score"] for x in out["results"]] == pytest.approx([w["score"] for w in want], rel=1e-6)
+    assert [x["relevance_score"] for x in out["results"]] == pytest.approx(
+        [w["score"] for w in want], rel=1e-6
+    )
     assert [x["document"]["text"] for x in out["results"]] == [docs[w["corpus_id"]] for w in want]
     details = encoder.predict([(query, d) for d in docs], return_details=True)
     assert out["usage"]["total_tokens"] == int(np.sum(details.n_tokens))
@@ -78,15 +92,21 @@ def test_jina_shape_matches_in_process(server, encoder, texts):
 
 def test_tei_shape_raw_scores_and_truncation(server, encoder, texts):
     query, docs = texts[4], texts[5:15]
-    r = httpx.post(server.url + "/rerank", json={"query": query, "texts": docs, "raw_scores": True}, headers=AUTH)
+    r = httpx.post(
+        server.url + "/rerank", json={"query": query, "texts": docs, "raw_scores": True}, headers=AUTH
+    )
     assert r.status_code == 200, r.text
     raw = encoder.predict([(query, d) for d in docs], activation=None)
-    assert {x["index"]: x["score"] for x in r.json()} == pytest.approx(dict(enumerate(raw.tolist())), rel=1e-5)
+    assert {x["index"]: x["score"] for x in r.json()} == pytest.approx(
+        dict(enumerate(raw.tolist())), rel=1e-5
+    )
     long_doc = " ".join(texts[15:40])  # longer than the tiny model's 128 tokens with the query
     assert encoder.predict([(query, long_doc)], return_details=True).truncated[0]
     r = httpx.post(server.url + "/rerank", json={"query": query, "texts": [long_doc]}, headers=AUTH)
     assert r.status_code == 413
-    r = httpx.post(server.url + "/rerank", json={"query": query, "texts": [long_doc], "truncate": True}, headers=AUTH)
+    r = httpx.post(
+        server.url + "/rerank", json={"query": query, "texts": [long_doc], "truncate": True}, headers=AUTH
+    )
     assert r.status_code == 200
     assert r.json()[0]["score"] == pytest.approx(float(encoder.predict([(query, long_doc)])[0]), rel=1e-6)
 
@@ -112,7 +132,9 @@ def test_concurrent_requests_are_merged_and_routed_back(server, encoder, texts):
 
     def go(k: int) -> None:
         q, docs = jobs[k]
-        out[k] = httpx.post(server.url + "/v2/rerank", json={"query": q, "documents": docs}, headers=AUTH, timeout=60)
+        out[k] = httpx.post(
+            server.url + "/v2/rerank", json={"query": q, "documents": docs}, headers=AUTH, timeout=60
+        )
 
     threads = [threading.Thread(target=go, args=(k,)) for k in range(len(jobs))]
     for t in threads:

@@ -198,38 +198,16 @@ class Gateway:
 
         path = scope.get("path", "")
         try:
+            body: bytes | None = None
             error = self._refuse(path, headers)
+            if error is None:
+                body, error = await self._read_body(receive)
+            if error is None and body:
+                error = _parse_json(scope, body)
             if error is not None:
                 await _error_response(error, request_id)(scope, receive, send_with_id)
-                return
-            body, error = await self._read_body(scope, receive)
-            if error is not None:
-                await _error_response(error, request_id)(scope, receive, send_with_id)
-                return
-            if body is None:  # the client went away while sending
-                return
-            if body:
-                try:
-                    body.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    err = ApiError(
-                        400,
-                        "validation",
-                        f"the request body is not valid UTF-8 (byte {exc.start}); send UTF-8 encoded JSON",
-                    )
-                    await _error_response(err, request_id)(scope, receive, send_with_id)
-                    return
-                try:
-                    # orjson is strict where the stdlib is lax: lone surrogates (which the tokenizer
-                    # cannot take), NaN and infinities are refused here, before any validation.
-                    parsed = orjson.loads(body)
-                except orjson.JSONDecodeError as exc:
-                    err = ApiError(400, "validation", f"the request body is not valid JSON: {exc}")
-                    await _error_response(err, request_id)(scope, receive, send_with_id)
-                    return
-                scope["state"][_PARSED_BODY] = parsed
-                _as_json(scope)
-            await self.app(scope, _replay(body, receive), send_with_id)
+            elif body is not None:  # None: the client went away while sending
+                await self.app(scope, _replay(body, receive), send_with_id)
         finally:
             elapsed = time.perf_counter() - t0
             route = path if path in ROUTES else "other"
@@ -270,7 +248,7 @@ class Gateway:
                 return _too_large_body(n, limit)
         return None
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> tuple[bytes | None, ApiError | None]:
+    async def _read_body(self, receive: Receive) -> tuple[bytes | None, ApiError | None]:
         limit = self.state.config.max_body_bytes
         chunks: list[bytes] = []
         size = 0
@@ -288,6 +266,27 @@ class Gateway:
 
 
 _PARSED_BODY = "crossrank_parsed_body"
+
+
+def _parse_json(scope: Scope, body: bytes) -> ApiError | None:
+    """Parse the body once, strictly, and keep it in the scope for :class:`_ParsedBodyRoute`."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return ApiError(
+            400,
+            "validation",
+            f"the request body is not valid UTF-8 (byte {exc.start}); send UTF-8 encoded JSON",
+        )
+    try:
+        # orjson is strict where the stdlib is lax: lone surrogates (which the tokenizer cannot
+        # take), NaN and infinities are refused here, before any validation.
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return ApiError(400, "validation", f"the request body is not valid JSON: {exc}")
+    scope["state"][_PARSED_BODY] = parsed
+    _as_json(scope)
+    return None
 
 
 class _ParsedBodyRoute(APIRoute):
