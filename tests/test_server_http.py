@@ -171,6 +171,7 @@ def test_embed_without_model_is_501():
         r = httpx.post(srv.url + "/embed", json={"inputs": "x"})
         assert r.status_code == 501
         assert "--embed-model" in r.json()["message"]
+        assert "/embed" not in httpx.get(srv.url + "/openapi.json").json()["paths"]
     finally:
         assert srv.stop()
 

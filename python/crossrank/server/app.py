@@ -569,6 +569,8 @@ def create_app(
         response_model=list[list[float]],
         responses={**_ERRORS, 501: {"model": ErrorResponse, "description": "No embedding model"}},
         summary="Embed texts (TEI shape)",
+        # Only advertised when it works; without an embed model it answers 501.
+        include_in_schema=embed_model is not None,
     )
     async def embed(body: TEIEmbedRequest, request: Request) -> Response:
         if state.embed is None:
