@@ -10,4 +10,5 @@ namespace py = pybind11;
 
 void bind_common(py::module_& m);  // build info, threads, SIMD dispatch, error translation
 // Each area adds its own line here and in module.cpp:
+void bind_pack(py::module_& m);  // cross-encoder pair packing (pack.hpp)
 }  // namespace crossrank::bindings

@@ -4,4 +4,5 @@ PYBIND11_MODULE(_core, m) {
     m.doc() = "crossrank compiled core (private; use the crossrank package)";
     namespace b = crossrank::bindings;
     b::bind_common(m);
+    b::bind_pack(m);
 }

@@ -8,8 +8,10 @@ from __future__ import annotations
 from . import errors
 from ._build_info import build_info
 from ._core import __version__
+from .cross_encoder import CrossEncoder
 
 __all__ = [
+    "CrossEncoder",
     "__version__",
     "build_info",
     "errors",

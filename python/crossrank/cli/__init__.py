@@ -14,6 +14,7 @@ from collections.abc import Sequence
 # Subcommand modules, in the order `crossrank --help` lists them.
 _COMMANDS = [
     "info",
+    "export",
     "serve",
 ]
 
