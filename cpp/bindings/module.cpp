@@ -5,4 +5,6 @@ PYBIND11_MODULE(_core, m) {
     namespace b = crossrank::bindings;
     b::bind_common(m);
     b::bind_pack(m);
+    b::bind_bm25(m);
+    b::bind_analyzer(m);
 }

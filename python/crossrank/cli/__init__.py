@@ -15,6 +15,7 @@ from collections.abc import Sequence
 _COMMANDS = [
     "info",
     "export",
+    "eval",
     "serve",
 ]
 
