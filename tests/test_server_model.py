@@ -154,3 +154,21 @@ def test_concurrent_requests_are_merged_and_routed_back(server, encoder, texts):
     one = next(float(x.split()[-1]) for x in sizes if 'le="1"' in x)
     total = next(float(x.split()[-1]) for x in sizes if 'le="+Inf"' in x)
     assert one < total
+
+
+def test_embed_matches_the_in_process_embedder(tiny_model, minilm_dir):
+    from crossrank.dense import Embedder
+
+    srv = ServerProcess(["--model", str(tiny_model), "--embed-model", str(minilm_dir)])
+    try:
+        texts = ["what causes tides on earth", "the moon pulls the oceans", "bananas"]
+        r = httpx.post(srv.url + "/embed", json={"inputs": texts}, timeout=60)
+        assert r.status_code == 200, r.text
+        got = np.asarray(r.json(), dtype=np.float32)
+        want = Embedder(minilm_dir).encode(texts)
+        want = want / np.linalg.norm(want, axis=1, keepdims=True)
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, atol=1e-5)
+        assert "/embed" in httpx.get(srv.url + "/openapi.json").json()["paths"]
+    finally:
+        assert srv.stop()

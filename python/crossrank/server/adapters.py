@@ -118,14 +118,11 @@ class EmbedderModel:
 
     @classmethod
     def load(cls, model: str, *, num_threads: int | None = None) -> EmbedderModel:
-        """Load the dense embedder; ImportError when this build has none."""
-        try:
-            from .. import dense  # type: ignore[attr-defined,unused-ignore]
-        except ImportError as exc:
-            raise ImportError(
-                f"--embed-model needs crossrank's dense Embedder (crossrank.dense), which this build lacks ({exc})"
-            ) from exc
-        return cls(dense.Embedder(model, num_threads=num_threads), name=str(model))
+        """Load a sentence-transformers model exported to ONNX (see :class:`crossrank.Embedder`)."""
+        from ..dense import Embedder
+
+        # Raw vectors: the server L2-normalizes per request (TEI's "normalize", default true).
+        return cls(Embedder(model, num_threads=num_threads, normalize=False), name=str(model))
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return np.asarray(self.embedder.encode(list(texts)), dtype=np.float32)
