@@ -153,6 +153,9 @@ class Server:
         )
         cmd = [sys.executable, "-m", "crossrank", "serve", "--model", args.model, "--port", str(self.port)]
         cmd += ["--max-wait-ms", str(args.max_wait_ms), "--log-level", "warning"]
+        # Closed loop: a request waits for everyone's pairs ahead of it (Little's law), so the
+        # deadline must exceed clients x docs / throughput on a slow machine.
+        cmd += ["--request-timeout-s", str(args.request_timeout_s)]
         if args.max_length:
             cmd += ["--max-length", str(args.max_length)]
         if args.max_batch_tokens:
@@ -258,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--max-seconds", type=float, default=300, help="per-phase time bound")
     p.add_argument("--max-wait-ms", type=float, default=5.0)
+    p.add_argument("--request-timeout-s", type=float, default=900.0, help="the server's per-request deadline")
     p.add_argument("--max-length", type=int, default=None)
     p.add_argument("--max-batch-tokens", type=int, default=None)
     p.add_argument("--no-baseline", action="store_true", help="skip the in-process comparison")
