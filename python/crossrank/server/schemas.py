@@ -134,7 +134,8 @@ class TEIEmbedRequest(_Request):
     inputs: str | Annotated[list[str], Field(min_length=1)]
     normalize: StrictBool = True
     truncate: StrictBool | None = Field(
-        default=None, description="Accepted for TEI compatibility; texts are always cut at the model's maximum length."
+        default=None,
+        description="Accepted for TEI compatibility; texts are always cut at the model's maximum length.",
     )
 
 
