@@ -16,7 +16,8 @@
 
 Every graph is verified against the PyTorch model before it is written: the same random token batches
 (several shapes, padding, both token types) through both, max absolute difference of the outputs (on real
-tokens) at most ``atol`` (fp32: 1e-4) or ``int8_atol`` (int8; see :data:`INT8_ATOL`).
+tokens) at most ``atol`` (fp32: 1e-4) or, for int8, :func:`int8_tolerance` (0.25, or 0.75 standard
+deviations of the PyTorch outputs when they spread wider).
 
 PyTorch and transformers are needed only here: ``pip install "crossrank[export]"``.
 """
@@ -35,20 +36,44 @@ import numpy as np
 
 from .errors import StateError, missing_extra
 
-__all__ = ["INT8_ATOL", "INT8_DEFAULTS", "TASKS", "ExportReport", "export_model", "quantize_onnx"]
+__all__ = [
+    "INT8_DEFAULTS",
+    "INT8_STD_FRACTION",
+    "TASKS",
+    "ExportReport",
+    "export_model",
+    "int8_tolerance",
+    "quantize_onnx",
+]
 
 Task = Literal["cross-encoder", "embedding", "token-embedding"]
 TASKS: tuple[str, ...] = ("cross-encoder", "embedding", "token-embedding")
 
-# Dynamic int8 settings, chosen by measurement on AVX-512 VNNI (bench/RESULTS.md, "int8 settings"):
-# signed int8 weights feed the u8s8 VNNI kernels (unsigned weights take the slower u8u8 path), and
-# per-tensor scales were as fast as per-channel and accurate enough; reduce_range (7-bit weights) is only
-# needed on CPUs without VNNI, where u8s8 products can saturate.
+# Dynamic int8 settings, chosen by measurement (bench/int8_settings.py; figures in bench/RESULTS.md,
+# "int8 settings"): per-channel weight scales cut the error by ~3x against per-tensor (max error 0.54 vs
+# 1.5 logit standard deviations on MiniLM-L6) for a small cost in speed; reduce_range (7-bit weights,
+# for CPUs without VNNI) only lost accuracy and speed; signed weights feed the u8s8 VNNI kernels and
+# measured as fast and as accurate as unsigned ones. Quantizing the offline-fused graph is not possible
+# (ONNX Runtime's quantizer cannot infer types through its contrib ops); ONNX Runtime fuses the int8 graph
+# when it loads it.
 INT8_DEFAULTS: dict[str, Any] = {"weight_type": "qint8", "per_channel": True, "reduce_range": False}
 
-# Largest max-abs error of int8 logits/hidden states accepted against PyTorch fp32. Measured on
-# MiniLM-L6 with a seeded head (logits ~0.1-1): max error ~0.02; on the tiny random test BERT ~0.01.
-INT8_ATOL = 0.1
+# int8 outputs must lie within max(INT8_ATOL, INT8_STD_FRACTION x std of the fp32 outputs) of them (max
+# abs error). Measured max errors of int8 MiniLM-L6 + seeded head logits against PyTorch: 0.15 on 256
+# SciFact pairs (0.54 logit standard deviations), 0.13 on random tokens, 0.11 on synthetic word lists
+# whose logits barely vary (std 0.06); the tiny random test BERT: ~0.02-0.04. The check catches a broken
+# graph, not ranking quality: the benchmark reports top-10 overlap with fp32 for that.
+INT8_ATOL = 0.25
+INT8_STD_FRACTION = 0.75
+
+
+def int8_tolerance(
+    reference: np.ndarray, fraction: float = INT8_STD_FRACTION, atol: float = INT8_ATOL
+) -> float:
+    """Return the max abs error an int8 graph may have: ``max(atol, fraction x std of the fp32 outputs)``."""
+    ref = np.asarray(reference, dtype=np.float64)
+    return max(atol, fraction * float(ref.std())) if ref.size else atol
+
 
 _SIDE_FILES = (
     "tokenizer.json",
@@ -78,6 +103,7 @@ class ExportReport:
     max_abs_err: dict[str, float] = field(default_factory=dict)
     fusions: dict[str, int] = field(default_factory=dict)
     int8_settings: dict[str, Any] = field(default_factory=dict)
+    int8_tolerance: float = 0.0
     seconds: float = 0.0
 
 
@@ -116,7 +142,10 @@ def quantize_onnx(
     Path
         ``dst``.
     """
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError as exc:  # onnxruntime.quantization needs the onnx package
+        raise missing_extra(getattr(exc, "name", None) or "onnx", "export") from exc
 
     types = {"qint8": QuantType.QInt8, "quint8": QuantType.QUInt8}
     if weight_type not in types:
@@ -153,6 +182,11 @@ def _sample_batches(
             feeds["token_type_ids"] = types * mask
         batches.append(feeds)
     return batches
+
+
+def _real(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Outputs at real tokens (hidden states) or all of them (logits)."""
+    return x[mask.astype(bool)] if x.ndim == 3 else x
 
 
 def _max_err(got: np.ndarray, want: np.ndarray, mask: np.ndarray) -> float:
@@ -194,7 +228,7 @@ def export_model(
     optimize: bool = False,
     opset: int = 17,
     atol: float = 1e-4,
-    int8_atol: float = INT8_ATOL,
+    int8_std_fraction: float = INT8_STD_FRACTION,
     int8_settings: dict[str, Any] | None = None,
     verbose: bool = False,
 ) -> ExportReport:
@@ -212,15 +246,15 @@ def export_model(
         ``last_hidden_state`` float32 ``[batch, sequence, hidden]`` (pooling, normalisation and any
         ColBERT projection are applied by the embedder / ColBERT reranker, as for hub ONNX files).
     int8 : bool
-        Also write ``model_int8.onnx`` (dynamic int8, verified within ``int8_atol``).
+        Also write ``model_int8.onnx`` (dynamic int8, verified within :func:`int8_tolerance`).
     optimize : bool
         Also write ``model_optimized.onnx`` with ONNX Runtime's transformer fusions (BERT-like models).
     opset : int
         ONNX opset (17 has LayerNormalization).
     atol : float
         fp32 tolerance against PyTorch.
-    int8_atol : float
-        int8 tolerance against PyTorch fp32.
+    int8_std_fraction : float
+        int8 tolerance against PyTorch fp32, in standard deviations of the fp32 outputs.
     int8_settings : dict, optional
         Overrides of :data:`INT8_DEFAULTS` (``weight_type``, ``per_channel``, ``reduce_range``).
     verbose : bool
@@ -281,10 +315,7 @@ def export_model(
     max_len = max(8, min(max_len - 2, 512))
     batches = _sample_batches(int(config.vocab_size), max_len, with_types)
     with torch.inference_mode():
-        refs = [
-            graph(*(torch.from_numpy(b[name]) for name in inputs)).float().numpy()
-            for b in batches
-        ]
+        refs = [graph(*(torch.from_numpy(b[name]) for name in inputs)).float().numpy() for b in batches]
     example = tuple(torch.from_numpy(batches[1][name]) for name in inputs)
     dynamic = {name: {0: "batch", 1: "sequence"} for name in inputs}
     dynamic[output] = {0: "batch"} if task == "cross-encoder" else {0: "batch", 1: "sequence"}
@@ -328,7 +359,11 @@ def export_model(
         tmp8 = out / f".model_int8.{os.getpid()}.onnx"
         try:
             quantize_onnx(out / "model.onnx", tmp8, **settings)
-            report.max_abs_err["int8"] = _verify(tmp8, batches, refs, int8_atol, "int8")
+            flat = np.concatenate(
+                [_real(r, b["attention_mask"]).ravel() for r, b in zip(refs, batches, strict=True)]
+            )
+            report.int8_tolerance = int8_tolerance(flat, int8_std_fraction)
+            report.max_abs_err["int8"] = _verify(tmp8, batches, refs, report.int8_tolerance, "int8")
             os.replace(tmp8, out / "model_int8.onnx")
         finally:
             tmp8.unlink(missing_ok=True)
