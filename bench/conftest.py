@@ -11,7 +11,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # reuse tests/reference and the test fixtures' helpers
 
-from model_fixtures import minilm_ce_checkpoint, minilm_ce_onnx  # noqa: E402
+from model_fixtures import _crossrank_cache, minilm_ce_checkpoint, minilm_ce_onnx  # noqa: E402
 
 DATASETS = Path(os.environ.get("CROSSRANK_DATASETS", REPO.parent / "shared" / "datasets"))
 MODELS = Path(os.environ.get("CROSSRANK_MODELS", REPO.parent / "shared" / "models"))
@@ -43,4 +43,4 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["cpu_count"] = os.cpu_count()
 
 
-__all__ = ["datasets_dir", "minilm_ce_checkpoint", "minilm_ce_onnx", "minilm_dir"]
+__all__ = ["_crossrank_cache", "datasets_dir", "minilm_ce_checkpoint", "minilm_ce_onnx", "minilm_dir"]

@@ -30,6 +30,7 @@ def minilm_dir() -> Path:
 # Seeded tiny BERTs and MiniLM-L6 exported with crossrank's exporter (cross-encoder, embedding): see
 # tests/model_fixtures.py. Imported here so every test file (and bench/ through its conftest) can use them.
 from model_fixtures import (  # noqa: E402
+    _crossrank_cache,
     minilm_ce_checkpoint,
     minilm_ce_onnx,
     tiny_bert_checkpoint,
@@ -40,6 +41,7 @@ from model_fixtures import (  # noqa: E402
 )
 
 __all__ = [
+    "_crossrank_cache",
     "minilm_ce_checkpoint",
     "minilm_ce_onnx",
     "tiny_bert_checkpoint",

@@ -120,6 +120,15 @@ def _export(checkpoint: Path, out: Path, **kwargs: object) -> Path:
     return out
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _crossrank_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep crossrank's cache (fused/quantized graphs, exports) out of the user's home during tests."""
+    import os
+
+    if "CROSSRANK_CACHE" not in os.environ:
+        os.environ["CROSSRANK_CACHE"] = str(tmp_path_factory.mktemp("crossrank_cache"))
+
+
 @pytest.fixture(scope="session")
 def tiny_bert_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("torch")
@@ -174,6 +183,7 @@ def minilm_ce_onnx(minilm_ce_checkpoint: Path, tmp_path_factory: pytest.TempPath
 
 
 __all__ = [
+    "_crossrank_cache",
     "build_tiny_bert",
     "minilm_ce_checkpoint",
     "minilm_ce_onnx",

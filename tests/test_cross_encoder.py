@@ -227,6 +227,12 @@ def test_bad_options(tiny_bert_onnx: Path) -> None:
         CrossEncoder(tiny_bert_onnx, aggregation="median")
     with pytest.raises(ValueError, match="num_threads"):
         CrossEncoder(tiny_bert_onnx, num_threads=0)
+    with pytest.raises(ValueError, match=r"max_length=129 exceeds what the model can read \(128"):
+        CrossEncoder(tiny_bert_onnx, max_length=129)
+    with pytest.raises(ValueError, match="max_length must be an int"):
+        CrossEncoder(tiny_bert_onnx, max_length=64.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_length"):
+        CrossEncoder(tiny_bert_onnx, max_length=3)  # not even the special tokens fit
 
 
 def test_truncation_options_equal_transformers(tiny_bert_onnx: Path, tiny_bert_checkpoint: Path) -> None:

@@ -88,3 +88,24 @@ def test_errors(minilm_onnx: Path, tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="num_threads"):
             resolve_threads(bad)  # type: ignore[arg-type]
     assert resolve_threads(None) >= 1
+
+
+def test_fp32_runs_the_fused_graph(tiny_bert_onnx: Path) -> None:
+    plain = load_backend(tiny_bert_onnx / "model.onnx", backend="onnxruntime", precision="fp32", fuse=False)
+    fused = load_backend(tiny_bert_onnx / "model.onnx", backend="onnxruntime", precision="fp32")
+    assert plain.onnx_path.name == "model.onnx"  # type: ignore[attr-defined]
+    assert fused.onnx_path.parent.name == "fused"  # type: ignore[attr-defined]
+    f = _feeds(3, 20)
+    f["input_ids"] %= 1000
+    np.testing.assert_allclose(fused.run(f)[0], plain.run(f)[0], atol=1e-5)
+    # A graph the fusions do not apply to is run as it is (and remembered).
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["b", "s"])
+    y = helper.make_tensor_value_info("y", TensorProto.INT64, ["b", "s"])
+    g = helper.make_graph([helper.make_node("Identity", ["input_ids"], ["y"])], "g", [x], [y])
+    path = tiny_bert_onnx.parent / "identity_model.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
+    be = load_backend(path, backend="onnxruntime", precision="fp32")
+    assert be.onnx_path == path  # type: ignore[attr-defined]

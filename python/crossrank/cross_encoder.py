@@ -36,6 +36,8 @@ Activation = Literal["auto", "sigmoid", "softmax", "none"]
 _ACTIVATIONS = ("auto", "sigmoid", "softmax", "none")
 # sentence-transformers stores the activation as a dotted torch class path.
 _ST_ACTIVATIONS = {"Sigmoid": "sigmoid", "Identity": "none", "Softmax": "softmax"}
+# Queries are tokenized up to this many times max_length (see _score).
+_LONG_QUERY = 8
 # Above this, tokenizer_config's model_max_length is the "no limit" sentinel transformers writes.
 _HUGE = 1_000_000
 
@@ -247,7 +249,15 @@ class CrossEncoder:
         self.backend: InferenceBackend = load_backend(
             self.files.onnx_path, backend=backend, precision=precision, num_threads=self.num_threads
         )
-        self.max_length = int(max_length) if max_length is not None else _default_max_length(self.files)
+        limit = _default_max_length(self.files)
+        if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int)):
+            raise ValueError(f"max_length must be an int or None, got {max_length!r}")
+        if max_length is not None and max_length > limit and self.files.config.get("max_position_embeddings"):
+            raise ValueError(
+                f"max_length={max_length} exceeds what the model can read ({limit} tokens: its position "
+                f"embeddings / tokenizer limit); pass max_length <= {limit} or use window_stride= for long documents"
+            )
+        self.max_length = int(max_length) if max_length is not None else limit
         if max_batch_tokens < self.max_length:
             raise ValueError(
                 f"max_batch_tokens ({max_batch_tokens}) must be at least max_length ({self.max_length}) "
@@ -419,11 +429,13 @@ class CrossEncoder:
         uniq: dict[str, int] = {}
         for q in queries:
             uniq.setdefault(q, len(uniq))
-        # Queries whole (their length decides longest_first), or as far as the query cap needs.
-        q_ids = self._query_encoder.encode(list(uniq), max_tokens=self.max_query_length)
+        # Queries whole (their length decides longest_first) up to a generous cap, or as far as the query
+        # cap needs. Beyond _LONG_QUERY x max_length tokens the two lengths are compared on prefixes: a
+        # document and a query both that long may get their odd token on the other side than in HF.
+        q_cap = self.max_query_length if self.max_query_length is not None else _LONG_QUERY * self.max_length
+        q_ids = self._query_encoder.encode(list(uniq), max_tokens=q_cap)
         longest = max((len(x) for x in q_ids), default=0)
-        if self.max_query_length is not None:
-            longest = min(longest, self.max_query_length)
+        longest = min(longest, q_cap)
         d_ids = self.encoder.encode(docs, max_tokens=self._doc_token_limit(longest))
         per_pair_q = q_ids if len(q_ids) == 1 else [q_ids[uniq[q]] for q in queries]
         t1 = time.perf_counter()

@@ -292,12 +292,106 @@ def _quantized_copy(onnx_path: Path) -> Path:
     return out
 
 
+def _fuse_check(plain: Path, fused: Path) -> bool:
+    """Return True when the fused graph gives the plain graph's outputs (1e-4) on a small random batch."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    a = ort.InferenceSession(str(plain), sess_options=opts, providers=["CPUExecutionProvider"])
+    b = ort.InferenceSession(str(fused), sess_options=opts, providers=["CPUExecutionProvider"])
+    names = [i.name for i in a.get_inputs()]
+    if names != [i.name for i in b.get_inputs()]:
+        return False
+    rng = np.random.default_rng(0)
+    ids = rng.integers(5, 100, size=(2, 9), dtype=np.int64)
+    mask = np.ones_like(ids)
+    mask[1, 6:] = 0
+    feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+    feeds = {k: v for k, v in feeds.items() if k in names}
+    ra, rb = a.run(None, feeds)[0], b.run(None, feeds)[0]
+    if ra.ndim == 3:
+        ra, rb = ra[mask.astype(bool)], rb[mask.astype(bool)]
+    return ra.shape == rb.shape and bool(np.all(np.abs(ra - rb) <= 1e-4))
+
+
+def _heads_and_hidden(onnx_path: Path) -> tuple[int, int]:
+    """Attention heads and hidden size from the config.json beside the graph (0, 0 = let ORT detect)."""
+    import json
+
+    for d in (onnx_path.parent, onnx_path.parent.parent):
+        cfg = d / "config.json"
+        if cfg.is_file():
+            try:
+                c = json.loads(cfg.read_text(encoding="utf-8"))
+                return int(c.get("num_attention_heads") or 0), int(c.get("hidden_size") or 0)
+            except (ValueError, OSError):
+                break
+    return 0, 0
+
+
+def _fused_copy(onnx_path: Path) -> Path | None:
+    """Return a graph with ONNX Runtime's transformer fusions applied, or None when they do not apply.
+
+    ONNX Runtime's load-time optimizer does not fuse the attention of graphs exported from PyTorch's
+    eager attention; the offline fusion (``onnxruntime.transformers.optimizer``) does, and ran MiniLM-L6
+    1.4x faster with half the activation memory at 16 x 512. ``model_optimized.onnx`` beside the graph
+    (``crossrank export --optimize``) is used when present; otherwise the fused graph is made once,
+    checked against the plain one, and cached (a marker remembers graphs that do not fuse).
+    """
+    sibling = onnx_path.with_name("model_optimized.onnx")
+    if onnx_path.name == "model.onnx" and sibling.is_file():
+        return sibling
+    from .hub import cache_dir
+
+    st = onnx_path.stat()
+    key = hashlib.sha256(f"{onnx_path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:24]
+    out = cache_dir() / "fused" / f"{key}.onnx"
+    marker = out.with_suffix(".nofuse")
+    if out.is_file():
+        return out
+    if marker.is_file():
+        return None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(f".tmp{os.getpid()}.onnx")
+    try:
+        import logging
+
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        logging.getLogger("onnxruntime.transformers").setLevel(logging.ERROR)
+        heads, hidden = _heads_and_hidden(onnx_path)
+        opt = optimize_model(
+            str(onnx_path), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=1, use_gpu=False
+        )
+        stats = opt.get_fused_operator_statistics()
+        if stats.get("Attention", 0) + stats.get("MultiHeadAttention", 0) == 0:
+            raise ValueError("no attention fused")
+        opt.save_model_to_file(str(tmp))
+        if not _fuse_check(onnx_path, tmp):
+            raise ValueError("fused graph differs")
+        os.replace(tmp, out)
+        return out
+    except Exception:  # an architecture the fusions do not know: run the plain graph
+        marker.write_text("")
+        return None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _has_contrib_ops(path: Path) -> bool:
+    with path.open("rb") as f:
+        head = f.read(4 << 20)
+    return b"com.microsoft" in head
+
+
 def load_backend(
     onnx_path: str | os.PathLike[str],
     *,
     backend: Backend | str = "auto",
     precision: Precision | str = "auto",
     num_threads: int | None = None,
+    fuse: bool = True,
 ) -> InferenceBackend:
     """Load (or reuse) an inference backend for an ONNX graph.
 
@@ -311,6 +405,9 @@ def load_backend(
         Arithmetic; ``auto`` is bf16 on OpenVINO with bf16 units, else fp32.
     num_threads : int, optional
         Intra-op threads; None = the cgroup CPU quota.
+    fuse : bool
+        ONNX Runtime fp32: run the graph with transformer fusions applied (attention, LayerNorm, GELU;
+        ``model_optimized.onnx`` beside it, or a fused copy made once and cached) when they apply.
 
     Returns
     -------
@@ -332,7 +429,7 @@ def load_backend(
     threads = resolve_threads(num_threads)
     chosen_backend, chosen_precision = _choose(str(backend), str(precision))
     st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, chosen_backend, chosen_precision, threads)
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, chosen_backend, chosen_precision, threads, fuse)
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
         if hit is not None:
@@ -347,6 +444,13 @@ def load_backend(
                 # else a quantized copy made once and cached.
                 siblings = [path.with_name(n) for n in ("model_int8.onnx", "model_quantized.onnx")]
                 graph = next((s for s in siblings if s.is_file()), None) or _quantized_copy(path)
+            elif (
+                fuse
+                and chosen_precision == "fp32"
+                and not _graph_is_quantized(path)
+                and not _has_contrib_ops(path)
+            ):
+                graph = _fused_copy(path) or path
             result = OnnxRuntimeBackend(graph, num_threads=threads, precision=chosen_precision)
         _CACHE[key] = result
         return result

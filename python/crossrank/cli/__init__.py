@@ -18,6 +18,7 @@ _COMMANDS = [
     "search",
     "eval",
     "export",
+    "serve",
 ]
 
 
