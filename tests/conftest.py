@@ -25,3 +25,28 @@ def minilm_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"all-MiniLM-L6-v2 not found at {path} (set CROSSRANK_MODELS)")
     return path
+
+
+# Seeded tiny BERTs and MiniLM-L6 exported with crossrank's exporter (cross-encoder, embedding): see
+# tests/model_fixtures.py. Imported here so every test file (and bench/ through its conftest) can use them.
+from model_fixtures import (  # noqa: E402
+    _crossrank_cache,
+    minilm_ce_checkpoint,
+    minilm_ce_onnx,
+    tiny_bert_checkpoint,
+    tiny_bert_embedding_onnx,
+    tiny_bert_multilabel_checkpoint,
+    tiny_bert_multilabel_onnx,
+    tiny_bert_onnx,
+)
+
+__all__ = [
+    "_crossrank_cache",
+    "minilm_ce_checkpoint",
+    "minilm_ce_onnx",
+    "tiny_bert_checkpoint",
+    "tiny_bert_embedding_onnx",
+    "tiny_bert_multilabel_checkpoint",
+    "tiny_bert_multilabel_onnx",
+    "tiny_bert_onnx",
+]

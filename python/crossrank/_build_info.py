@@ -16,7 +16,8 @@ def build_info() -> dict[str, Any]:
     dict
         ``version`` (str), ``simd_compiled`` / ``simd_available`` (list of str, weakest first),
         ``simd_active`` (str), ``num_threads`` (int, used when ``num_threads=None``),
-        ``machine`` and ``python`` (str).
+        ``machine`` and ``python`` (str), ``maxsim_kernels`` (dict: storage dtype -> the MaxSim kernel
+        the active SIMD path uses, e.g. ``"avx512bf16-dpbf16/bf16"``).
     """
     return {
         "version": _core.__version__,
@@ -26,4 +27,5 @@ def build_info() -> dict[str, Any]:
         "num_threads": _core.default_num_threads(),
         "machine": platform.machine(),
         "python": platform.python_version(),
+        "maxsim_kernels": {dt: _core.maxsim_kernel(dt) for dt in ("fp32", "fp16", "bf16")},
     }

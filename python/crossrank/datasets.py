@@ -8,11 +8,23 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import urllib.parse
+import urllib.request
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["BeirDataset", "doc_text", "load_beir", "read_corpus", "read_qrels", "read_queries"]
+__all__ = [
+    "BeirDataset",
+    "doc_text",
+    "fetch_dataset",
+    "load_beir",
+    "read_corpus",
+    "read_qrels",
+    "read_queries",
+]
 
 
 @dataclass
@@ -110,9 +122,7 @@ def read_qrels(path: str | os.PathLike) -> dict[str, dict[str, int]]:
     return qrels
 
 
-def load_beir(
-    path: str | os.PathLike, *, split: str = "test", judged_only: bool = True
-) -> BeirDataset:
+def load_beir(path: str | os.PathLike, *, split: str = "test", judged_only: bool = True) -> BeirDataset:
     """Load a BEIR-layout folder.
 
     Parameters
@@ -144,3 +154,109 @@ def load_beir(
         if judged_only:
             ds.queries = {q: t for q, t in ds.queries.items() if q in ds.qrels}
     return ds
+
+
+def _find_beir_root(folder: Path) -> Path:
+    """Return the folder under ``folder`` (itself or one level down) that holds corpus.jsonl."""
+    if (folder / "corpus.jsonl").is_file():
+        return folder
+    subs = [d for d in sorted(folder.iterdir()) if d.is_dir() and (d / "corpus.jsonl").is_file()]
+    if len(subs) == 1:
+        return subs[0]
+    raise FileNotFoundError(f"{folder} holds no BEIR dataset (no corpus.jsonl at the top or one level down)")
+
+
+def _safe_extract(zip_path: Path, dest: Path) -> None:
+    """Unzip into ``dest``, refusing members that would land outside it (zip slip)."""
+    tmp = dest.with_name(dest.name + f".part{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            root = tmp.resolve()
+            for member in zf.infolist():
+                target = (tmp / member.filename).resolve()
+                if root != target and root not in target.parents:
+                    raise ValueError(
+                        f"{zip_path}: member {member.filename!r} would extract outside the folder"
+                    )
+            zf.extractall(tmp)
+    except zipfile.BadZipFile:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ValueError(
+            f"{zip_path} is not a valid zip file (truncated download?); delete it and retry"
+        ) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    os.replace(tmp, dest)
+
+
+def _download(url: str, dest: Path, *, show_progress: bool) -> None:
+    part = dest.with_name(dest.name + f".part{os.getpid()}")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as resp, open(part, "wb") as out:
+            total = int(resp.headers.get("Content-Length") or 0) or None
+            bar = None
+            if show_progress:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {dest.name}")
+            try:
+                while chunk := resp.read(1 << 20):
+                    out.write(chunk)
+                    if bar is not None:
+                        bar.update(len(chunk))
+            finally:
+                if bar is not None:
+                    bar.close()
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        raise FileNotFoundError(f"cannot download {url}: {exc}; check the URL or your connection") from None
+    os.replace(part, dest)
+
+
+def fetch_dataset(
+    source: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None, show_progress: bool = True
+) -> Path:
+    """Return a local BEIR folder for a folder, a ``.zip`` file, or a download URL of one.
+
+    A zip (local or downloaded, e.g. ``https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/
+    datasets/scifact.zip``) is extracted once into ``<cache_dir>/datasets/<name>`` (default cache:
+    ``$CROSSRANK_CACHE`` or ``~/.cache/crossrank``) and reused afterwards.
+
+    Raises
+    ------
+    FileNotFoundError
+        The path does not exist, the download fails, or the archive holds no corpus.jsonl.
+    ValueError
+        The file is not a zip, or a member would extract outside the cache folder.
+    """
+    text = os.fspath(source)
+    scheme = urllib.parse.urlparse(text).scheme
+    if scheme not in ("http", "https", "file"):
+        path = Path(text).expanduser()
+        if path.is_dir():
+            return _find_beir_root(path)
+        if not path.exists():
+            raise FileNotFoundError(f"dataset {text!r} not found: pass a BEIR folder, a .zip file or a URL")
+        if not zipfile.is_zipfile(path):
+            raise ValueError(f"{path} is neither a folder nor a zip file")
+    if cache_dir is None:
+        from .hub import cache_dir as default_cache
+
+        cache_dir = default_cache()
+    root = Path(cache_dir) / "datasets"
+    root.mkdir(parents=True, exist_ok=True)
+    name = Path(urllib.parse.urlparse(text).path if scheme else text).name
+    stem = name[:-4] if name.endswith(".zip") else name
+    dest = root / stem
+    if dest.is_dir():
+        return _find_beir_root(dest)
+    if scheme:
+        zip_path = root / (stem + ".zip")
+        if not zip_path.is_file():
+            _download(text, zip_path, show_progress=show_progress)
+    else:
+        zip_path = Path(text).expanduser()
+    _safe_extract(zip_path, dest)
+    return _find_beir_root(dest)

@@ -14,6 +14,11 @@ from collections.abc import Sequence
 # Subcommand modules, in the order `crossrank --help` lists them.
 _COMMANDS = [
     "info",
+    "index",
+    "search",
+    "eval",
+    "export",
+    "serve",
 ]
 
 

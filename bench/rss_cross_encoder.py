@@ -1,0 +1,150 @@
+"""Peak RSS of reranking many long documents with crossrank (run in its own process by the benchmark).
+
+Usage::
+
+    PYTHONPATH=python python bench/rss_cross_encoder.py MODEL_DIR --docs 1000 --words 2000
+
+Makes ``--docs`` documents of ``--words`` words (seeded, from a fixed English vocabulary), loads the
+model, warms it up, records the RSS (baseline), ranks all documents for one query, and prints one JSON
+line: baseline and peak RSS (MB), and the activation bound that ``max_batch_tokens`` implies::
+
+    bound = 4 bytes * max_batch_tokens * (8 * hidden + intermediate + heads * max_length)
+
+(a handful of live hidden-size tensors, the feed-forward activation and the attention probabilities of
+the largest batch; ONNX Runtime reuses its buffers between layers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+
+import numpy as np
+
+WORDS = [
+    "the",
+    "of",
+    "and",
+    "in",
+    "to",
+    "a",
+    "is",
+    "with",
+    "for",
+    "that",
+    "by",
+    "cells",
+    "protein",
+    "were",
+    "as",
+    "on",
+    "from",
+    "was",
+    "patients",
+    "this",
+    "are",
+    "expression",
+    "study",
+    "gene",
+    "human",
+    "an",
+    "at",
+    "be",
+    "or",
+    "which",
+    "these",
+    "results",
+    "not",
+    "associated",
+    "increased",
+    "between",
+    "has",
+    "cancer",
+    "risk",
+    "treatment",
+    "function",
+    "response",
+    "disease",
+    "clinical",
+    "levels",
+    "mice",
+    "effect",
+    "analysis",
+    "role",
+    "data",
+    "found",
+    "using",
+    "tumor",
+    "activity",
+    "level",
+    "cell",
+    "high",
+    "after",
+    "during",
+    "both",
+    "two",
+    "than",
+    "may",
+    "its",
+    "also",
+    "have",
+    "showed",
+    "specific",
+    "factor",
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model_dir")
+    ap.add_argument("--docs", type=int, default=1000)
+    ap.add_argument("--words", type=int, default=2000)
+    ap.add_argument("--max-batch-tokens", type=int, default=8192)
+    ap.add_argument("--backend", default="onnxruntime")
+    ap.add_argument("--precision", default="fp32")
+    args = ap.parse_args(argv)
+
+    import psutil
+
+    from crossrank import CrossEncoder
+
+    rng = np.random.default_rng(0)
+    docs = [" ".join(rng.choice(WORDS, size=args.words)) for _ in range(args.docs)]
+    ce = CrossEncoder(
+        args.model_dir, backend=args.backend, precision=args.precision, max_batch_tokens=args.max_batch_tokens
+    )
+    ce.rank("warm up", ["a short document"])
+    baseline = psutil.Process().memory_info().rss / 2**20
+    ranked = ce.rank("what increases cancer risk in patients?", docs, top_k=10)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    cfg = ce.files.config
+    bound = (
+        4
+        * args.max_batch_tokens
+        * (8 * cfg["hidden_size"] + cfg["intermediate_size"] + cfg["num_attention_heads"] * ce.max_length)
+        / 2**20
+    )
+    s = ce.last_stats
+    print(
+        json.dumps(
+            {
+                "docs": args.docs,
+                "words": args.words,
+                "max_batch_tokens": args.max_batch_tokens,
+                "max_length": ce.max_length,
+                "baseline_rss_mb": baseline,
+                "peak_rss_mb": peak,
+                "bound_mb": bound,
+                "truncated": int(s.n_truncated) if s else 0,
+                "seconds": s.total_s if s else 0.0,
+                "top": ranked[0]["corpus_id"],
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,417 @@
+#include "crossrank/bm25.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+
+#include "crossrank/errors.hpp"
+#include "crossrank/parallel.hpp"
+#include "crossrank/topk.hpp"
+
+namespace crossrank::bm25 {
+
+const char* variant_name(Variant v) {
+    switch (v) {
+        case Variant::robertson:
+            return "robertson";
+        case Variant::lucene:
+            return "lucene";
+        case Variant::atire:
+            return "atire";
+        case Variant::bm25l:
+            return "bm25l";
+        case Variant::bm25plus:
+            return "bm25+";
+    }
+    return "?";
+}
+
+Variant variant_from_name(const std::string& name) {
+    for (Variant v : {Variant::robertson, Variant::lucene, Variant::atire, Variant::bm25l, Variant::bm25plus})
+        if (name == variant_name(v)) return v;
+    throw std::invalid_argument("unknown BM25 variant '" + name +
+                                "': expected one of 'robertson', 'lucene', 'atire', 'bm25l', 'bm25+'");
+}
+
+void validate(const Params& p) {
+    if (!std::isfinite(p.k1) || p.k1 < 0)
+        throw std::invalid_argument("k1 must be a finite number >= 0 (typical 0.9 to 2.0), got " +
+                                    std::to_string(p.k1));
+    if (!(p.b >= 0 && p.b <= 1))
+        throw std::invalid_argument("b must be in [0, 1] (typical 0.4 to 0.75), got " + std::to_string(p.b));
+    if (!std::isfinite(p.delta) || p.delta < 0)
+        throw std::invalid_argument("delta must be a finite number >= 0 (typical 0.5 to 1.0), got " +
+                                    std::to_string(p.delta));
+}
+
+double idf(Variant v, std::uint64_t df_, std::uint64_t n_) noexcept {
+    if (df_ == 0) return 0.0;
+    const double df = static_cast<double>(df_), n = static_cast<double>(n_);
+    switch (v) {
+        case Variant::robertson:
+            return std::log(std::max(1.0, (n - df + 0.5) / (df + 0.5)));
+        case Variant::lucene:
+            return std::log(1.0 + (n - df + 0.5) / (df + 0.5));
+        case Variant::atire:
+            return std::log(n / df);
+        case Variant::bm25l:
+            return std::log((n + 1.0) / (df + 0.5));
+        case Variant::bm25plus:
+            return std::log((n + 1.0) / df);
+    }
+    return 0.0;
+}
+
+double tfc(const Params& p, double tf, double doc_len, double avg_doc_len) noexcept {
+    // avg_doc_len == 0 only when every document is empty; then every tf is 0 too and the length
+    // ratio is taken as 1 (no normalisation) instead of 0/0.
+    const double ratio = avg_doc_len > 0 ? doc_len / avg_doc_len : 1.0;
+    const double norm = 1.0 - p.b + p.b * ratio;
+    switch (p.variant) {
+        case Variant::robertson:
+        case Variant::lucene: {
+            const double den = p.k1 * norm + tf;
+            return den > 0 ? tf / den : 0.0;
+        }
+        case Variant::atire: {
+            const double den = tf + p.k1 * norm;
+            return den > 0 ? tf * (p.k1 + 1.0) / den : 0.0;
+        }
+        case Variant::bm25l: {
+            const double c = norm > 0 ? tf / norm : 0.0;
+            const double den = p.k1 + c + p.delta;
+            return den > 0 ? (p.k1 + 1.0) * (c + p.delta) / den : 0.0;
+        }
+        case Variant::bm25plus: {
+            const double den = p.k1 * norm + tf;
+            return (den > 0 ? (p.k1 + 1.0) * tf / den : 0.0) + p.delta;
+        }
+    }
+    return 0.0;
+}
+
+Postings build_postings(const PostingsView& base, std::size_t n_terms, const std::uint32_t* term_ids,
+                        const std::int64_t* doc_offsets, std::size_t n_new_docs) {
+    if (n_terms < base.n_terms)
+        throw std::invalid_argument("vocabulary shrank: " + std::to_string(n_terms) + " < " +
+                                    std::to_string(base.n_terms));
+    const std::size_t n_docs = base.n_docs + n_new_docs;
+    if (n_docs >= 0xFFFFFFFFull) throw std::invalid_argument("too many documents (max 2^32 - 2)");
+    if (doc_offsets[0] != 0) throw std::invalid_argument("document offsets must start at 0");
+    for (std::size_t d = 0; d < n_new_docs; ++d) {
+        if (doc_offsets[d + 1] < doc_offsets[d])
+            throw std::invalid_argument("document offsets decrease at document " + std::to_string(d));
+        if (doc_offsets[d + 1] - doc_offsets[d] > 0xFFFFFFFFll)
+            throw std::invalid_argument("document " + std::to_string(d) + " has more than 2^32 - 1 tokens");
+    }
+    const std::size_t n_tokens = static_cast<std::size_t>(doc_offsets[n_new_docs]);
+    for (std::size_t i = 0; i < n_tokens; ++i)
+        if (term_ids[i] >= n_terms)
+            throw std::invalid_argument("term id " + std::to_string(term_ids[i]) + " >= vocabulary size " +
+                                        std::to_string(n_terms));
+
+    // Pass 1: document frequency of each term among the new documents.
+    std::vector<std::uint32_t> last(n_terms, 0xFFFFFFFFu);
+    std::vector<std::int64_t> df(n_terms, 0);
+    for (std::size_t d = 0; d < n_new_docs; ++d) {
+        for (std::int64_t i = doc_offsets[d]; i < doc_offsets[d + 1]; ++i) {
+            const std::uint32_t t = term_ids[i];
+            if (last[t] != d) {
+                last[t] = static_cast<std::uint32_t>(d);
+                ++df[t];
+            }
+        }
+    }
+    Postings out;
+    out.term_ptr.assign(n_terms + 1, 0);
+    for (std::size_t t = 0; t < n_terms; ++t) {
+        const std::int64_t old = t < base.n_terms ? base.term_ptr[t + 1] - base.term_ptr[t] : 0;
+        out.term_ptr[t + 1] = out.term_ptr[t] + old + df[t];
+    }
+    const std::size_t nnz = static_cast<std::size_t>(out.term_ptr[n_terms]);
+    out.docs.resize(nnz);
+    out.tfs.resize(nnz);
+    // Pass 2: base postings first (lower document indices), then the new documents in order, so
+    // every term's postings stay sorted by document.
+    std::vector<std::int64_t> head(n_terms);
+    for (std::size_t t = 0; t < n_terms; ++t) {
+        head[t] = out.term_ptr[t];
+        if (t < base.n_terms) {
+            const std::int64_t b0 = base.term_ptr[t], b1 = base.term_ptr[t + 1];
+            std::copy(base.docs + b0, base.docs + b1, out.docs.begin() + head[t]);
+            std::copy(base.tfs + b0, base.tfs + b1, out.tfs.begin() + head[t]);
+            head[t] += b1 - b0;
+        }
+    }
+    out.doc_lens.resize(n_docs);
+    if (base.n_docs) std::copy(base.doc_lens, base.doc_lens + base.n_docs, out.doc_lens.begin());
+    std::vector<std::uint32_t> count(n_terms, 0);
+    for (std::size_t d = 0; d < n_new_docs; ++d) {
+        const std::uint32_t doc = static_cast<std::uint32_t>(base.n_docs + d);
+        out.doc_lens[doc] = static_cast<std::uint32_t>(doc_offsets[d + 1] - doc_offsets[d]);
+        for (std::int64_t i = doc_offsets[d]; i < doc_offsets[d + 1]; ++i) ++count[term_ids[i]];
+        for (std::int64_t i = doc_offsets[d]; i < doc_offsets[d + 1]; ++i) {
+            const std::uint32_t t = term_ids[i];
+            if (count[t]) {
+                out.docs[head[t]] = doc;
+                out.tfs[head[t]] = count[t];
+                ++head[t];
+                count[t] = 0;
+            }
+        }
+    }
+    return out;
+}
+
+void compute_impacts(const Params& p, const PostingsView& ix, float* impacts, float* nonoccurrence,
+                     int num_threads) {
+    validate(p);
+    std::uint64_t total_len = 0;
+    for (std::size_t d = 0; d < ix.n_docs; ++d) total_len += ix.doc_lens[d];
+    const double avgdl = ix.n_docs ? static_cast<double>(total_len) / static_cast<double>(ix.n_docs) : 0.0;
+    const bool lower_bound = p.variant == Variant::bm25l || p.variant == Variant::bm25plus;
+    // tfc(0) does not depend on the document length for bm25l / bm25+ (see the header).
+    const double tfc0 = lower_bound ? tfc(p, 0.0, avgdl, avgdl) : 0.0;
+    parallel_for(ix.n_terms, num_threads, 1024, [&](std::size_t begin, std::size_t end) {
+        for (std::size_t t = begin; t < end; ++t) {
+            const std::int64_t j0 = ix.term_ptr[t], j1 = ix.term_ptr[t + 1];
+            const double w = idf(p.variant, static_cast<std::uint64_t>(j1 - j0), ix.n_docs);
+            const double base = w * tfc0;
+            nonoccurrence[t] = static_cast<float>(base);
+            for (std::int64_t j = j0; j < j1; ++j) {
+                const double s = w * tfc(p, ix.tfs[j], ix.doc_lens[ix.docs[j]], avgdl) - base;
+                impacts[j] = static_cast<float>(s > 0 ? s : 0.0);
+            }
+        }
+    });
+}
+
+void validate_index(const PostingsView& ix, std::size_t nnz, const float* impacts,
+                    const float* nonoccurrence) {
+    auto fail = [](const std::string& what) { throw StateError(what); };
+    if (ix.term_ptr[0] != 0 || ix.term_ptr[ix.n_terms] != static_cast<std::int64_t>(nnz))
+        fail("term_ptr must start at 0 and end at the number of postings (" + std::to_string(nnz) + ")");
+    for (std::size_t t = 0; t < ix.n_terms; ++t) {
+        const std::int64_t j0 = ix.term_ptr[t], j1 = ix.term_ptr[t + 1];
+        if (j1 < j0) fail("term_ptr decreases at term " + std::to_string(t));
+        if (!(nonoccurrence[t] >= 0) || !std::isfinite(nonoccurrence[t]))
+            fail("nonoccurrence[" + std::to_string(t) + "] is negative or not finite");
+        for (std::int64_t j = j0; j < j1; ++j) {
+            if (ix.docs[j] >= ix.n_docs)
+                fail("docs[" + std::to_string(j) + "] = " + std::to_string(ix.docs[j]) + " is not < " +
+                     std::to_string(ix.n_docs) + " documents");
+            if (j > j0 && ix.docs[j] <= ix.docs[j - 1])
+                fail("docs of term " + std::to_string(t) + " are not increasing");
+            if (ix.tfs && ix.tfs[j] == 0) fail("tfs[" + std::to_string(j) + "] is 0");
+            if (!(impacts[j] >= 0) || !std::isfinite(impacts[j]))
+                fail("impacts[" + std::to_string(j) + "] is negative or not finite");
+        }
+    }
+}
+
+namespace {
+
+// Per-worker scratch: a dense float accumulator over documents (all-zero between queries) and the
+// list of touched documents (sparse mode).
+struct Scratch {
+    explicit Scratch(std::size_t n_docs, std::size_t k) : acc(n_docs, 0.0f), top(k) {}
+    std::vector<float> acc;
+    std::vector<std::uint32_t> touched;
+    std::vector<std::uint32_t> order;  // query terms by increasing document frequency
+    TopKFloat top;
+};
+
+// Sum of the query terms' non-occurrence scores (bm25l / bm25+), in float64, rounded once.
+float nonoccurrence_constant(const IndexView& ix, const std::uint32_t* terms, std::size_t n) {
+    if (!ix.nonoccurrence) return 0.0f;
+    double c = 0.0;
+    for (std::size_t i = 0; i < n; ++i) c += ix.nonoccurrence[terms[i]];
+    return static_cast<float>(c);
+}
+
+// Dense mode: add every posting's impact, no branches (query terms in order, postings in order).
+void accumulate_dense(const IndexView& ix, const std::uint32_t* terms, std::size_t n, float* __restrict acc) {
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::uint32_t t = terms[i];
+        const std::uint32_t* __restrict docs = ix.docs + ix.term_ptr[t];
+        const float* __restrict imp = ix.impacts + ix.term_ptr[t];
+        const std::size_t len = static_cast<std::size_t>(ix.term_ptr[t + 1] - ix.term_ptr[t]);
+        std::size_t j = 0;
+        // Four independent postings per step (distinct documents within a term, so no two
+        // updates of one step touch the same slot); same additions in the same order per slot.
+        for (; j + 4 <= len; j += 4) {
+            const std::uint32_t d0 = docs[j], d1 = docs[j + 1], d2 = docs[j + 2], d3 = docs[j + 3];
+            const float v0 = imp[j], v1 = imp[j + 1], v2 = imp[j + 2], v3 = imp[j + 3];
+            acc[d0] += v0;
+            acc[d1] += v1;
+            acc[d2] += v2;
+            acc[d3] += v3;
+        }
+        for (; j < len; ++j) acc[docs[j]] += imp[j];
+    }
+}
+
+// Sparse mode: the same additions (skipping "0 + 0"), recording each document the first time it
+// gets a positive impact. Impacts are >= 0, so a float32 sum that became positive stays positive
+// and touched lists exactly the documents with acc > 0.
+void accumulate_sparse(const IndexView& ix, const std::uint32_t* terms, std::size_t n, Scratch& s) {
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::uint32_t t = terms[i];
+        const std::int64_t j1 = ix.term_ptr[t + 1];
+        for (std::int64_t j = ix.term_ptr[t]; j < j1; ++j) {
+            const std::uint32_t d = ix.docs[j];
+            const float v = ix.impacts[j];
+            float& a = s.acc[d];
+            if (a == 0.0f) {
+                if (v == 0.0f) continue;
+                s.touched.push_back(d);
+            }
+            a += v;
+        }
+    }
+}
+
+std::size_t postings_of(const IndexView& ix, const std::uint32_t* terms, std::size_t n) {
+    std::size_t p = 0;
+    for (std::size_t i = 0; i < n; ++i)
+        p += static_cast<std::size_t>(ix.term_ptr[terms[i] + 1] - ix.term_ptr[terms[i]]);
+    return p;
+}
+
+// One query's top-k into out (kk = min(k, n_docs) entries). Both modes compute the same float32
+// score for every document (acc + c) and select exactly the top-kk of all documents, so the mode,
+// chosen from the query's posting count, never changes a result.
+void search_one(const IndexView& ix, const std::uint32_t* terms, std::size_t n, std::size_t kk, Scratch& s,
+                std::int64_t* out_docs, float* out_scores) {
+    const float c = nonoccurrence_constant(ix, terms, n);
+    float* acc = s.acc.data();
+    if (postings_of(ix, terms, n) * 4 >= ix.n_docs) {
+        // Dense: most documents are touched; scanning all of them beats tracking them.
+        accumulate_dense(ix, terms, n, acc);
+        // Seed the selection with likely winners: the documents of the rarest query terms (they
+        // carry the highest IDF) until 2 kk are in. Their exact scores set a high bar early, so
+        // the full scan below accepts few documents. Seeded documents are marked -inf so the scan
+        // skips them (-inf + c is never above the bar) and still resets them.
+        constexpr float kSeeded = -std::numeric_limits<float>::infinity();
+        constexpr std::size_t kSeedFactor = 2;
+        s.order.assign(terms, terms + n);
+        std::sort(s.order.begin(), s.order.end(), [&](std::uint32_t a, std::uint32_t b) {
+            const std::int64_t da = ix.term_ptr[a + 1] - ix.term_ptr[a],
+                               db = ix.term_ptr[b + 1] - ix.term_ptr[b];
+            return da < db || (da == db && a < b);
+        });
+        std::size_t seeded = 0;
+        for (std::size_t i = 0; i < s.order.size() && seeded < kSeedFactor * kk; ++i) {
+            const std::uint32_t t = s.order[i];
+            for (std::int64_t j = ix.term_ptr[t]; j < ix.term_ptr[t + 1] && seeded < kSeedFactor * kk; ++j) {
+                const std::uint32_t d = ix.docs[j];
+                if (acc[d] == kSeeded) continue;
+                s.top.push(acc[d] + c, d);
+                acc[d] = kSeeded;
+                ++seeded;
+            }
+        }
+        s.top.tighten();
+        // One pass: score, skip what is below the bar (an equal score may still win on a lower
+        // index, so push() decides ties on the full key), and reset the accumulator.
+        float bar = s.top.bar_score();
+        std::size_t d = 0;
+        // Blocks of 8: a branch-free "any above the bar?" test (vectorised by the compiler), then
+        // the few candidates one by one.
+        for (; d + 8 <= ix.n_docs; d += 8) {
+            float block[8];
+            bool any = false;
+            for (int i = 0; i < 8; ++i) {
+                block[i] = acc[d + i] + c;
+                any |= block[i] >= bar;
+                acc[d + i] = 0.0f;
+            }
+            if (any) {
+                for (int i = 0; i < 8; ++i) {
+                    if (block[i] >= bar) {
+                        s.top.push(block[i], static_cast<std::uint32_t>(d + i));
+                        bar = s.top.bar_score();
+                    }
+                }
+            }
+        }
+        for (; d < ix.n_docs; ++d) {
+            const float score = acc[d] + c;
+            acc[d] = 0.0f;
+            if (score >= bar) {
+                s.top.push(score, static_cast<std::uint32_t>(d));
+                bar = s.top.bar_score();
+            }
+        }
+    } else {
+        accumulate_sparse(ix, terms, n, s);
+        for (std::uint32_t d : s.touched) s.top.push(acc[d] + c, d);
+        // Untouched documents all score c; only the kk with the lowest index can make the cut.
+        std::size_t extra = 0;
+        for (std::size_t d = 0; d < ix.n_docs && extra < kk; ++d) {
+            if (acc[d] == 0.0f) {
+                s.top.push(c, static_cast<std::uint32_t>(d));
+                ++extra;
+            }
+        }
+        for (std::uint32_t d : s.touched) acc[d] = 0.0f;
+        s.touched.clear();
+    }
+    s.top.drain_sorted(out_scores, out_docs);
+}
+
+void check_terms(const IndexView& ix, const std::uint32_t* terms, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i)
+        if (terms[i] >= ix.n_terms)
+            throw std::invalid_argument("query term id " + std::to_string(terms[i]) + " >= vocabulary size " +
+                                        std::to_string(ix.n_terms));
+}
+
+}  // namespace
+
+void search(const IndexView& ix, const std::uint32_t* query_terms, const std::int64_t* query_offsets,
+            std::size_t n_queries, std::size_t k, int num_threads, std::int64_t* out_docs,
+            float* out_scores) {
+    if (k == 0) throw std::invalid_argument("k must be >= 1");
+    if (ix.n_docs == 0) throw std::invalid_argument("the index has no documents");
+    if (n_queries && query_offsets[0] != 0) throw std::invalid_argument("query offsets must start at 0");
+    for (std::size_t q = 0; q < n_queries; ++q)
+        if (query_offsets[q + 1] < query_offsets[q])
+            throw std::invalid_argument("query offsets decrease at query " + std::to_string(q));
+    if (n_queries) check_terms(ix, query_terms, static_cast<std::size_t>(query_offsets[n_queries]));
+    const std::size_t kk = std::min(k, ix.n_docs);
+
+    std::mutex pool_mutex;
+    std::vector<std::unique_ptr<Scratch>> pool;
+    parallel_for(n_queries, num_threads, 1, [&](std::size_t begin, std::size_t end) {
+        std::unique_ptr<Scratch> s;
+        {
+            std::lock_guard<std::mutex> lock(pool_mutex);
+            if (!pool.empty()) {
+                s = std::move(pool.back());
+                pool.pop_back();
+            }
+        }
+        if (!s) s = std::make_unique<Scratch>(ix.n_docs, kk);
+        for (std::size_t q = begin; q < end; ++q) {
+            const std::int64_t q0 = query_offsets[q];
+            search_one(ix, query_terms + q0, static_cast<std::size_t>(query_offsets[q + 1] - q0), kk, *s,
+                       out_docs + q * kk, out_scores + q * kk);
+        }
+        std::lock_guard<std::mutex> lock(pool_mutex);
+        pool.push_back(std::move(s));
+    });
+}
+
+void score_all(const IndexView& ix, const std::uint32_t* terms, std::size_t n_terms, float* out) {
+    check_terms(ix, terms, n_terms);
+    std::vector<float> acc(ix.n_docs, 0.0f);
+    accumulate_dense(ix, terms, n_terms, acc.data());
+    const float c = nonoccurrence_constant(ix, terms, n_terms);
+    for (std::size_t d = 0; d < ix.n_docs; ++d) out[d] = acc[d] + c;
+}
+
+}  // namespace crossrank::bm25

@@ -1,0 +1,408 @@
+"""`crossrank eval DATASET`: the NDCG@10 / latency table of BM25, dense, hybrid and reranked pipelines.
+
+Full-retrieval datasets (BEIR folders) get the rows BM25, Dense (with ``--dense``), Hybrid (RRF)
+(with ``--dense``) and Hybrid + rerank (with ``--reranker``). Re-ranking-only datasets (a ``runs/``
+folder, like TREC DL) rerank the given first-stage run instead of retrieving: rows BM25 (the run),
++ dense rerank (with ``--dense``), + rerank (with ``--reranker``); binary measures count grade >= 2
+there when the qrels are graded (``trec_eval -l 2``, as TREC DL reports them).
+
+Latency is measured per query (``Pipeline.search`` one query at a time) and excludes indexing,
+which is reported separately. Outputs in ``--out``: ``runs/<row>.trec``, ``report.json`` and
+``ndcg_vs_latency.png`` (needs matplotlib: ``pip install "crossrank[plot]"``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MEASURES = ["nDCG@10", "R@100", "RR@10"]
+HEADERS = ["Method", "NDCG@10", "Recall@100", "MRR@10", "Latency mean (ms)", "Latency p95 (ms)"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="evaluate BM25 / dense / hybrid / reranked pipelines on a BEIR dataset",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    p.add_argument("dataset", help="BEIR folder, .zip file, or download URL of one")
+    p.add_argument(
+        "--dense", metavar="MODEL", help="bi-encoder for the Dense and Hybrid rows (folder or hub id)"
+    )
+    p.add_argument(
+        "--reranker",
+        metavar="MODEL",
+        help="second stage: a cross-encoder, 'dense:MODEL' (bi-encoder rescoring) or 'llm:BASE_URL@MODEL'",
+    )
+    p.add_argument("--depth", type=int, default=100, help="candidates per retriever / reranked (default 100)")
+    p.add_argument(
+        "--fusion", default="rrf", choices=["rrf", "minmax", "zscore", "sum"], help="hybrid fusion"
+    )
+    p.add_argument("--weights", type=float, nargs=2, metavar=("BM25", "DENSE"), help="fusion weights")
+    p.add_argument(
+        "--out", type=Path, default=None, help="output folder (default ./crossrank-eval-<dataset>)"
+    )
+    p.add_argument("--max-queries", type=int, default=None, help="evaluate only the first N judged queries")
+    p.add_argument("--split", default="test", help="qrels split (default test)")
+    p.add_argument(
+        "--run", default="bm25_top100", help="re-ranking datasets: which runs/<RUN>.trec to rerank"
+    )
+    p.add_argument("--k1", type=float, default=0.9, help="BM25 k1 (default 0.9, Anserini's BEIR setting)")
+    p.add_argument("--b", type=float, default=0.4, help="BM25 b (default 0.4)")
+    p.add_argument("--rel-threshold", type=int, default=None, help="relevance grade for binary measures")
+    p.add_argument("--precision", default="auto", help="model precision: auto, fp32, bf16, int8")
+    p.add_argument("--threads", type=int, default=None, help="inference threads (default: CPU quota)")
+    p.add_argument("--no-cache", action="store_true", help="do not reuse cached corpus embeddings")
+    p.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
+    p.set_defaults(func=run)
+
+
+def _log(msg: str) -> None:
+    print(f"[crossrank eval] {msg}", file=sys.stderr, flush=True)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+class _RunRetriever:
+    """Serve a fixed first-stage run as a retriever (query text -> the run's candidates)."""
+
+    def __init__(self, run: dict[str, dict[str, float]], queries: dict[str, str]) -> None:
+        from ..evaluate import rank_documents
+
+        self._by_text = {text: qid for qid, text in queries.items()}
+        self._ranked = {qid: rank_documents(docs) for qid, docs in run.items()}
+        self._run = run
+
+    def search(self, queries: Sequence[str], k: int = 100) -> Any:
+        from ..fusion import FusedResults
+
+        ids = np.full((len(queries), k), None, dtype=object)
+        scores = np.full((len(queries), k), -np.inf)
+        for r, q in enumerate(queries):
+            qid = self._by_text.get(q)
+            ranked = self._ranked.get(qid, []) if qid is not None else []
+            for c, d in enumerate(ranked[:k]):
+                ids[r, c], scores[r, c] = d, self._run[qid][d]  # type: ignore[index]
+        return FusedResults(ids, scores)
+
+
+def _is_bi_encoder(model: str) -> bool:
+    root = Path(model).expanduser()
+    modules = root / "modules.json"
+    if not modules.is_file():
+        return False
+    try:
+        return any(str(m.get("type", "")).endswith(".Pooling") for m in json.loads(modules.read_text()))
+    except (json.JSONDecodeError, AttributeError):
+        return False
+
+
+def load_reranker(spec: str, args: argparse.Namespace, embedders: dict[str, Any]) -> tuple[str, Any]:
+    """Turn ``--reranker`` into (row label, reranker object).
+
+    ``llm:BASE_URL@MODEL`` is the hook for the LLM listwise reranker (``crossrank.llm``).
+    """
+    if spec.startswith("llm:"):
+        target = spec[4:]
+        if "@" not in target:
+            raise ValueError(
+                "--reranker llm: expects llm:BASE_URL@MODEL, e.g. llm:http://localhost:8000/v1@qwen2.5"
+            )
+        base_url, model = target.rsplit("@", 1)
+        try:
+            from ..llm import LLMReranker
+        except ImportError as exc:
+            raise ImportError(f"the LLM reranker is not available in this build ({exc})") from None
+        return "LLM rerank", LLMReranker(base_url, model)
+    from ..dense import DenseReranker, Embedder
+
+    if spec.startswith("dense:") or _is_bi_encoder(spec):
+        model = spec.removeprefix("dense:")
+        emb = embedders.get(model) or Embedder(model, precision=args.precision, num_threads=args.threads)
+        embedders[model] = emb
+        return "dense rerank", DenseReranker(emb)
+    from ..cross_encoder import CrossEncoder
+
+    return "cross-encoder rerank", CrossEncoder(spec, num_threads=args.threads, precision=args.precision)
+
+
+def _corpus_vectors(emb: Any, texts: list[str], use_cache: bool) -> tuple[np.ndarray, float, bool]:
+    """Embed the corpus, reusing a cached copy keyed by model file, precision and texts."""
+    from ..hub import cache_dir
+
+    h = hashlib.sha256()
+    st = emb.files.onnx_path.stat()
+    h.update(
+        f"{emb.files.onnx_path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{emb.session.precision}|{emb.session.name}".encode()
+    )
+    h.update(f"{emb.pooling}|{emb.normalize}|{emb.max_length}".encode())
+    for t in texts:
+        h.update(t.encode("utf-8", "surrogatepass"))
+        h.update(b"\0")
+    path = cache_dir() / "embeddings" / f"{h.hexdigest()[:32]}.npy"
+    t0 = time.perf_counter()
+    if use_cache and path.is_file():
+        vecs = np.load(path)
+        if vecs.shape[0] == len(texts):
+            return vecs, time.perf_counter() - t0, True
+    vecs = emb.encode_documents(texts, show_progress=True)
+    elapsed = time.perf_counter() - t0
+    if use_cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.stem + ".tmp.npy")
+        np.save(tmp, vecs)
+        tmp.replace(path)
+    return vecs, elapsed, False
+
+
+def _measure(name: str, pipe: Any, queries: dict[str, str]) -> tuple[dict[str, dict[str, float]], np.ndarray]:
+    """Run the pipeline one query at a time; return the run and per-query latencies (s)."""
+    from tqdm.auto import tqdm
+
+    run: dict[str, dict[str, float]] = {}
+    lat = np.zeros(len(queries))
+    for i, (qid, text) in enumerate(tqdm(list(queries.items()), desc=name, unit="q", leave=False)):
+        res = pipe.search(text)
+        lat[i] = res.timings["total"]
+        scores = np.asarray(res.scores, dtype=np.float64)
+        run[qid] = dict(zip(map(str, res.ids), scores.tolist(), strict=True))
+    return run, lat
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    def fmt(v: float | None, scale: float = 1.0, digits: int = 4) -> str:
+        return "—" if v is None else f"{v * scale:.{digits}f}"
+
+    lines = [HEADERS]
+    for r in rows:
+        m = r["metrics"]
+        lat = r["latency_ms"]
+        lines.append(
+            [
+                r["name"],
+                fmt(m["nDCG@10"]),
+                fmt(m["R@100"]),
+                fmt(m["RR@10"]),
+                fmt(lat["mean"], digits=1) if lat else "—",
+                fmt(lat["p95"], digits=1) if lat else "—",
+            ]
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(HEADERS))]
+    out = []
+    for j, line in enumerate(lines):
+        out.append("| " + " | ".join(c.ljust(widths[i]) for i, c in enumerate(line)) + " |")
+        if j == 0:
+            out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    print("\n".join(out))
+
+
+def _plot(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        _log('no plot: matplotlib is missing (pip install "crossrank[plot]")')
+        return False
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in rows:
+        x = r["latency_ms"]["mean"] if r["latency_ms"] else 0.0
+        y = r["metrics"]["nDCG@10"]
+        ax.scatter([x], [y])
+        ax.annotate(r["name"], (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.margins(x=0.35, y=0.15)  # room for the labels
+    ax.set_xlabel("mean latency per query (ms)")
+    ax.set_ylabel("NDCG@10")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import BM25Index
+    from ..datasets import fetch_dataset, load_beir
+    from ..dense import DenseReranker, DenseRetriever, Embedder
+    from ..evaluate import evaluate
+    from ..pipeline import Pipeline
+    from ..trec import read_run, write_run
+
+    if args.depth < 1:
+        raise ValueError(f"--depth must be >= 1, got {args.depth}")
+    if args.max_queries is not None and args.max_queries < 1:
+        raise ValueError(f"--max-queries must be >= 1, got {args.max_queries}")
+    t_all = time.perf_counter()
+    root = fetch_dataset(args.dataset)
+    ds = load_beir(root, split=args.split)
+    if not ds.qrels:
+        raise ValueError(f"{root} has no qrels/{args.split}.tsv: nothing to evaluate against")
+    queries = dict(list(ds.queries.items())[: args.max_queries] if args.max_queries else ds.queries.items())
+    if not queries:
+        raise ValueError(
+            f"{root}: no judged queries found (do queries.jsonl ids match qrels/{args.split}.tsv?)"
+        )
+    qrels = {q: ds.qrels[q] for q in queries}
+    rerank_only = (root / "runs").is_dir()
+    graded = max((g for j in qrels.values() for g in j.values()), default=1) > 1
+    rel = args.rel_threshold if args.rel_threshold is not None else (2 if rerank_only and graded else 1)
+    out = args.out or Path(f"crossrank-eval-{root.name}")
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    texts = ds.documents()
+    doc_text = dict(zip(ds.doc_ids, texts, strict=True))
+    _log(f"{root.name}: {len(ds.doc_ids)} documents, {len(queries)} queries, binary relevance >= {rel}")
+
+    pipelines: list[tuple[str, Any]] = []
+    index_s: dict[str, float] = {}
+    embedders: dict[str, Any] = {}
+    dense_model: str | None = args.dense
+    emb = None
+    if dense_model:
+        emb = Embedder(dense_model, precision=args.precision, num_threads=args.threads)
+        embedders[dense_model] = emb
+    reranker = None
+    rr_label = ""
+    if args.reranker:
+        rr_label, reranker = load_reranker(args.reranker, args, embedders)
+
+    if rerank_only:
+        run_path = root / "runs" / f"{args.run}.trec"
+        if not run_path.is_file():
+            have = ", ".join(sorted(p.stem for p in (root / "runs").glob("*.trec")))
+            raise FileNotFoundError(f"{run_path} not found; --run one of: {have}")
+        first = _RunRetriever(read_run(run_path), queries)
+        label = args.run.replace("_top100", "").upper()
+        pipelines.append((f"{label} (given run)", Pipeline([first], depth=args.depth, top_k=args.depth)))
+        if emb is not None:
+            pipelines.append(
+                (
+                    f"{label} + dense rerank",
+                    Pipeline(
+                        [first],
+                        documents=doc_text,
+                        reranker=DenseReranker(emb),
+                        depth=args.depth,
+                        top_k=args.depth,
+                    ),
+                )
+            )
+        if reranker is not None:
+            pipelines.append(
+                (
+                    f"{label} + {rr_label}",
+                    Pipeline(
+                        [first], documents=doc_text, reranker=reranker, depth=args.depth, top_k=args.depth
+                    ),
+                )
+            )
+    else:
+        t0 = time.perf_counter()
+        bm25 = BM25Index.build(texts, ids=ds.doc_ids, k1=args.k1, b=args.b, num_threads=args.threads)
+        index_s["BM25"] = time.perf_counter() - t0
+        _log(f"BM25 index built in {index_s['BM25']:.1f} s")
+        pipelines.append(("BM25", Pipeline([bm25], depth=args.depth, top_k=args.depth)))
+        first_stage: list[Any] = [bm25]
+        if emb is not None:
+            vecs, secs, cached = _corpus_vectors(emb, texts, not args.no_cache)
+            index_s["Dense"] = secs
+            _log(
+                f"corpus embedded in {secs:.1f} s"
+                + (" (cached)" if cached else f" ({len(texts) / secs:.0f} docs/s)")
+            )
+            dense = DenseRetriever.build(emb, texts, ds.doc_ids, vectors=vecs)
+            pipelines.append(("Dense", Pipeline([dense], depth=args.depth, top_k=args.depth)))
+            weights = list(args.weights) if args.weights else None
+            name = "Hybrid (RRF)" if args.fusion == "rrf" else f"Hybrid ({args.fusion})"
+            pipelines.append(
+                (
+                    name,
+                    Pipeline(
+                        [bm25, dense], fusion=args.fusion, weights=weights, depth=args.depth, top_k=args.depth
+                    ),
+                )
+            )
+            first_stage = [bm25, dense]
+            if isinstance(reranker, DenseReranker) and reranker.embedder is emb:
+                reranker.add_to_cache(texts, vecs)  # the corpus is embedded already
+        if reranker is not None:
+            base = "Hybrid" if len(first_stage) > 1 else "BM25"
+            pipelines.append(
+                (
+                    f"{base} + {rr_label}",
+                    Pipeline(
+                        first_stage,
+                        fusion=args.fusion,
+                        weights=list(args.weights) if args.weights and len(first_stage) > 1 else None,
+                        documents=doc_text,
+                        reranker=reranker,
+                        depth=args.depth,
+                        top_k=args.depth,
+                    ),
+                )
+            )
+
+    rows: list[dict[str, Any]] = []
+    for name, pipe in pipelines:
+        t0 = time.perf_counter()
+        run_, lat = _measure(name, pipe, queries)
+        ev = evaluate(run_, qrels, MEASURES, rel_threshold=rel)
+        write_run(run_, out / "runs" / f"{_slug(name)}.trec", tag=_slug(name)[:40] or "crossrank")
+        given = name.endswith("(given run)")
+        rows.append(
+            {
+                "name": name,
+                "metrics": ev.aggregate,
+                "latency_ms": None
+                if given
+                else {"mean": float(lat.mean() * 1e3), "p95": float(np.percentile(lat, 95) * 1e3)},
+                "index_s": index_s.get(name.split(" ")[0]),
+                "per_query": {"nDCG@10": ev.per_query["nDCG@10"]},
+                "wall_s": time.perf_counter() - t0,
+            }
+        )
+        _log(f"{name}: NDCG@10 {ev.aggregate['nDCG@10']:.4f} ({time.perf_counter() - t0:.1f} s)")
+
+    print()
+    _print_table(rows)
+    total = time.perf_counter() - t_all
+    report = {
+        "dataset": str(root),
+        "split": args.split,
+        "documents": len(ds.doc_ids),
+        "queries": len(queries),
+        "rel_threshold": rel,
+        "rerank_only": rerank_only,
+        "depth": args.depth,
+        "dense": args.dense,
+        "reranker": args.reranker,
+        "fusion": args.fusion,
+        "bm25": {"k1": args.k1, "b": args.b},
+        "index_s": index_s,
+        "rows": rows,
+        "total_s": total,
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    plotted = not args.no_plot and _plot(
+        rows, out / "ndcg_vs_latency.png", f"{root.name}: NDCG@10 vs latency"
+    )
+    print(
+        f"\nwrote {out / 'report.json'}, {out / 'runs'}/"
+        + (f", {out / 'ndcg_vs_latency.png'}" if plotted else "")
+    )
+    print(f"total {total:.1f} s")
+    return 0

@@ -1,0 +1,148 @@
+"""`crossrank serve`: run the Cohere / Jina / TEI compatible rerank server."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Any
+
+_HELP_MODEL = (
+    "cross-encoder: a local model directory, an .onnx file or a Hugging Face id; or "
+    "'py:module:callable' for any object with the crossrank.server.RerankModel protocol"
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve a rerank model over HTTP (Cohere v1/v2, Jina and TEI APIs)",
+        description="Serve a cross-encoder over HTTP with cross-request batching. Endpoints: "
+        "POST /v1/rerank, /v2/rerank (Cohere; /v1 also Jina), /rerank (TEI), /embed (TEI), "
+        "GET /health, /metrics (Prometheus), /openapi.json. API keys: --api-key or "
+        "CROSSRANK_API_KEYS=k1,k2 (preferred: command lines are visible to other users).",
+    )
+    p.add_argument("--model", required=True, help=_HELP_MODEL)
+    p.add_argument("--embed-model", default=None, help="dense model for POST /embed (same forms as --model)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: local only)")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--max-length", type=int, default=None, help="most tokens per query-document pair")
+    p.add_argument("--max-batch-tokens", type=int, default=None, help="token budget of one model batch")
+    p.add_argument("--num-threads", type=int, default=None, help="inference threads (default: CPU quota)")
+    p.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a step waits for more requests")
+    p.add_argument("--max-step-pairs", type=int, default=4096, help="most pairs merged into one step")
+    p.add_argument("--max-queue", type=int, default=16384, help="most waiting pairs before answering 429")
+    p.add_argument("--max-documents", type=int, default=1000, help="most documents per request (413 above)")
+    p.add_argument("--max-body-bytes", type=int, default=8 * 1024 * 1024, help="largest body (413 above)")
+    p.add_argument("--request-timeout-s", type=float, default=60.0, help="per-request deadline (504 after)")
+    p.add_argument(
+        "--api-key",
+        action="append",
+        default=None,
+        metavar="KEY",
+        help="require 'Authorization: Bearer KEY' on every endpoint but /health (repeatable)",
+    )
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=run)
+
+
+def _load_object(spec: str) -> Any:
+    """Import ``module:attr`` and call it when callable (a factory)."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"expected 'py:module:callable', got 'py:{spec}'")
+    obj = getattr(importlib.import_module(module_name), attr)
+    return obj() if callable(obj) else obj
+
+
+def load_models(args: argparse.Namespace) -> tuple[Any, Any]:
+    """Build the rerank model (and the embed model, if asked) named on the command line."""
+    from ..server import adapters
+
+    if args.model.startswith("py:"):
+        model = _load_object(args.model[3:])
+    else:
+        model = adapters.CrossEncoderModel.load(
+            args.model,
+            max_length=args.max_length,
+            max_batch_tokens=args.max_batch_tokens,
+            num_threads=args.num_threads,
+        )
+    embed_model = None
+    if args.embed_model:
+        if args.embed_model.startswith("py:"):
+            embed_model = _load_object(args.embed_model[3:])
+        else:
+            embed_model = adapters.EmbedderModel.load(args.embed_model, num_threads=args.num_threads)
+    return model, embed_model
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from ..server.app import ServerConfig, create_app
+        from ..server.auth import load_keys
+        from ..server.logs import configure_logging
+    except ImportError as exc:
+        raise ImportError(
+            f'crossrank serve needs the server extra ({exc}); pip install "crossrank[server]"'
+        ) from exc
+
+    if not 0 <= args.port <= 65535:
+        raise ValueError(f"--port must be in 0..65535, got {args.port}")
+    configure_logging(args.log_level)
+    log = logging.getLogger("crossrank.server")
+    config = ServerConfig(
+        max_wait_ms=args.max_wait_ms,
+        max_step_pairs=args.max_step_pairs,
+        max_queue_pairs=args.max_queue,
+        max_documents=args.max_documents,
+        max_body_bytes=args.max_body_bytes,
+        request_timeout_s=args.request_timeout_s,
+        api_keys=load_keys(args.api_key),
+    )
+    model, embed_model = load_models(args)
+    app = create_app(model, embed_model=embed_model, config=config)
+    try:
+        import uvloop  # noqa: F401
+
+        loop = "uvloop"
+    except ImportError:
+        loop = "asyncio"
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=args.host,
+            port=args.port,
+            loop=loop,
+            log_config=None,  # our JSON logging (configure_logging) stays in place
+            access_log=False,  # the Gateway middleware writes the access log, with request ids
+            lifespan="on",
+            # SIGTERM: stop accepting, let in-flight requests finish (at most their deadline), then
+            # the lifespan shutdown drains the batcher.
+            timeout_graceful_shutdown=args.request_timeout_s + 5,
+            timeout_keep_alive=5,
+        )
+    )
+    log.info(
+        "starting",
+        extra={
+            "fields": {
+                "host": args.host,
+                "port": args.port,
+                "loop": loop,
+                "auth": bool(config.api_keys),
+                "api_keys": len(config.api_keys),
+            }
+        },
+    )
+    server.run()
+    return 0 if server.started else 1
+
+
+if __name__ == "__main__":
+    from . import main
+
+    sys.exit(main(["serve", *sys.argv[1:]]))

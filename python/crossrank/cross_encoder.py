@@ -1,0 +1,596 @@
+"""Cross-encoder reranking on ONNX Runtime or OpenVINO: a drop-in for sentence-transformers' ``CrossEncoder``.
+
+The path of one call (DESIGN.md §2)::
+
+    texts ─► token ids (HF tokenizers; document ids cached by content hash; long texts tokenized only as
+             far as max_length needs) ─► pack (C++: model template, truncation with a per-pair flag,
+             sort by token length, batches under max_batch_tokens, shape buckets) ─► backend ─►
+             logits ─► caller's order ─► activation ─► scores
+
+Scores equal sentence-transformers' on the same weights (fp32 backends, within 1e-4); what differs is
+speed, that no pair is truncated silently (``truncated`` flags in :meth:`CrossEncoder.predict` details
+and :meth:`CrossEncoder.rank` results), and that memory stays bounded by ``max_batch_tokens`` however many
+or however long the candidates are.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from .hub import ModelFiles, resolve_model
+from .onnx_session import InferenceBackend, load_backend, resolve_threads
+from .packing import PairTemplate, plan_pairs
+from .tokenization import TextEncoder, load_tokenizer
+
+__all__ = ["CrossEncoder", "Prediction", "RerankStats"]
+
+Activation = Literal["auto", "sigmoid", "softmax", "none"]
+_ACTIVATIONS = ("auto", "sigmoid", "softmax", "none")
+# sentence-transformers stores the activation as a dotted torch class path.
+_ST_ACTIVATIONS = {"Sigmoid": "sigmoid", "Identity": "none", "Softmax": "softmax"}
+# Queries are tokenized up to this many times max_length (see _score).
+_LONG_QUERY = 8
+# Above this, tokenizer_config's model_max_length is the "no limit" sentinel transformers writes.
+_HUGE = 1_000_000
+
+
+@dataclass(frozen=True)
+class RerankStats:
+    """Counts and timings of one :meth:`CrossEncoder.predict` / :meth:`CrossEncoder.rank` call.
+
+    Times are wall seconds: ``tokenize_s`` (text → ids, cache lookups included), ``pack_s`` (planning
+    and filling batches), ``infer_s`` (the backend), ``total_s`` (the whole call). ``peak_batch_tokens``
+    is the largest rows × padded length fed to the model at once (at most ``max_batch_tokens``).
+    """
+
+    n_pairs: int
+    n_batches: int
+    n_rows: int
+    real_tokens: int
+    padded_tokens: int
+    n_truncated: int
+    peak_batch_tokens: int
+    cache_hits: int
+    cache_misses: int
+    tokenize_s: float
+    pack_s: float
+    infer_s: float
+    total_s: float
+
+    @property
+    def padding_ratio(self) -> float:
+        """Share of the tokens fed to the model that were padding."""
+        return 1.0 - self.real_tokens / self.padded_tokens if self.padded_tokens else 0.0
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Scores with the per-pair details (``predict(..., return_details=True)``).
+
+    Attributes
+    ----------
+    scores : np.ndarray
+        float32 ``[n]`` (one label) or ``[n, num_labels]``, after the activation.
+    logits : np.ndarray
+        float32 ``[n, num_labels]``, raw model outputs (aggregated over windows when windowing).
+    truncated : np.ndarray
+        bool ``[n]``: some query or document token did not reach the model.
+    n_tokens : np.ndarray
+        int32 ``[n]``: tokens of the pair's (first) row, special tokens included.
+    stats : RerankStats
+    """
+
+    scores: np.ndarray
+    logits: np.ndarray
+    truncated: np.ndarray
+    n_tokens: np.ndarray
+    stats: RerankStats
+
+
+def _activation_from_configs(files: ModelFiles, num_labels: int) -> str:
+    """Decide the default activation as sentence-transformers 6 does.
+
+    ``config_sentence_transformers.json["activation_fn"]``, else ``config.json["sentence_transformers"]
+    ["activation_fn"]``, else the pre-v4 ``config.json["sbert_ce_default_activation_function"]``; a dotted
+    torch class path. Without one: sigmoid for one label, identity (raw logits) otherwise.
+    """
+    paths: list[Any] = []
+    st = files.read_json("config_sentence_transformers.json") or {}
+    paths.append(st.get("activation_fn"))
+    nested = files.config.get("sentence_transformers")
+    if isinstance(nested, dict):
+        paths.append(nested.get("activation_fn"))
+    paths.append(files.config.get("sbert_ce_default_activation_function"))
+    for path in paths:
+        if isinstance(path, str) and path:
+            name = path.rsplit(".", 1)[-1]
+            if name in _ST_ACTIVATIONS:
+                return _ST_ACTIVATIONS[name]
+            warnings.warn(
+                f"the model asks for activation {path!r}, which crossrank does not implement; "
+                "using the default (sigmoid for one label, none otherwise). Pass activation= to choose",
+                stacklevel=3,
+            )
+            break
+    return "sigmoid" if num_labels == 1 else "none"
+
+
+def _default_max_length(files: ModelFiles) -> int:
+    """Tokens per pair: the tokenizer's model_max_length capped by the position embeddings."""
+    tok_cfg = files.read_json("tokenizer_config.json") or {}
+    limits = []
+    mml = tok_cfg.get("model_max_length")
+    if isinstance(mml, (int, float)) and 0 < mml < _HUGE:
+        limits.append(int(mml))
+    mpe = files.config.get("max_position_embeddings")
+    if isinstance(mpe, int) and mpe > 0:
+        # RoBERTa/XLM-R positions start after the padding index: two fewer usable positions.
+        offset = 2 if files.config.get("model_type") in ("roberta", "xlm-roberta", "camembert") else 0
+        limits.append(mpe - offset)
+    return min(limits) if limits else 512
+
+
+def _check_text(value: Any, where: str) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        raise ValueError(
+            f"{where} is None; every query and document must be a str (use '' for an empty text)"
+        )
+    raise ValueError(f"{where} is a {type(value).__name__}, not a str; convert it with str() or drop it")
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    z = x.astype(np.float64) - x.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(-x.astype(np.float64)))).astype(np.float32)
+
+
+class CrossEncoder:
+    """Score (query, document) pairs with a cross-encoder; a drop-in for sentence-transformers' CrossEncoder.
+
+    Parameters
+    ----------
+    model : str or PathLike
+        A model directory in Hugging Face layout with an ONNX graph (``crossrank export`` writes one), an
+        ``.onnx`` file with its ``tokenizer.json`` beside it, or a hub id such as
+        ``cross-encoder/ms-marco-MiniLM-L-6-v2``.
+    max_length : int, optional
+        Tokens per pair, special tokens included. Default: the tokenizer's ``model_max_length`` capped by
+        the model's position embeddings (as sentence-transformers).
+    activation : {"auto", "sigmoid", "softmax", "none"} or None
+        Applied to the logits. ``auto`` follows sentence-transformers: the activation saved with the
+        model, else sigmoid for one label and raw logits for more. None = ``"none"``.
+    max_batch_tokens : int
+        Upper bound of rows × padded length per batch: bounds the activations' memory.
+    max_batch_size : int
+        Upper bound of rows per batch.
+    num_threads : int, optional
+        Inference threads; None = the cgroup CPU quota.
+    backend : {"auto", "onnxruntime", "openvino"}
+        See :func:`crossrank.onnx_session.load_backend`. ``auto`` picks OpenVINO bf16 on CPUs with bf16
+        units when ``openvino`` is installed (fast, ~1e-2 from fp32), else ONNX Runtime fp32.
+    precision : {"auto", "fp32", "bf16", "int8"}
+        ``fp32`` for scores equal to PyTorch's within 1e-4.
+    truncation : {"longest_first", "only_second", "only_first"}
+        How a pair that does not fit is cut (as Hugging Face tokenizers).
+    max_query_length : int, optional
+        Cap on query tokens applied before pair truncation.
+    window_stride : int, optional
+        Instead of truncating long documents, score overlapping windows starting every
+        ``window_stride`` document tokens and aggregate (``aggregation``). One-label models only.
+    max_windows : int, optional
+        Windows per document at most (the pair is flagged truncated beyond).
+    aggregation : {"max", "mean", "first", "topk_mean"}
+        How window scores become the pair's score.
+    onnx_file : str, optional
+        Which graph of the model directory (e.g. ``"model_int8.onnx"``).
+    cache_tokens : int
+        Bound of the document token-id cache, in tokens (0 disables it).
+
+    Raises
+    ------
+    crossrank.errors.ModelNotFoundError
+        The model cannot be found or downloaded.
+    ValueError
+        Bad option values (the message names the accepted ones).
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str],
+        *,
+        max_length: int | None = None,
+        activation: Activation | str | None = "auto",
+        max_batch_tokens: int = 8192,
+        max_batch_size: int = 256,
+        num_threads: int | None = None,
+        backend: str = "auto",
+        precision: str = "auto",
+        truncation: str = "longest_first",
+        max_query_length: int | None = None,
+        window_stride: int | None = None,
+        max_windows: int | None = None,
+        aggregation: str = "max",
+        onnx_file: str | None = None,
+        cache_tokens: int = 4_000_000,
+    ) -> None:
+        if activation is None:
+            activation = "none"
+        if activation not in _ACTIVATIONS:
+            raise ValueError(
+                f"activation must be one of {', '.join(_ACTIVATIONS)} or None; got {activation!r}"
+            )
+        if truncation not in ("longest_first", "only_second", "only_first"):
+            raise ValueError(
+                f"truncation must be 'longest_first', 'only_second' or 'only_first'; got {truncation!r}"
+            )
+        if aggregation not in ("max", "mean", "first", "topk_mean"):
+            raise ValueError(
+                f"aggregation must be 'max', 'mean', 'first' or 'topk_mean'; got {aggregation!r}"
+            )
+        for name, value in (("max_batch_tokens", max_batch_tokens), ("max_batch_size", max_batch_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        self.files = resolve_model(model, onnx_file=onnx_file)
+        self.num_threads = resolve_threads(num_threads)
+        self.backend: InferenceBackend = load_backend(
+            self.files.onnx_path, backend=backend, precision=precision, num_threads=self.num_threads
+        )
+        limit = _default_max_length(self.files)
+        if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int)):
+            raise ValueError(f"max_length must be an int or None, got {max_length!r}")
+        if max_length is not None and max_length > limit and self.files.config.get("max_position_embeddings"):
+            raise ValueError(
+                f"max_length={max_length} exceeds what the model can read ({limit} tokens: its position "
+                f"embeddings / tokenizer limit); pass max_length <= {limit} or use window_stride= for long documents"
+            )
+        self.max_length = int(max_length) if max_length is not None else limit
+        if max_batch_tokens < self.max_length:
+            raise ValueError(
+                f"max_batch_tokens ({max_batch_tokens}) must be at least max_length ({self.max_length}) "
+                "so that one full-length pair fits in a batch"
+            )
+        self.num_labels = int(
+            self.files.config.get("num_labels") or len(self.files.config.get("id2label") or {}) or 1
+        )
+        if window_stride is not None and self.num_labels != 1:
+            raise ValueError("window_stride (windowed long documents) needs a one-label model")
+        self.activation = (
+            _activation_from_configs(self.files, self.num_labels) if activation == "auto" else str(activation)
+        )
+        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_size = max_batch_size
+        self.truncation = truncation
+        self.max_query_length = max_query_length
+        self.window_stride = window_stride
+        self.max_windows = max_windows
+        self.aggregation = aggregation
+        tokenizer = load_tokenizer(self.files.tokenizer_path)
+        self.template = PairTemplate.from_tokenizer(tokenizer)
+        self.encoder = TextEncoder(tokenizer, cache_tokens=cache_tokens)
+        self._query_encoder = TextEncoder(tokenizer, cache_tokens=min(cache_tokens, 65_536))
+        self._stats_lock = threading.Lock()
+        self.last_stats: RerankStats | None = None
+        # Fail on a bad option now rather than at the first call.
+        plan_pairs(
+            [np.zeros(0, np.int32)],
+            [np.zeros(0, np.int32)],
+            self.template,
+            **self._plan_options(max_batch_size),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"CrossEncoder({str(self.files.root)!r}, backend={self.backend!r}, max_length={self.max_length}, "
+            f"num_labels={self.num_labels}, activation={self.activation!r})"
+        )
+
+    def _plan_options(self, max_batch_size: int) -> dict[str, Any]:
+        return {
+            "max_length": self.max_length,
+            "truncation": self.truncation,
+            "max_query_length": self.max_query_length,
+            "max_batch_tokens": self.max_batch_tokens,
+            "max_batch_size": max_batch_size,
+            "window_stride": self.window_stride,
+            "max_windows": self.max_windows,
+        }
+
+    def _doc_token_limit(self, longest_query: int) -> int | None:
+        """Document ids needed for exact truncation (None = all of them).
+
+        Hugging Face's longest_first compares the two lengths when both are long, so a document must be
+        read past the longest query as well as past ``max_length``: with ``max(max_length, longest_query)
+        + 1`` ids, a longer document is still seen as longer and a shorter one is read whole.
+        """
+        need = max(self.max_length, longest_query)
+        if self.window_stride is None:
+            return need
+        if self.max_windows is None:
+            return None
+        return need + self.window_stride * self.max_windows
+
+    def _validate(self, pairs: Any) -> tuple[list[str], list[str]]:
+        if isinstance(pairs, (str, bytes)) or not isinstance(pairs, (Sequence, np.ndarray)):
+            raise ValueError(f"pairs must be a list of (query, document) pairs, got {type(pairs).__name__}")
+        queries: list[str] = []
+        docs: list[str] = []
+        for i, pair in enumerate(pairs):
+            if (
+                isinstance(pair, (str, bytes))
+                or not isinstance(pair, (Sequence, np.ndarray))
+                or len(pair) != 2
+            ):
+                raise ValueError(
+                    f"pairs[{i}] must be a (query, document) pair of two str, got {type(pair).__name__} "
+                    f"{str(pair)[:60]!r}"
+                )
+            queries.append(_check_text(pair[0], f"pairs[{i}][0] (query)"))
+            docs.append(_check_text(pair[1], f"pairs[{i}][1] (document)"))
+        return queries, docs
+
+    def predict(
+        self,
+        pairs: Sequence[tuple[str, str]] | Sequence[Sequence[str]] | tuple[str, str],
+        *,
+        batch_size: int | None = None,
+        show_progress_bar: bool | None = None,
+        convert_to_numpy: bool = True,
+        activation: Activation | str | None = "auto",
+        return_details: bool = False,
+    ) -> Any:
+        """Score (query, document) pairs.
+
+        Parameters
+        ----------
+        pairs : sequence of (str, str), or one (str, str) pair
+            Queries and documents. An empty sequence gives an empty result.
+        batch_size : int, optional
+            Rows per batch at most (sentence-transformers' knob); batches are also bounded by
+            ``max_batch_tokens``. Default: ``max_batch_size``.
+        show_progress_bar : bool, optional
+            A tqdm bar over batches (default off).
+        convert_to_numpy : bool
+            NumPy array (default) or a list of Python floats (lists of floats for several labels).
+        activation : {"auto", "sigmoid", "softmax", "none"} or None
+            Override the model's activation for this call (``auto``: the one set at construction).
+        return_details : bool
+            Return a :class:`Prediction` with logits, truncation flags, token counts and timings.
+
+        Returns
+        -------
+        np.ndarray or list or float or Prediction
+            float32 ``[n]`` for one-label models, ``[n, num_labels]`` otherwise; a single pair gives a
+            scalar (or ``[num_labels]``), as sentence-transformers.
+
+        Raises
+        ------
+        ValueError
+            A pair that is not two str (the message names the index), or bad options.
+        """
+        singular = (
+            isinstance(pairs, (tuple, list))
+            and len(pairs) == 2
+            and isinstance(pairs[0], str)
+            and isinstance(pairs[1], str)
+        )
+        batch = [tuple(pairs)] if singular else pairs
+        queries, docs = self._validate(batch)
+        act = self.activation if activation == "auto" else ("none" if activation is None else str(activation))
+        if act not in _ACTIVATIONS[1:]:
+            raise ValueError(
+                f"activation must be one of {', '.join(_ACTIVATIONS)} or None; got {activation!r}"
+            )
+        if batch_size is not None and (
+            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+        ):
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        logits, truncated, n_tokens, stats = self._score(
+            queries, docs, batch_size or self.max_batch_size, bool(show_progress_bar)
+        )
+        scores = self._activate(logits, act)
+        if return_details:
+            return Prediction(scores, logits, truncated, n_tokens, stats)
+        if singular:
+            return scores[0] if convert_to_numpy else scores[0].tolist()
+        return scores if convert_to_numpy else scores.tolist()
+
+    def _activate(self, logits: np.ndarray, act: str) -> np.ndarray:
+        if act == "sigmoid":
+            out = _sigmoid(logits)
+        elif act == "softmax":
+            if logits.shape[1] == 1:
+                raise ValueError("softmax over a single label is always 1; use 'sigmoid' or 'none'")
+            out = _softmax(logits) if len(logits) else logits
+        else:
+            out = logits
+        return out[:, 0].copy() if self.num_labels == 1 else out
+
+    def _score(
+        self, queries: list[str], docs: list[str], max_batch_size: int, progress: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, RerankStats]:
+        t0 = time.perf_counter()
+        n = len(docs)
+        hits0, miss0 = self.encoder.cache.hits, self.encoder.cache.misses
+        # Queries: each distinct query once (a rank call has one).
+        uniq: dict[str, int] = {}
+        for q in queries:
+            uniq.setdefault(q, len(uniq))
+        # Queries whole (their length decides longest_first) up to a generous cap, or as far as the query
+        # cap needs. Beyond _LONG_QUERY x max_length tokens the two lengths are compared on prefixes: a
+        # document and a query both that long may get their odd token on the other side than in HF.
+        q_cap = self.max_query_length if self.max_query_length is not None else _LONG_QUERY * self.max_length
+        q_ids = self._query_encoder.encode(list(uniq), max_tokens=q_cap)
+        longest = max((len(x) for x in q_ids), default=0)
+        longest = min(longest, q_cap)
+        d_ids = self.encoder.encode(docs, max_tokens=self._doc_token_limit(longest))
+        per_pair_q = q_ids if len(q_ids) == 1 else [q_ids[uniq[q]] for q in queries]
+        t1 = time.perf_counter()
+        labels = self.num_labels
+        if n == 0:
+            empty = RerankStats(0, 0, 0, 0, 0, 0, 0, 0, 0, t1 - t0, 0.0, 0.0, time.perf_counter() - t0)
+            self.last_stats = empty
+            return np.zeros((0, labels), np.float32), np.zeros(0, bool), np.zeros(0, np.int32), empty
+        plan = plan_pairs(per_pair_q, d_ids, self.template, **self._plan_options(max_batch_size))
+        t2 = time.perf_counter()
+        pack_s = t2 - t1
+        infer_s = 0.0
+        outputs: list[np.ndarray] = []
+        real = padded = 0
+        batches = range(plan.n_batches)
+        if progress:
+            from tqdm.auto import tqdm
+
+            batches = tqdm(batches, desc="Batches", unit="batch")
+        for i in batches:
+            tb = time.perf_counter()
+            b = plan.batch(i)
+            feeds = {
+                "input_ids": b.input_ids,
+                "attention_mask": b.attention_mask,
+                "token_type_ids": b.token_type_ids,
+            }
+            ti = time.perf_counter()
+            out = self.backend.run(feeds)[0]
+            te = time.perf_counter()
+            pack_s += ti - tb
+            infer_s += te - ti
+            out = np.asarray(out, dtype=np.float32).reshape(len(b), -1)
+            if out.shape[1] != labels:
+                raise ValueError(
+                    f"the model returned {out.shape[1]} logits per pair but its config says num_labels={labels}; "
+                    "was it exported with --task cross-encoder?"
+                )
+            outputs.append(out)
+            real += int(b.n_tokens.sum())
+            padded += int(b.input_ids.size)
+        rows = plan.unsort(outputs)
+        if self.window_stride is not None:
+            logits = plan.aggregate(rows[:, 0], how=self.aggregation).scores.astype(np.float32)[:, None]  # type: ignore[arg-type]
+        else:
+            logits = rows
+        hits = self.encoder.cache.hits - hits0
+        misses = self.encoder.cache.misses - miss0
+        stats = RerankStats(
+            n_pairs=n,
+            n_batches=plan.n_batches,
+            n_rows=plan.n_rows,
+            real_tokens=real,
+            padded_tokens=padded,
+            n_truncated=int(plan.truncated.sum()),
+            peak_batch_tokens=plan.peak_batch_tokens,
+            cache_hits=hits,
+            cache_misses=misses,
+            tokenize_s=t1 - t0,
+            pack_s=pack_s,
+            infer_s=infer_s,
+            total_s=time.perf_counter() - t0,
+        )
+        with self._stats_lock:
+            self.last_stats = stats
+        return logits, plan.truncated.copy(), plan.n_tokens.astype(np.int32), stats
+
+    def rank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        *,
+        top_k: int | None = None,
+        return_documents: bool = False,
+        batch_size: int | None = None,
+        show_progress_bar: bool | None = None,
+        activation: Activation | str | None = "auto",
+    ) -> list[dict[str, Any]]:
+        """Rank documents for one query, best first (sentence-transformers' ``rank``).
+
+        Parameters
+        ----------
+        query : str
+        documents : sequence of str
+            Candidates; an empty sequence gives ``[]``.
+        top_k : int, optional
+            Keep the best ``top_k`` (all when None).
+        return_documents : bool
+            Add each document's ``"text"``.
+        batch_size, show_progress_bar, activation
+            As in :meth:`predict`.
+
+        Returns
+        -------
+        list of dict
+            ``{"corpus_id": int, "score": float, "truncated": bool[, "text": str]}`` sorted by score,
+            highest first, ties in input order. Scores are Python floats (JSON-safe). Two-label models
+            are ranked by the softmax probability of label 1.
+
+        Raises
+        ------
+        ValueError
+            A query or document that is not a str (the message names the index), ``top_k < 0``, or a
+            model with more than two labels.
+        """
+        _check_text(query, "query")
+        if isinstance(documents, (str, bytes)) or not isinstance(documents, (Sequence, np.ndarray)):
+            raise ValueError(f"documents must be a list of str, got {type(documents).__name__}")
+        docs = [_check_text(d, f"documents[{i}]") for i, d in enumerate(documents)]
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0):
+            raise ValueError(f"top_k must be an int >= 0 or None, got {top_k!r}")
+        if self.num_labels > 2:
+            raise ValueError(
+                f"rank() needs a one- or two-label model (this one has {self.num_labels}); use predict()"
+            )
+        if not docs:
+            self.last_stats = None
+            return []
+        if batch_size is not None and (
+            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+        ):
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        logits, truncated, _, _ = self._score(
+            [query], docs, batch_size or self.max_batch_size, bool(show_progress_bar)
+        )
+        act = self.activation if activation == "auto" else ("none" if activation is None else str(activation))
+        if act not in _ACTIVATIONS[1:]:
+            raise ValueError(
+                f"activation must be one of {', '.join(_ACTIVATIONS)} or None; got {activation!r}"
+            )
+        if self.num_labels == 2:
+            # Two-label rerankers: label 1 is "relevant"; rank by its softmax probability by default.
+            if activation == "auto" or act == "softmax":
+                scores = _softmax(logits)[:, 1]
+            elif act == "sigmoid":
+                scores = _sigmoid(logits[:, 1])
+            else:
+                scores = logits[:, 1].copy()
+        else:
+            scores = self._activate(logits, act)
+        order = np.argsort(-scores.astype(np.float64), kind="stable")
+        if top_k is not None:
+            order = order[:top_k]
+        results: list[dict[str, Any]] = []
+        for i in order.tolist():
+            item: dict[str, Any] = {
+                "corpus_id": i,
+                "score": float(scores[i]),
+                "truncated": bool(truncated[i]),
+            }
+            if return_documents:
+                item["text"] = docs[i]
+            results.append(item)
+        return results
+
+    def cache_info(self) -> Any:
+        """Return the document cache counters (:class:`crossrank.tokenization.CacheStats`)."""
+        return self.encoder.cache.stats()

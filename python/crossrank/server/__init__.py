@@ -1,0 +1,23 @@
+"""``crossrank serve``: a Cohere / Jina / TEI compatible rerank server with cross-request batching.
+
+Needs the ``server`` extra: ``pip install "crossrank[server]"``.
+"""
+
+from __future__ import annotations
+
+from .model import EmbedModel, PairScores, RerankModel
+
+__all__ = ["EmbedModel", "PairScores", "RerankModel", "ServerConfig", "create_app"]
+
+
+def __getattr__(name: str) -> object:
+    # The app needs FastAPI; import it lazily so the protocols work without the extra.
+    if name in ("ServerConfig", "create_app"):
+        try:
+            from . import app
+        except ImportError as exc:
+            raise ImportError(
+                f'crossrank.server needs FastAPI and uvicorn ({exc}); pip install "crossrank[server]"'
+            ) from exc
+        return getattr(app, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

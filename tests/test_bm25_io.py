@@ -1,0 +1,192 @@
+"""BM25Index.save / load: round trip (copied and memory-mapped) and every way a file can be bad."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from crossrank import BM25Index
+from crossrank.errors import StateError
+
+DOCS = [["alpha", "beta", "beta"], ["beta", "gamma"], ["delta"], ["gamma", "gamma", "alpha", "é", "東京"]]
+QUERIES = [["alpha"], ["beta", "gamma"], ["東京"], ["nothing"]]
+
+
+@pytest.fixture
+def saved(tmp_path: Path) -> Path:
+    index = BM25Index.from_tokens(DOCS, ids=["a", "b", "c", "d"], variant="bm25l", k1=1.2, b=0.6, delta=0.4)
+    index.save(tmp_path / "ix")
+    return tmp_path / "ix"
+
+
+@pytest.mark.parametrize("mmap", [True, False])
+@pytest.mark.parametrize("ids", [None, ["a", "b", "c", "d"], [10, 20, 30, 40]])
+def test_round_trip(tmp_path: Path, mmap: bool, ids) -> None:
+    index = BM25Index.from_tokens(DOCS, ids=ids, variant="atire", k1=0.9, b=0.4)
+    index.save(tmp_path / "ix")
+    loaded = BM25Index.load(tmp_path / "ix", mmap=mmap)
+    assert len(loaded) == len(index)
+    assert loaded.params == index.params
+    assert loaded.vocabulary_size == index.vocabulary_size
+    a, b = index.search_tokens(QUERIES, k=3), loaded.search_tokens(QUERIES, k=3)
+    np.testing.assert_array_equal(a.ids, b.ids)
+    assert a.ids.dtype == b.ids.dtype
+    np.testing.assert_array_equal(a.scores, b.scores)
+    if mmap:
+        assert isinstance(loaded._impacts, np.memmap)
+        assert "memory-mapped" in repr(loaded)
+
+
+def test_add_after_load_equals_rebuild(saved: Path) -> None:
+    loaded = BM25Index.load(saved)
+    loaded.add_tokens([["alpha", "new"]], ids=["e"])
+    full = BM25Index.from_tokens(
+        [*DOCS, ["alpha", "new"]], ids=list("abcde"), variant="bm25l", k1=1.2, b=0.6, delta=0.4
+    )
+    np.testing.assert_array_equal(
+        loaded.search_tokens(QUERIES, k=5).scores, full.search_tokens(QUERIES, k=5).scores
+    )
+
+
+def test_manifest_describes_files(saved: Path) -> None:
+    manifest = json.loads((saved / "manifest.json").read_text())
+    assert manifest["format"] == "crossrank.bm25"
+    assert manifest["format_version"] == 1
+    assert manifest["params"]["variant"] == "bm25l"
+    for entry in manifest["arrays"].values():
+        path = saved / entry["file"]
+        assert path.stat().st_size == entry["shape"][0] * np.dtype(entry["dtype"]).itemsize
+        assert entry["dtype"].startswith(("<", "|"))
+
+
+def _largest_file(root: Path) -> Path:
+    files = [p for p in root.iterdir() if p.suffix == ".bin"]
+    return max(files, key=lambda p: p.stat().st_size)
+
+
+def test_truncated_file(saved: Path) -> None:
+    victim = saved / "impacts.bin"
+    victim.write_bytes(victim.read_bytes()[:-3])
+    with pytest.raises(StateError, match=r"impacts\.bin.*truncated"):
+        BM25Index.load(saved)
+
+
+@pytest.mark.parametrize(
+    "name", ["docs.bin", "term_ptr.bin", "impacts.bin", "vocab_chars.bin", "ids_chars.bin"]
+)
+def test_flipped_byte(saved: Path, name: str) -> None:
+    victim = saved / name
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    victim.write_bytes(bytes(data))
+    with pytest.raises(StateError, match=name.replace(".", r"\.") + ".*SHA-256"):
+        BM25Index.load(saved)
+
+
+@pytest.mark.parametrize("name", ["docs.bin", "term_ptr.bin", "impacts.bin", "vocab_offsets.bin"])
+def test_flipped_byte_without_checksum_never_crashes(saved: Path, name: str) -> None:
+    """With verify=False the structural checks still stop out-of-range offsets and ids."""
+    victim = saved / name
+    data = bytearray(victim.read_bytes())
+    data[-1] ^= 0x80  # top bit of the last value: out of range, or a negative impact
+    victim.write_bytes(bytes(data))
+    with pytest.raises(StateError, match=r"inconsistent index arrays|vocabulary"):
+        BM25Index.load(saved, verify=False)
+
+
+def test_flipped_byte_in_manifest(saved: Path) -> None:
+    m = saved / "manifest.json"
+    m.write_text(m.read_text().replace('"k1": 1.2', '"k1": 1.3'))
+    with pytest.raises(StateError, match=r"manifest\.json: checksum mismatch"):
+        BM25Index.load(saved)
+
+
+def test_future_version(saved: Path) -> None:
+    m = saved / "manifest.json"
+    manifest = json.loads(m.read_text())
+    manifest["format_version"] = 99
+    m.write_text(json.dumps(manifest))
+    with pytest.raises(StateError, match="newer crossrank"):
+        BM25Index.load(saved)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\x00\x01binary garbage",
+        b'{"format": "something.else"}',
+        b"[1, 2, 3]",
+        b'{"format": "crossrank.bm25"}',
+    ],
+)
+def test_foreign_manifest(saved: Path, content: bytes) -> None:
+    (saved / "manifest.json").write_bytes(content)
+    with pytest.raises(StateError, match=r"manifest\.json"):
+        BM25Index.load(saved)
+
+
+def test_missing_files(saved: Path, tmp_path: Path) -> None:
+    (saved / "tfs.bin").unlink()
+    with pytest.raises(StateError, match=r"tfs\.bin: missing"):
+        BM25Index.load(saved)
+    (saved / "manifest.json").unlink()
+    with pytest.raises(StateError, match=r"manifest\.json: missing"):
+        BM25Index.load(saved)
+    with pytest.raises(FileNotFoundError):
+        BM25Index.load(tmp_path / "nope")
+
+
+def test_foreign_directory(tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text('{"name": "my model", "format": 3}')
+    with pytest.raises(StateError, match="not a crossrank BM25 manifest"):
+        BM25Index.load(tmp_path)
+
+
+def test_save_overwrites(saved: Path) -> None:
+    BM25Index.from_tokens([["x"], ["y"]]).save(saved)
+    loaded = BM25Index.load(saved)
+    assert len(loaded) == 2
+    assert loaded.search_tokens([["y"]], k=1).ids.tolist() == [[1]]
+
+
+def test_save_over_the_directory_it_was_loaded_from(saved: Path) -> None:
+    loaded = BM25Index.load(saved, mmap=True)
+    before = loaded.search_tokens(QUERIES, k=3)
+    loaded.save(saved)  # files are replaced by rename: the live memory maps stay valid
+    after = loaded.search_tokens(QUERIES, k=3)
+    np.testing.assert_array_equal(before.scores, after.scores)
+    np.testing.assert_array_equal(BM25Index.load(saved).search_tokens(QUERIES, k=3).scores, before.scores)
+
+
+def _rewrite_manifest(root: Path, edit) -> None:
+    """Edit the manifest and re-seal it, as a buggy or foreign writer would (the checksum passes)."""
+    from crossrank.bm25 import _digest
+
+    path = root / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest.pop("manifest_sha256")
+    edit(manifest)
+    manifest["manifest_sha256"] = _digest(manifest)
+    path.write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda m: m["arrays"]["docs"].update(dtype="<u8"), r"docs\.bin: dtype"),
+        (lambda m: m["arrays"]["docs"].update(file="../docs.bin"), "plain file name"),
+        (lambda m: m["arrays"]["impacts"].update(shape=[-1]), r"impacts\.bin: invalid shape"),
+        (lambda m: m["arrays"].pop("tfs"), r"arrays \['tfs'\] are not listed"),
+        (lambda m: m["params"].update(b=7), r"invalid parameters \(b must be in \[0, 1\]"),
+        (lambda m: m.update(n_docs=99), "n_docs / n_terms do not match"),
+        (lambda m: m.update(ids_kind="uuid"), "unknown ids_kind"),
+        (lambda m: m.pop("params"), "malformed manifest"),
+    ],
+)
+def test_resealed_manifest_is_still_validated(saved: Path, edit, match: str) -> None:
+    _rewrite_manifest(saved, edit)
+    with pytest.raises(StateError, match=match):
+        BM25Index.load(saved)

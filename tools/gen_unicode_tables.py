@@ -1,0 +1,165 @@
+"""Generate cpp/src/unicode_tables.inc, the Unicode tables of the analyzer, from Python's unicodedata.
+
+Run from the repository root and commit the output:
+
+    python tools/gen_unicode_tables.py           # (re)write the file
+    python tools/gen_unicode_tables.py --check   # exit 1 if the committed file is out of date
+
+Tables (all sorted by code point, searched by binary search in cpp/src/unicode.cpp):
+
+* ``kCharClassRanges``: ``{lo, hi, class}`` runs of code points that are not separators.
+  A code point is a token character when ``str.isalnum()`` is true or its general category is a
+  mark (Mn, Mc, Me); everything else separates tokens. Classes: word, nospace (a letter/digit of a
+  script written without spaces between words: Han, Hiragana, Katakana, Hangul, Thai, Lao, Khmer,
+  Myanmar, Bopomofo), mark, nospace_mark.
+* ``kLowerRanges``: ``{lo, hi, stride, delta}``: every ``lo + i * stride <= hi`` lowercases to the
+  single code point ``cp + delta`` (``str.lower()`` of the one character). The only code point whose
+  lowercase is more than one code point (U+0130) is handled in code and checked here.
+"""
+
+from __future__ import annotations
+
+import sys
+import unicodedata
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parents[1] / "cpp" / "src" / "unicode_tables.inc"
+
+# Blocks of the scripts written without spaces between words (kept in sync with
+# tests/reference/analyzer_ref.py, which has its own copy on purpose).
+NOSPACE_BLOCKS = [
+    (0x0E00, 0x0E7F),  # Thai
+    (0x0E80, 0x0EFF),  # Lao
+    (0x1000, 0x109F),  # Myanmar
+    (0x1100, 0x11FF),  # Hangul Jamo
+    (0x1780, 0x17FF),  # Khmer
+    (0x19E0, 0x19FF),  # Khmer Symbols
+    (0x2E80, 0x2FDF),  # CJK Radicals Supplement, Kangxi Radicals
+    (0x3000, 0x303F),  # CJK Symbols and Punctuation (the letters among them: 々 〆 〇 ...)
+    (0x3040, 0x30FF),  # Hiragana, Katakana
+    (0x3100, 0x312F),  # Bopomofo
+    (0x3130, 0x318F),  # Hangul Compatibility Jamo
+    (0x31A0, 0x31BF),  # Bopomofo Extended
+    (0x31F0, 0x31FF),  # Katakana Phonetic Extensions
+    (0x3400, 0x4DBF),  # CJK Unified Ideographs Extension A
+    (0x4E00, 0x9FFF),  # CJK Unified Ideographs
+    (0xA960, 0xA97F),  # Hangul Jamo Extended-A
+    (0xA9E0, 0xA9FF),  # Myanmar Extended-B
+    (0xAA60, 0xAA7F),  # Myanmar Extended-A
+    (0xAC00, 0xD7FF),  # Hangul Syllables, Hangul Jamo Extended-B
+    (0xF900, 0xFAFF),  # CJK Compatibility Ideographs
+    (0xFF66, 0xFFDC),  # Halfwidth Katakana and Hangul
+    (0x1AFF0, 0x1B16F),  # Kana Extended-B, Kana Supplement, Kana Extended-A, Small Kana Extension
+    (0x20000, 0x2FA1F),  # CJK Extensions B-F, CJK Compatibility Ideographs Supplement
+    (0x30000, 0x323AF),  # CJK Extensions G, H
+]
+
+SEP, WORD, NOSPACE, MARK, NOSPACE_MARK = 0, 1, 2, 3, 4
+CLASS_NAMES = {WORD: "word", NOSPACE: "nospace", MARK: "mark", NOSPACE_MARK: "nospace_mark"}
+
+
+def in_nospace(cp: int) -> bool:
+    return any(lo <= cp <= hi for lo, hi in NOSPACE_BLOCKS)
+
+
+def char_class(cp: int) -> int:
+    ch = chr(cp)
+    if unicodedata.category(ch).startswith("M"):
+        return NOSPACE_MARK if in_nospace(cp) else MARK
+    if ch.isalnum():
+        return NOSPACE if in_nospace(cp) else WORD
+    return SEP
+
+
+def class_ranges() -> list[tuple[int, int, int]]:
+    out: list[tuple[int, int, int]] = []
+    for cp in range(0x110000):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue  # surrogates never come out of a UTF-8 decoder
+        c = char_class(cp)
+        if c == SEP:
+            continue
+        if out and out[-1][1] == cp - 1 and out[-1][2] == c:
+            out[-1] = (out[-1][0], cp, c)
+        else:
+            out.append((cp, cp, c))
+    return out
+
+
+def lower_ranges() -> list[tuple[int, int, int, int]]:
+    pairs: list[tuple[int, int]] = []
+    for cp in range(0x110000):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        low = chr(cp).lower()
+        if low == chr(cp):
+            continue
+        if len(low) != 1:
+            if cp != 0x130:
+                sys.exit(f"unexpected multi-code-point lowercase for U+{cp:04X}: {low!r}")
+            continue  # U+0130 -> "i\u0307", handled in code
+        pairs.append((cp, ord(low) - cp))
+    # Greedy runs: same delta and constant stride (1 for blocks like A-Z, 2 for Latin Extended pairs).
+    out: list[tuple[int, int, int, int]] = []
+    i = 0
+    while i < len(pairs):
+        lo, delta = pairs[i]
+        hi, stride = lo, 1
+        j = i + 1
+        if j < len(pairs) and pairs[j][1] == delta and pairs[j][0] - lo in (1, 2):
+            stride = pairs[j][0] - lo
+            while j < len(pairs) and pairs[j][1] == delta and pairs[j][0] - hi == stride:
+                hi = pairs[j][0]
+                j += 1
+        out.append((lo, hi, stride, delta))
+        i = j
+    return out
+
+
+def render() -> str:
+    classes = class_ranges()
+    lowers = lower_ranges()
+    lines = [
+        "// GENERATED by tools/gen_unicode_tables.py from Python's unicodedata -- do not edit.",
+        f"// Unicode version: {unicodedata.unidata_version}",
+        "// See the generator's docstring for what each table means.",
+        "",
+        f'#define CROSSRANK_UNICODE_VERSION "{unicodedata.unidata_version}"',
+        "",
+        f"static constexpr CharClassRange kCharClassRanges[{len(classes)}] = {{",
+    ]
+    names = {WORD: "W", NOSPACE: "N", MARK: "M", NOSPACE_MARK: "NM"}
+    row: list[str] = []
+    for lo, hi, c in classes:
+        row.append(f"{{0x{lo:X},0x{hi:X},{names[c]}}},")
+        if len(row) == 6:
+            lines.append(" ".join(row))
+            row = []
+    if row:
+        lines.append(" ".join(row))
+    lines += ["};", "", f"static constexpr LowerRange kLowerRanges[{len(lowers)}] = {{"]
+    row = []
+    for lo, hi, stride, delta in lowers:
+        row.append(f"{{0x{lo:X},0x{hi:X},{stride},{delta}}},")
+        if len(row) == 6:
+            lines.append(" ".join(row))
+            row = []
+    if row:
+        lines.append(" ".join(row))
+    lines += ["};", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    text = render()
+    if "--check" in sys.argv[1:]:
+        if not OUT.is_file() or OUT.read_text() != text:
+            sys.exit(f"{OUT} is out of date for Unicode {unicodedata.unidata_version}: run {__file__}")
+        print(f"{OUT} is up to date")
+        return
+    OUT.write_text(text)
+    print(f"wrote {OUT} ({OUT.stat().st_size} bytes)")
+
+
+if __name__ == "__main__":
+    main()
