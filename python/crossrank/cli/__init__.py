@@ -19,6 +19,7 @@ _COMMANDS = [
     "eval",
     "export",
     "serve",
+    "calibrate",
 ]
 
 
