@@ -72,7 +72,7 @@ def test_any_order_and_threads(tiny_bert_onnx: Path, tiny_bert_checkpoint: Path)
         tiny_bert_onnx, precision="fp32", activation="none", num_threads=2, max_batch_tokens=512
     )
     s1 = one.predict(pairs)
-    s2 = two.predict(pairs)
+    s2 = two.predict(pairs, show_progress_bar=True)
     np.testing.assert_allclose(s1, ref, atol=1e-4, rtol=0)
     np.testing.assert_allclose(s2, ref, atol=1e-4, rtol=0)
     perm = np.random.default_rng(3).permutation(len(pairs))
