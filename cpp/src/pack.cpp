@@ -28,32 +28,36 @@ void check_ragged(const Ragged& r, const char* name) {
         throw std::invalid_argument(std::string(name) + ": offsets missing");
     if (r.n == 0) return;
     if (r.offsets[0] < 0)
-        throw std::invalid_argument(std::string(name) + " offsets must start at >= 0, got " + str(r.offsets[0]));
+        throw std::invalid_argument(std::string(name) + " offsets must start at >= 0, got " +
+                                    str(r.offsets[0]));
     for (std::size_t i = 0; i < r.n; ++i)
         if (r.offsets[i + 1] < r.offsets[i])
             throw std::invalid_argument(std::string(name) + " offsets must be non-decreasing; offsets[" +
-                                        str(static_cast<std::int64_t>(i + 1)) + "] = " + str(r.offsets[i + 1]) +
-                                        " < offsets[" + str(static_cast<std::int64_t>(i)) +
-                                        "] = " + str(r.offsets[i]));
+                                        str(static_cast<std::int64_t>(i + 1)) +
+                                        "] = " + str(r.offsets[i + 1]) + " < offsets[" +
+                                        str(static_cast<std::int64_t>(i)) + "] = " + str(r.offsets[i]));
     if (static_cast<std::uint64_t>(r.offsets[r.n]) > r.n_values)
-        throw std::invalid_argument(std::string(name) + " offsets end at " + str(r.offsets[r.n]) + " but there are only " +
-                                    str(static_cast<std::int64_t>(r.n_values)) + " values");
+        throw std::invalid_argument(std::string(name) + " offsets end at " + str(r.offsets[r.n]) +
+                                    " but there are only " + str(static_cast<std::int64_t>(r.n_values)) +
+                                    " values");
     for (std::int64_t k = r.offsets[0]; k < r.offsets[r.n]; ++k)
         if (r.values[k] < 0)
-            throw std::invalid_argument(std::string(name) + " hold the negative token id " + str(r.values[k]) +
-                                        " at flat position " + str(k) + "; token ids must be >= 0");
+            throw std::invalid_argument(std::string(name) + " hold the negative token id " +
+                                        str(r.values[k]) + " at flat position " + str(k) +
+                                        "; token ids must be >= 0");
 }
 
 void check_options(const Options& o, const PairTemplate& t) {
     const auto S = static_cast<std::int64_t>(t.n_special());
     if (o.max_length < S + 2)
-        throw std::invalid_argument("max_length must be at least " + str(S + 2) + " (the template's " + str(S) +
-                                    " special tokens + 1 query token + 1 document token), got " +
+        throw std::invalid_argument("max_length must be at least " + str(S + 2) + " (the template's " +
+                                    str(S) + " special tokens + 1 query token + 1 document token), got " +
                                     str(o.max_length));
     if (o.max_length > std::numeric_limits<std::int32_t>::max())
         throw std::invalid_argument("max_length must fit in int32, got " + str(o.max_length));
     if (o.max_query_length < 0)
-        throw std::invalid_argument("max_query_length must be >= 1 (or None), got " + str(o.max_query_length));
+        throw std::invalid_argument("max_query_length must be >= 1 (or None), got " +
+                                    str(o.max_query_length));
     if (o.max_batch_size < 1)
         throw std::invalid_argument("max_batch_size must be >= 1, got " + str(o.max_batch_size));
     if (o.max_batch_tokens < o.max_length)
@@ -93,8 +97,8 @@ Truncation truncation_from_name(const std::string& name) {
     if (name == "longest_first") return Truncation::longest_first;
     if (name == "only_first") return Truncation::only_first;
     if (name == "only_second") return Truncation::only_second;
-    throw std::invalid_argument("truncation must be 'longest_first', 'only_first' or 'only_second', got '" + name +
-                                "'");
+    throw std::invalid_argument("truncation must be 'longest_first', 'only_first' or 'only_second', got '" +
+                                name + "'");
 }
 
 std::int64_t bucket_length(const Options& opt, std::int64_t n) {
@@ -130,18 +134,20 @@ Kept truncate_pair(std::int64_t q, std::int64_t d, std::int64_t T, Truncation st
         }
         case Truncation::only_second:
             if (d > remove) return {q, d - remove};
-            throw std::invalid_argument(
-                "pair " + str(static_cast<std::int64_t>(pair)) + ": only_second truncation cannot fit it: the query has " +
-                str(q) + " tokens and the document " + str(d) + ", but only " + str(T) +
-                " fit beside the special tokens and the document must keep at least one; set max_query_length, "
-                "raise max_length, or use truncation='longest_first'");
+            throw std::invalid_argument("pair " + str(static_cast<std::int64_t>(pair)) +
+                                        ": only_second truncation cannot fit it: the query has " + str(q) +
+                                        " tokens and the document " + str(d) + ", but only " + str(T) +
+                                        " fit beside the special tokens and the document must keep at least "
+                                        "one; set max_query_length, "
+                                        "raise max_length, or use truncation='longest_first'");
         case Truncation::only_first:
             if (q > remove) return {q - remove, d};
-            throw std::invalid_argument(
-                "pair " + str(static_cast<std::int64_t>(pair)) + ": only_first truncation cannot fit it: the document has " +
-                str(d) + " tokens and the query " + str(q) + ", but only " + str(T) +
-                " fit beside the special tokens and the query must keep at least one; raise max_length or use "
-                "truncation='longest_first'");
+            throw std::invalid_argument("pair " + str(static_cast<std::int64_t>(pair)) +
+                                        ": only_first truncation cannot fit it: the document has " + str(d) +
+                                        " tokens and the query " + str(q) + ", but only " + str(T) +
+                                        " fit beside the special tokens and the query must keep at least "
+                                        "one; raise max_length or use "
+                                        "truncation='longest_first'");
     }
     throw std::invalid_argument("unknown truncation strategy");
 }
@@ -243,7 +249,8 @@ Plan plan(const Ragged& queries, const Ragged& docs, const PairTemplate& tmpl, c
     while (r < n_rows) {
         const std::int64_t L = bucket_length(opt, p.row_tokens[static_cast<std::size_t>(p.order[r])]);
         const std::int64_t cap = std::min(opt.max_batch_size, opt.max_batch_tokens / L);  // >= 1
-        const std::size_t take = static_cast<std::size_t>(std::min<std::int64_t>(cap, static_cast<std::int64_t>(n_rows - r)));
+        const std::size_t take =
+            static_cast<std::size_t>(std::min<std::int64_t>(cap, static_cast<std::int64_t>(n_rows - r)));
         r += take;
         p.batch_offsets.push_back(static_cast<std::int64_t>(r));
         p.batch_length.push_back(static_cast<std::int32_t>(L));
@@ -255,7 +262,8 @@ void materialize(const Plan& p, const Ragged& queries, const Ragged& docs, const
                  std::size_t b, std::int64_t* input_ids, std::int64_t* attention_mask,
                  std::int64_t* token_type_ids) {
     if (b >= p.n_batches())
-        throw std::out_of_range("batch index " + str(static_cast<std::int64_t>(b)) + " out of range for a plan of " +
+        throw std::out_of_range("batch index " + str(static_cast<std::int64_t>(b)) +
+                                " out of range for a plan of " +
                                 str(static_cast<std::int64_t>(p.n_batches())) + " batches");
     const std::size_t L = static_cast<std::size_t>(p.batch_length[b]);
     const auto begin = static_cast<std::size_t>(p.batch_offsets[b]);

@@ -8,8 +8,8 @@ def simd_active() -> str: ...
 def simd_force(name: str | None) -> None: ...
 
 # --- packing (cross-encoder pairs; crossrank/pack.hpp, used by crossrank.packing) ---
-import numpy as np
-import numpy.typing as npt
+import numpy as np  # noqa: E402
+import numpy.typing as npt  # noqa: E402
 
 class PackPlanCore:
     @property
@@ -73,3 +73,4 @@ def pack_plan(
     window_stride: int | None,
     max_windows: int | None,
 ) -> PackPlanCore: ...
+def ragged_from_sequences(seqs: object, name: str) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]: ...

@@ -20,9 +20,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
 from os import PathLike
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Union
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -46,7 +45,7 @@ Aggregation = Literal["max", "mean", "first", "topk_mean"]
 
 #: Token id sequences: a list of int sequences / 1-D integer arrays, or a ``(values, offsets)`` tuple
 #: of two NumPy arrays (flat ids and ``n + 1`` offsets).
-TokenIds = Union[Sequence[Sequence[int]], Sequence[np.ndarray], tuple[np.ndarray, np.ndarray]]
+TokenIds = Sequence[Sequence[int]] | Sequence[np.ndarray] | tuple[np.ndarray, np.ndarray]
 
 _INT32_MAX = np.iinfo(np.int32).max
 # Post-processors that add no token and only touch offsets; they may appear inside a Sequence.
@@ -240,7 +239,9 @@ def _from_template_processing(
         )
     ids = [tuple(i for i, _ in s) for s in segments]
     types = [tuple(t for _, t in s) for s in segments]
-    return cls(ids[0], ids[1], ids[2], types[0], types[1], types[2], seq_types[0], seq_types[1], pad_id, pad_type_id)
+    return cls(
+        ids[0], ids[1], ids[2], types[0], types[1], types[2], seq_types[0], seq_types[1], pad_id, pad_type_id
+    )
 
 
 @dataclass
@@ -422,7 +423,7 @@ class PackPlan:
         parts = [np.asarray(s) for s in batch_scores]
         if len(parts) != self.n_batches:
             raise ValueError(f"expected scores for {self.n_batches} batches, got {len(parts)}")
-        for i, (part, size) in enumerate(zip(parts, self.batch_sizes)):
+        for i, (part, size) in enumerate(zip(parts, self.batch_sizes, strict=True)):
             if part.shape[:1] != (size,):
                 raise ValueError(f"batch {i} has {size} rows but its scores have shape {part.shape}")
         if not parts:
@@ -479,8 +480,9 @@ class PackPlan:
         )
 
 
-def _to_ragged(x: TokenIds, name: str) -> tuple[np.ndarray, np.ndarray]:
+def _to_ragged(ids: TokenIds, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Convert token id sequences to flat int32 values + int64 offsets (visible copy)."""
+    x: Any = ids
     if isinstance(x, tuple) and len(x) == 2 and all(isinstance(a, np.ndarray) for a in x):
         values, offsets = x
         if values.size and values.dtype.kind not in "iu":
@@ -496,21 +498,21 @@ def _to_ragged(x: TokenIds, name: str) -> tuple[np.ndarray, np.ndarray]:
             f"{name} must be a list of token id sequences or a (values, offsets) tuple of arrays, "
             f"got {type(x).__name__}"
         )
-    seqs = list(x)
-    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
-    offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
+    seqs: list[Any] = list(x)
     if seqs and all(isinstance(s, np.ndarray) for s in seqs):
         for s in seqs:
             if s.ndim != 1 or (s.size and s.dtype.kind not in "iu"):
-                raise TypeError(f"{name} arrays must be 1-D integer arrays, got {s.dtype} with shape {s.shape}")
-        flat = np.concatenate(seqs) if seqs else np.zeros(0, np.int64)
-    else:
-        flat = np.array(list(chain.from_iterable(seqs)))
-        if flat.size and flat.dtype.kind not in "iu":
-            raise TypeError(f"{name} must hold integer token ids, got values of dtype {flat.dtype}")
-    _check_int32_range(flat, name)
-    return np.ascontiguousarray(flat, dtype=np.int32), offsets
+                raise TypeError(
+                    f"{name} arrays must be 1-D integer arrays, got {s.dtype} with shape {s.shape}"
+                )
+        offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
+        np.cumsum([s.size for s in seqs], out=offsets[1:])
+        flat = np.concatenate(seqs)
+        _check_int32_range(flat, name)
+        return np.ascontiguousarray(flat, dtype=np.int32), offsets
+    # Python lists (tokenizers' Encoding.ids): one strict pass in C++ (rejects floats, bools, strings).
+    values, offsets = _core.ragged_from_sequences(seqs, name)
+    return values, offsets
 
 
 def _check_int32_range(values: np.ndarray, name: str) -> None:
@@ -589,7 +591,7 @@ def plan_pairs(
     if isinstance(buckets, bool):
         raise TypeError("buckets must be an int, a sequence of ints, or None")
     if buckets is None:
-        multiple, lengths = 1, []
+        multiple, lengths = 1, list[int]()
     elif isinstance(buckets, (int, np.integer)):
         multiple, lengths = int(buckets), []
         if multiple < 1:

@@ -49,7 +49,7 @@ struct Ragged {
 };
 
 struct PairTemplate {
-    std::vector<std::int32_t> prefix, middle, suffix;                  // special token ids
+    std::vector<std::int32_t> prefix, middle, suffix;                    // special token ids
     std::vector<std::int32_t> prefix_types, middle_types, suffix_types;  // their token type ids
     std::int32_t query_type = 0;
     std::int32_t doc_type = 1;
@@ -72,10 +72,10 @@ struct Options {
     std::int64_t max_query_length = 0;  // 0: no cap
     std::int64_t max_batch_tokens = 8192;
     std::int64_t max_batch_size = 256;
-    std::int64_t bucket_multiple = 16;       // used when bucket_lengths is empty; 1 = exact length
+    std::int64_t bucket_multiple = 16;         // used when bucket_lengths is empty; 1 = exact length
     std::vector<std::int64_t> bucket_lengths;  // ascending; a row pads to the first that fits
-    std::int64_t window_stride = 0;          // 0: truncate instead of windows
-    std::int64_t max_windows = 0;            // 0: no cap (only with windows)
+    std::int64_t window_stride = 0;            // 0: truncate instead of windows
+    std::int64_t max_windows = 0;              // 0: no cap (only with windows)
 };
 
 // Smallest padded length >= n allowed by the buckets, capped at max_length.
@@ -93,12 +93,13 @@ struct Plan {
     std::size_t n_pairs = 0;
     std::size_t n_special = 0;
     // Per pair.
-    std::vector<std::uint8_t> truncated;  // 1 when any query or document token was left out
-    std::vector<std::int32_t> n_tokens;   // length of the pair's longest row (window 0), specials included
-    std::vector<std::int32_t> query_kept;  // query tokens in every row of the pair
+    std::vector<std::uint8_t> truncated;    // 1 when any query or document token was left out
+    std::vector<std::int32_t> n_tokens;     // length of the pair's longest row (window 0), specials included
+    std::vector<std::int32_t> query_kept;   // query tokens in every row of the pair
     std::vector<std::int64_t> query_begin;  // into the query values
     std::vector<std::int64_t> doc_begin;    // into the document values
-    std::vector<std::int64_t> row_offsets;  // n_pairs + 1: rows of pair i are [row_offsets[i], row_offsets[i+1])
+    std::vector<std::int64_t>
+        row_offsets;  // n_pairs + 1: rows of pair i are [row_offsets[i], row_offsets[i+1])
     // Per row, pair-major then window order.
     std::vector<std::int64_t> row_pair;
     std::vector<std::int32_t> row_window, row_start, row_end, row_tokens;
