@@ -8,10 +8,11 @@ Makes ``--docs`` documents of ``--words`` words (seeded, from a fixed English vo
 model, warms it up, records the RSS (baseline), ranks all documents for one query, and prints one JSON
 line: baseline and peak RSS (MB), and the activation bound that ``max_batch_tokens`` implies::
 
-    bound = 4 bytes * max_batch_tokens * (8 * hidden + intermediate + heads * max_length)
+    bound = 4 bytes * max_batch_tokens * (8 * hidden + intermediate + 2 * heads * max_length)
 
-(a handful of live hidden-size tensors, the feed-forward activation and the attention probabilities of
-the largest batch; ONNX Runtime reuses its buffers between layers).
+(an estimate: a handful of live hidden-size tensors, the feed-forward activation, and the attention
+scores and probabilities of the largest batch; ONNX Runtime reuses its buffers between layers). It does
+not depend on the number of documents: that is the point of cutting batches by a token budget.
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     bound = (
         4
         * args.max_batch_tokens
-        * (8 * cfg["hidden_size"] + cfg["intermediate_size"] + cfg["num_attention_heads"] * ce.max_length)
+        * (8 * cfg["hidden_size"] + cfg["intermediate_size"] + 2 * cfg["num_attention_heads"] * ce.max_length)
         / 2**20
     )
     s = ce.last_stats

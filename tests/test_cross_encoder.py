@@ -72,7 +72,7 @@ def test_any_order_and_threads(tiny_bert_onnx: Path, tiny_bert_checkpoint: Path)
         tiny_bert_onnx, precision="fp32", activation="none", num_threads=2, max_batch_tokens=512
     )
     s1 = one.predict(pairs)
-    s2 = two.predict(pairs)
+    s2 = two.predict(pairs, show_progress_bar=True)
     np.testing.assert_allclose(s1, ref, atol=1e-4, rtol=0)
     np.testing.assert_allclose(s2, ref, atol=1e-4, rtol=0)
     perm = np.random.default_rng(3).permutation(len(pairs))
@@ -366,6 +366,8 @@ def test_minilm_with_seeded_head_equals_transformers(
     for threads in (1, 2):
         ce = CrossEncoder(minilm_ce_onnx, precision="fp32", activation=None, num_threads=threads)
         np.testing.assert_allclose(ce.predict(pairs), ref, atol=1e-4, rtol=0)
+    ov = CrossEncoder(minilm_ce_onnx, backend="openvino", precision="fp32", activation=None)
+    np.testing.assert_allclose(ov.predict(pairs), ref, atol=1e-4, rtol=0)
     ce8 = CrossEncoder(minilm_ce_onnx, precision="int8", activation=None)
     assert np.abs(ce8.predict(pairs) - ref).max() <= int8_tolerance(ref)
     opt = CrossEncoder(

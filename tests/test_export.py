@@ -76,6 +76,15 @@ def test_export_errors(tiny_bert_checkpoint: Path, tmp_path: Path, monkeypatch: 
     with pytest.raises(SystemExit):  # argparse rejects an unknown --task
         cli_main(["export", str(tiny_bert_checkpoint), "-o", str(tmp_path / "y"), "--task", "nope"])
 
+    import crossrank.export as export_mod
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise StateError("the fp32 graph does not match PyTorch")
+
+    with monkeypatch.context() as m:
+        m.setattr(export_mod, "export_model", failing)
+        assert cli_main(["export", str(tiny_bert_checkpoint), "-o", str(tmp_path / "w")]) == 1
+
     real_import = builtins.__import__
 
     def no_torch(name: str, *args: object, **kwargs: object) -> object:

@@ -177,7 +177,9 @@ class TextEncoder:
             return []
         with self._count_lock:
             self.tokenized += len(texts)
-        encs = self.tokenizer.encode_batch_fast(texts, add_special_tokens=False)
+        # encode_batch_fast (tokenizers >= 0.20) skips the offsets we do not need.
+        encode = getattr(self.tokenizer, "encode_batch_fast", self.tokenizer.encode_batch)
+        encs = encode(texts, add_special_tokens=False)
         return [np.asarray(e.ids, dtype=np.int32) for e in encs]
 
     def _tokenize_prefixes(self, texts: list[str], max_tokens: int) -> list[tuple[np.ndarray, bool]]:

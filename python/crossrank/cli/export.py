@@ -32,16 +32,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from ..errors import StateError
     from ..export import describe, export_model
 
-    report = export_model(
-        args.model,
-        args.output,
-        task=args.task,
-        int8=args.int8,
-        optimize=args.optimize,
-        opset=args.opset,
-        verbose=True,
-    )
+    try:
+        report = export_model(
+            args.model,
+            args.output,
+            task=args.task,
+            int8=args.int8,
+            optimize=args.optimize,
+            opset=args.opset,
+            verbose=True,
+        )
+    except StateError as exc:  # a graph failed verification: nothing of it was written
+        print(f"crossrank export: error: {exc}", file=sys.stderr)
+        return 1
     print(describe(report))
     return 0
