@@ -46,6 +46,13 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 
 
+def crossrank_src() -> list[str]:
+    """The source tree when it holds a developer build of the compiled module, else nothing (the
+    installed package is used): a source tree without _core would shadow a working install."""
+    pkg = REPO / "python" / "crossrank"
+    return [str(pkg.parent)] if any(pkg.glob("_core*.so")) or any(pkg.glob("_core*.pyd")) else []
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -54,7 +61,7 @@ def free_port() -> int:
 
 def build_requests(dataset: Path, n: int, docs: int, seed: int) -> list[tuple[str, list[str]]]:
     """Return ``n`` (query, candidates) pairs: judged documents first, then seeded random ones."""
-    sys.path.insert(0, str(REPO / "python"))
+    sys.path[:0] = crossrank_src()
     from crossrank.datasets import load_beir
 
     ds = load_beir(dataset)
@@ -86,7 +93,7 @@ def build_model(kind: str, out: Path) -> Path:
     """
     if (out / "model.onnx").exists():
         return out
-    sys.path[:0] = [str(REPO / "python"), str(REPO / "tests")]
+    sys.path[:0] = [*crossrank_src(), str(REPO / "tests")]
     import torch
     import transformers
 
@@ -120,7 +127,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def in_process_baseline(args: argparse.Namespace, requests: list[tuple[str, list[str]]]) -> dict:
     """Score every request's pairs in this process, one request (query) at a time."""
-    sys.path[:0] = [str(REPO / "python"), str(REPO / "tests")]  # tests/ for py:server_fakes:...
+    sys.path[:0] = [*crossrank_src(), str(REPO / "tests")]  # tests/ for py:server_fakes:...
     from crossrank.cli.serve import load_models
 
     ns = argparse.Namespace(
@@ -150,7 +157,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
-            [str(REPO / "python"), str(REPO / "tests"), env.get("PYTHONPATH", "")]
+            [*crossrank_src(), str(REPO / "tests"), env.get("PYTHONPATH", "")]
         )
         cmd = [sys.executable, "-m", "crossrank", "serve", "--model", args.model, "--port", str(self.port)]
         cmd += ["--max-wait-ms", str(args.max_wait_ms), "--log-level", "warning"]

@@ -13,7 +13,12 @@ from pathlib import Path
 
 import httpx
 
+import crossrank
+
 REPO = Path(__file__).resolve().parents[1]
+# Subprocesses import the crossrank this test run imported (the installed package, or a developer
+# build under python/): putting python/ first would shadow an install with sources lacking _core.
+CROSSRANK_ROOT = str(Path(crossrank.__file__).resolve().parents[1])
 
 
 def free_port() -> int:
@@ -31,7 +36,7 @@ class ServerProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         full_env = dict(os.environ)
-        paths = [str(REPO / "python"), str(REPO / "tests")]
+        paths = [CROSSRANK_ROOT, str(REPO / "tests")]
         if full_env.get("PYTHONPATH"):
             paths.append(full_env["PYTHONPATH"])
         full_env["PYTHONPATH"] = os.pathsep.join(paths)

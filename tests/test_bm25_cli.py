@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from server_process import CROSSRANK_ROOT
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 def crossrank(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "python") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {**os.environ, "PYTHONPATH": CROSSRANK_ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
     return subprocess.run(
         [sys.executable, "-m", "crossrank", *args], capture_output=True, text=True, env=env, timeout=120
     )

@@ -443,9 +443,9 @@ def test_cli_rejects_bad_options(tmp_path):
     import subprocess
     import sys
 
-    from server_process import REPO
+    from server_process import CROSSRANK_ROOT, REPO
 
-    env = {"PYTHONPATH": f"{REPO / 'python'}:{REPO / 'tests'}", "PATH": "/usr/bin:/bin"}
+    env = {"PYTHONPATH": f"{CROSSRANK_ROOT}:{REPO / 'tests'}", "PATH": "/usr/bin:/bin"}
     for args, needle in (
         (["--port", "70000"], "--port"),
         (["--api-key", "has space"], "API key"),
