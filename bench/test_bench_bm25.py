@@ -29,6 +29,8 @@ from crossrank.datasets import load_beir
 bm25s = pytest.importorskip("bm25s")
 Stemmer = pytest.importorskip("Stemmer")
 
+from server_process import CROSSRANK_ROOT  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("CROSSRANK_DATASETS", REPO.parent / "shared" / "datasets"))
 K, K1, B = 100, 0.9, 0.4
@@ -204,7 +206,7 @@ print(json.dumps({"peak_rss_mib": peak / 1024, "peak_rss_before_indexing_mib": b
 def test_footprint(benchmark, impl: str, tmp_path: Path) -> None:
     """Peak RSS of building + saving (measured in a fresh subprocess) and index size on disk."""
     scifact()  # skip early when the data is absent
-    env = {**os.environ, "PYTHONPATH": str(REPO / "python") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {**os.environ, "PYTHONPATH": CROSSRANK_ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
     cmd = [sys.executable, "-c", _FOOTPRINT, impl, str(DATASETS / "scifact"), str(tmp_path / "ix")]
 
     def run():

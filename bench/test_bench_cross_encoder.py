@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from server_process import CROSSRANK_ROOT
+
 N_QUERIES = int(os.environ.get("CROSSRANK_BENCH_QUERIES", "50"))
 DEPTH = 100
 MAX_LENGTH = int(os.environ.get("CROSSRANK_BENCH_MAX_LENGTH", "512"))
@@ -235,9 +237,7 @@ def test_peak_rss_long_documents(minilm_ce_onnx: Path) -> None:
     script = Path(__file__).with_name("rss_cross_encoder.py")
     n_docs = int(os.environ.get("CROSSRANK_BENCH_RSS_DOCS", "1000"))
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(Path(__file__).resolve().parents[1] / "python"), env.get("PYTHONPATH", "")]
-    )
+    env["PYTHONPATH"] = os.pathsep.join([CROSSRANK_ROOT, env.get("PYTHONPATH", "")])
     out = subprocess.run(
         [sys.executable, str(script), str(minilm_ce_onnx), "--docs", str(n_docs), "--words", "2000"],
         check=True,
