@@ -180,7 +180,8 @@ def tokenize_with_offsets(tokenizer: Any, texts: Sequence[str]) -> list[Tokenize
 
 
 def char_span(offsets: np.ndarray, start: int, end: int) -> tuple[int, int]:
-    """Character range ``[start_char, end_char)`` covering tokens ``[start, end)`` (``(0, 0)`` if empty).
+    """Character range ``[start_char, end_char)`` of tokens ``[start, end)``: from the first token's
+    start to the last token's end (``(0, 0)`` for an empty range).
 
     Parameters
     ----------
@@ -189,4 +190,4 @@ def char_span(offsets: np.ndarray, start: int, end: int) -> tuple[int, int]:
     """
     if end <= start:
         return (0, 0)
-    return int(offsets[start:end, 0].min()), int(offsets[start:end, 1].max())
+    return int(offsets[start, 0]), int(offsets[end - 1, 1])
