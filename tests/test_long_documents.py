@@ -45,8 +45,10 @@ def test_window_bounds_cover_every_token_and_end_at_doc_end(n: int, size: int, d
         assert e - s == min(n, size)
         covered[s:e] = True
     assert covered.all()
-    assert starts[0] == 0 and ends[-1] == n
-    assert (np.diff(starts) <= stride).all() and (np.diff(starts) > 0).all()
+    assert starts[0] == 0
+    assert ends[-1] == n
+    assert (np.diff(starts) <= stride).all()
+    assert (np.diff(starts) > 0).all()
     expected = 1 if n <= size else 1 + -(-(n - size) // stride)
     assert len(starts) == expected
 
@@ -68,7 +70,7 @@ def test_window_bounds_reject_bad_values() -> None:
         window_bounds(10, 4, 5)
     with pytest.raises(ValueError, match="stride"):
         window_bounds(10, 4, 0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="n_tokens"):
         window_bounds(-1, 4, 2)
 
 
@@ -142,7 +144,9 @@ def test_aggregation_rejects_bad_input() -> None:
 def test_window_options_errors(kwargs: dict, match: str) -> None:
     opts = {"window_size": None, "window_stride": None, "aggregate": "max", "aggregate_k": 3, **kwargs}
     with pytest.raises(ValueError, match=match):
-        check_window_options(opts["window_size"], opts["window_stride"], 254, opts["aggregate"], opts["aggregate_k"])
+        check_window_options(
+            opts["window_size"], opts["window_stride"], 254, opts["aggregate"], opts["aggregate_k"]
+        )
 
 
 # ---------------------------------------------------------------------------------------------- dense
@@ -166,7 +170,8 @@ def test_dense_windows_find_a_sentence_past_the_first_window(minilm_embedder) ->
     assert ranked[0]["corpus_id"] == 1
     w = ranked[0]["window"]
     assert SENTENCE in doc[w["start_char"] : w["end_char"]]
-    assert w["start_token"] > 0 and w["end_token"] - w["start_token"] == 32
+    assert w["start_token"] > 0
+    assert w["end_token"] - w["start_token"] == 32
     s_win = windowed.score(QUERY, [doc])[0]
     assert s_win > first.score(QUERY, [doc])[0] + 0.2
     assert s_win > plain.score(QUERY, [doc])[0] + 0.2
@@ -190,7 +195,9 @@ def test_dense_windows_aggregate_from_window_scores(minilm_embedder) -> None:
     fresh = DenseReranker(minilm_embedder, window_size=40, window_stride=20, cache_size=0)
     tok = fresh._win_tokenizer.encode(docs[0], add_special_tokens=False)
     starts, ends = window_bounds(len(tok.ids), 40, 20)
-    vecs = minilm_embedder.encode_token_ids([np.asarray(tok.ids[s:e]) for s, e in zip(starts, ends, strict=True)])
+    vecs = minilm_embedder.encode_token_ids(
+        [np.asarray(tok.ids[s:e]) for s, e in zip(starts, ends, strict=True)]
+    )
     q = minilm_embedder.encode_queries([QUERY])[0]
     np.testing.assert_allclose(vecs @ q, ws.window_scores[: len(starts)], rtol=1e-5, atol=1e-6)
 
@@ -299,7 +306,12 @@ def test_one_megabyte_document_memory_is_bounded(kind: str, tiny_bert_embedding_
         run = lambda: r.rank(needle, [doc, "short"])  # noqa: E731
     else:
         r = ColBERTReranker(
-            tiny_bert_embedding_onnx, dtype="fp32", window_stride=60, doc_maxlen=64, query_marker="", doc_marker=""
+            tiny_bert_embedding_onnx,
+            dtype="fp32",
+            window_stride=60,
+            doc_maxlen=64,
+            query_marker="",
+            doc_marker="",
         )
         run = lambda: r.rank(needle, [doc, "short"])  # noqa: E731
     run_small = lambda: r.rank(needle, [doc[:2000]])  # noqa: E731

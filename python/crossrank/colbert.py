@@ -695,7 +695,9 @@ class ColBERTReranker:
     ) -> list[dict[str, Any]]:
         window_scores, offsets, spans = self._window_scores(q, docs)
         agg, best = aggregate_windows(window_scores, offsets, self.aggregate, self.aggregate_k)
-        out = self._ranked(agg, np.zeros(len(docs), dtype=bool), top_k, docs if return_documents else None, None)
+        out = self._ranked(
+            agg, np.zeros(len(docs), dtype=bool), top_k, docs if return_documents else None, None
+        )
         for row in out:
             i = row["corpus_id"]
             b = int(best[i])

@@ -612,7 +612,13 @@ class CrossEncoder:
         # of the same document (the ids are those of the whole text, so positions agree).
         (tok,) = tokenize_with_offsets(self.encoder.tokenizer, [doc])
         cs, ce = char_span(tok.offsets, start, end)
-        return {"index": int(ws.best_window[i]), "start_token": start, "end_token": end, "start_char": cs, "end_char": ce}
+        return {
+            "index": int(ws.best_window[i]),
+            "start_token": start,
+            "end_token": end,
+            "start_char": cs,
+            "end_char": ce,
+        }
 
     def cache_info(self) -> Any:
         """Return the document cache counters (:class:`crossrank.tokenization.CacheStats`)."""

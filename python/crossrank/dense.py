@@ -31,7 +31,15 @@ import numpy as np
 from .errors import StateError, missing_extra
 from .windows import Aggregation
 
-__all__ = ["DenseIndex", "DenseReranker", "DenseRetriever", "Embedder", "SearchResults", "WindowedScores", "plan_batches"]
+__all__ = [
+    "DenseIndex",
+    "DenseReranker",
+    "DenseRetriever",
+    "Embedder",
+    "SearchResults",
+    "WindowedScores",
+    "plan_batches",
+]
 
 Pooling = Literal["mean", "cls", "max", "mean_sqrt_len", "last"]
 # Texts tokenized and length-sorted together (bounds the memory of token lists on big corpora).
@@ -844,7 +852,9 @@ class DenseReranker:
             from .tokenization import load_tokenizer
 
             self._win_tokenizer = load_tokenizer(self.embedder.files.tokenizer_path)  # no truncation
-            prompt = next((self.embedder.prompts[n] for n in ("document", "passage") if n in self.embedder.prompts), "")
+            prompt = next(
+                (self.embedder.prompts[n] for n in ("document", "passage") if n in self.embedder.prompts), ""
+            )
             if prompt:
                 self._prompt_ids = np.asarray(
                     self._win_tokenizer.encode(prompt, add_special_tokens=False).ids, dtype=np.int32
@@ -1002,7 +1012,9 @@ class DenseReranker:
             sims = self._similarity(q, self.embed_documents(docs)) if docs else np.zeros(0)
             z = np.zeros(len(docs), np.int64)
             offs = np.arange(len(docs) + 1, dtype=np.int64)
-            return WindowedScores(np.asarray(sims, np.float64), np.asarray(sims, np.float64), offs, z, z, z, z - 1, z - 1)
+            return WindowedScores(
+                np.asarray(sims, np.float64), np.asarray(sims, np.float64), offs, z, z, z, z - 1, z - 1
+            )
         wins = self._windows(docs)
         counts = np.array([len(w.starts) for w in wins], dtype=np.int64)
         offsets = np.zeros(len(docs) + 1, dtype=np.int64)
@@ -1012,9 +1024,19 @@ class DenseReranker:
             return WindowedScores(np.zeros(0), np.zeros(0), offsets, e, e, e, e, e)
         window_scores = np.concatenate([self._similarity(q, w.vectors) for w in wins]).astype(np.float64)
         agg, best = aggregate_windows(window_scores, offsets, self.aggregate, self.aggregate_k)
-        pick = lambda attr: np.array([getattr(w, attr)[b] for w, b in zip(wins, best.tolist(), strict=True)], np.int64)  # noqa: E731
+
+        def pick(attr: str) -> np.ndarray:
+            return np.array([getattr(w, attr)[b] for w, b in zip(wins, best.tolist(), strict=True)], np.int64)
+
         return WindowedScores(
-            agg, window_scores, offsets, best, pick("starts"), pick("ends"), pick("char_starts"), pick("char_ends")
+            agg,
+            window_scores,
+            offsets,
+            best,
+            pick("starts"),
+            pick("ends"),
+            pick("char_starts"),
+            pick("char_ends"),
         )
 
     def score(self, query: str, documents: Sequence[str]) -> np.ndarray:

@@ -19,7 +19,14 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-__all__ = ["Aggregation", "TokenizedText", "aggregate_windows", "char_span", "tokenize_with_offsets", "window_bounds"]
+__all__ = [
+    "Aggregation",
+    "TokenizedText",
+    "aggregate_windows",
+    "char_span",
+    "tokenize_with_offsets",
+    "window_bounds",
+]
 
 Aggregation = Literal["max", "mean", "first", "topk_mean"]
 AGGREGATIONS = ("max", "mean", "first", "topk_mean")
@@ -40,7 +47,9 @@ class TokenizedText(NamedTuple):
     offsets: np.ndarray
 
 
-def check_window_options(window_size: Any, window_stride: Any, limit: int, aggregate: Any, aggregate_k: Any) -> None:
+def check_window_options(
+    window_size: Any, window_stride: Any, limit: int, aggregate: Any, aggregate_k: Any
+) -> None:
     """Validate window options; ``limit`` is the most text tokens one model row can hold.
 
     Raises
