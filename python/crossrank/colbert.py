@@ -43,6 +43,13 @@ import numpy as np
 
 from .errors import ModelNotFoundError, StateError
 from .maxsim import DType, PackedDocs, PackedDocStore, _check_dtype, maxsim
+from .windows import (
+    Aggregation,
+    aggregate_windows,
+    check_window_options,
+    tokenize_with_offsets,
+    window_bounds,
+)
 
 __all__ = ["ColBERTReranker", "ColBERTSettings"]
 
@@ -233,6 +240,19 @@ class ColBERTReranker:
     cache_mb : float
         Bound of the in-memory cache of document vectors (keyed by a BLAKE2b hash of the text,
         least recently used evicted; 0 disables it). ``cache_hits`` / ``cache_misses`` count uses.
+    window_size : int, optional
+        Long documents: instead of truncating at ``doc_maxlen``, split each document into windows of
+        this many tokens (default and maximum: what ``doc_maxlen`` holds beside [CLS], the marker and
+        [SEP]), encode each window as its own document and score it with MaxSim. Windows are on when
+        ``window_size`` or ``window_stride`` is given. Window vectors are not cached; windows are
+        encoded and scored a block at a time, so memory stays bounded for a 1 MB document.
+    window_stride : int, optional
+        Tokens between window starts (default ``window_size // 2``); the last window ends at the
+        document's end (see :mod:`crossrank.windows`).
+    aggregate : {"max", "mean", "first", "topk_mean"}
+        How window MaxSim scores become the document's score.
+    aggregate_k : int
+        Windows averaged by ``topk_mean``.
 
     Raises
     ------
@@ -258,6 +278,10 @@ class ColBERTReranker:
         onnx_file: str | None = None,
         local_files_only: bool = False,
         cache_mb: float = 256,
+        window_size: int | None = None,
+        window_stride: int | None = None,
+        aggregate: Aggregation = "max",
+        aggregate_k: int = 3,
     ) -> None:
         from .hub import resolve_model
         from .onnx_session import load_backend
@@ -313,6 +337,13 @@ class ColBERTReranker:
         )
         self.projection = find_projection(dirs)
         self.dim: int | None = None
+        self.windowed = window_size is not None or window_stride is not None
+        limit = self._room(self._d_marker, self.settings.doc_maxlen)
+        check_window_options(window_size, window_stride, limit, aggregate, aggregate_k)
+        self.window_size = window_size if window_size is not None else limit
+        self.window_stride = window_stride if window_stride is not None else max(1, self.window_size // 2)
+        self.aggregate: Aggregation = aggregate
+        self.aggregate_k = aggregate_k
         self.store: PackedDocStore | None = None
 
     # ------------------------------------------------------------------ tokens
@@ -586,9 +617,100 @@ class ColBERTReranker:
         if not docs:
             return []
         (q,) = self.encode_queries([query])
+        if self.windowed:
+            return self._rerank_windows(q, docs, top_k, return_documents)
         packed, truncated = self.pack_documents(docs)
         scores = maxsim(q, packed, num_threads=self.num_threads)
         return self._ranked(scores, truncated, top_k, docs if return_documents else None, None)
+
+    # Windows encoded and scored per block: bounds the window vectors held at once (256 windows x 180
+    # tokens x 128 dims x 4 bytes = 24 MB for ColBERTv2).
+    _WINDOW_BLOCK = 256
+
+    def score_windows(self, query: str, documents: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """MaxSim score of every token window of every document (windows on or off).
+
+        Returns
+        -------
+        window_scores : numpy.ndarray
+            float64 [n_windows], documents' windows one after another.
+        window_offsets : numpy.ndarray
+            int64 [n_docs + 1].
+        """
+        _check_text(query, "query")
+        docs = [_check_text(d, f"documents[{i}]") for i, d in enumerate(documents)]
+        (q,) = self.encode_queries([query])
+        scores, offsets, _ = self._window_scores(q, docs)
+        return scores, offsets
+
+    def _window_scores(
+        self, q: np.ndarray, docs: list[str]
+    ) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]]:
+        """Per-window MaxSim scores, window offsets per document, and per document (starts, ends, char spans)."""
+        size, stride = self.window_size, self.window_stride
+        spans: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        pieces: list[tuple[int, np.ndarray]] = []  # (global window row, token ids) still to score
+        scores_parts: list[np.ndarray] = []
+        offsets = np.zeros(len(docs) + 1, dtype=np.int64)
+        total = 0
+
+        def flush() -> None:
+            if not pieces:
+                return
+            seqs, attend = [], []
+            for _, ids in pieces:
+                seq, _ = self._frame(ids, self._d_marker, self.settings.doc_maxlen)
+                seqs.append(seq)
+                attend.append([1] * len(seq))
+            vecs = self._run(seqs, attend)
+            kept = [
+                np.ascontiguousarray(v[~np.isin(np.asarray(sq), self._skip_ids)])
+                for v, sq in zip(vecs, seqs, strict=True)
+            ]
+            dim = self.dim if self.dim is not None else self._probe_dim()
+            packed = PackedDocs(kept, dtype=self.dtype, dim=dim, num_threads=self.num_threads)  # type: ignore[arg-type]
+            scores_parts.append(np.asarray(maxsim(q, packed, num_threads=self.num_threads), dtype=np.float64))
+            pieces.clear()
+
+        for i, doc in enumerate(docs):
+            (t,) = tokenize_with_offsets(self.tokenizer, [doc])
+            starts, ends = window_bounds(len(t.ids), size, stride)
+            if len(t.ids):
+                cs, ce = t.offsets[starts, 0], t.offsets[ends - 1, 1]
+            else:
+                cs = ce = np.zeros(1, np.int64)
+            spans.append((starts, ends, cs, ce))
+            for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+                pieces.append((total, t.ids[s:e]))
+                total += 1
+                if len(pieces) >= self._WINDOW_BLOCK:
+                    flush()
+            offsets[i + 1] = total
+            del t
+        flush()
+        scores = np.concatenate(scores_parts) if scores_parts else np.zeros(0)
+        return scores, offsets, spans
+
+    def _rerank_windows(
+        self, q: np.ndarray, docs: list[str], top_k: int | None, return_documents: bool
+    ) -> list[dict[str, Any]]:
+        window_scores, offsets, spans = self._window_scores(q, docs)
+        agg, best = aggregate_windows(window_scores, offsets, self.aggregate, self.aggregate_k)
+        out = self._ranked(
+            agg, np.zeros(len(docs), dtype=bool), top_k, docs if return_documents else None, None
+        )
+        for row in out:
+            i = row["corpus_id"]
+            b = int(best[i])
+            starts, ends, cs, ce = spans[i]
+            row["window"] = {
+                "index": b,
+                "start_token": int(starts[b]),
+                "end_token": int(ends[b]),
+                "start_char": int(cs[b]),
+                "end_char": int(ce[b]),
+            }
+        return out
 
     rank = rerank
 

@@ -27,8 +27,9 @@ import numpy as np
 
 from .hub import ModelFiles, resolve_model
 from .onnx_session import InferenceBackend, load_backend, resolve_threads
-from .packing import PairTemplate, plan_pairs
+from .packing import PairTemplate, WindowScores, plan_pairs
 from .tokenization import TextEncoder, load_tokenizer
+from .windows import char_span, tokenize_with_offsets
 
 __all__ = ["CrossEncoder", "Prediction", "RerankStats"]
 
@@ -420,7 +421,12 @@ class CrossEncoder:
         return out[:, 0].copy() if self.num_labels == 1 else out
 
     def _score(
-        self, queries: list[str], docs: list[str], max_batch_size: int, progress: bool
+        self,
+        queries: list[str],
+        docs: list[str],
+        max_batch_size: int,
+        progress: bool,
+        windows_out: list[WindowScores] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, RerankStats]:
         t0 = time.perf_counter()
         n = len(docs)
@@ -479,7 +485,10 @@ class CrossEncoder:
             padded += int(b.input_ids.size)
         rows = plan.unsort(outputs)
         if self.window_stride is not None:
-            logits = plan.aggregate(rows[:, 0], how=self.aggregation).scores.astype(np.float32)[:, None]  # type: ignore[arg-type]
+            agg = plan.aggregate(rows[:, 0], how=self.aggregation)  # type: ignore[arg-type]
+            if windows_out is not None:
+                windows_out.append(agg)
+            logits = agg.scores.astype(np.float32)[:, None]
         else:
             logits = rows
         hits = self.encoder.cache.hits - hits0
@@ -532,7 +541,9 @@ class CrossEncoder:
         -------
         list of dict
             ``{"corpus_id": int, "score": float, "truncated": bool[, "text": str]}`` sorted by score,
-            highest first, ties in input order. Scores are Python floats (JSON-safe). Two-label models
+            highest first, ties in input order. With ``window_stride`` also ``"window": {"index",
+            "start_token", "end_token", "start_char", "end_char"}`` of the best window
+            (``documents[i][start_char:end_char]`` is the passage that won). Scores are Python floats (JSON-safe). Two-label models
             are ranked by the softmax probability of label 1.
 
         Raises
@@ -558,8 +569,9 @@ class CrossEncoder:
             isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
         ):
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        windows: list[WindowScores] = []
         logits, truncated, _, _ = self._score(
-            [query], docs, batch_size or self.max_batch_size, bool(show_progress_bar)
+            [query], docs, batch_size or self.max_batch_size, bool(show_progress_bar), windows
         )
         act = self.activation if activation == "auto" else ("none" if activation is None else str(activation))
         if act not in _ACTIVATIONS[1:]:
@@ -586,10 +598,27 @@ class CrossEncoder:
                 "score": float(scores[i]),
                 "truncated": bool(truncated[i]),
             }
+            if windows:
+                item["window"] = self._window_info(windows[0], i, docs[i])
             if return_documents:
                 item["text"] = docs[i]
             results.append(item)
         return results
+
+    def _window_info(self, ws: WindowScores, i: int, doc: str) -> dict[str, int]:
+        """The winning window of pair ``i``: index, document token range and character range."""
+        start, end = int(ws.best_start[i]), int(ws.best_end[i])
+        # The packer works on token ids only; the character range comes from the tokenizer's offsets
+        # of the same document (the ids are those of the whole text, so positions agree).
+        (tok,) = tokenize_with_offsets(self.encoder.tokenizer, [doc])
+        cs, ce = char_span(tok.offsets, start, end)
+        return {
+            "index": int(ws.best_window[i]),
+            "start_token": start,
+            "end_token": end,
+            "start_char": cs,
+            "end_char": ce,
+        }
 
     def cache_info(self) -> Any:
         """Return the document cache counters (:class:`crossrank.tokenization.CacheStats`)."""

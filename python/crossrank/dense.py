@@ -29,8 +29,17 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from .errors import StateError, missing_extra
+from .windows import Aggregation
 
-__all__ = ["DenseIndex", "DenseReranker", "DenseRetriever", "Embedder", "SearchResults", "plan_batches"]
+__all__ = [
+    "DenseIndex",
+    "DenseReranker",
+    "DenseRetriever",
+    "Embedder",
+    "SearchResults",
+    "WindowedScores",
+    "plan_batches",
+]
 
 Pooling = Literal["mean", "cls", "max", "mean_sqrt_len", "last"]
 # Texts tokenized and length-sorted together (bounds the memory of token lists on big corpora).
@@ -334,6 +343,76 @@ class Embedder:
         if self.normalize:
             norms = np.linalg.norm(out, axis=1, keepdims=True)
             out /= np.maximum(norms, 1e-12)
+        return out
+
+    def special_tokens(self) -> tuple[list[int], list[int]]:
+        """Return the ids the tokenizer puts before and after a single text (e.g. ``[CLS]``, ``[SEP]``)."""
+        enc = self._tokenizer.encode("a", add_special_tokens=True)
+        mask = list(enc.special_tokens_mask)
+        if 0 not in mask:
+            return [int(i) for i in enc.ids], []
+        first = mask.index(0)
+        last = len(mask) - 1 - mask[::-1].index(0)
+        return [int(i) for i in enc.ids[:first]], [int(i) for i in enc.ids[last + 1 :]]
+
+    def encode_token_ids(self, sequences: Sequence[np.ndarray]) -> np.ndarray:
+        """Embed texts given as token ids without special tokens (windows of a long document).
+
+        The model's special tokens are added around each sequence; sequences are sorted into padded
+        batches under ``max_batch_tokens`` (:func:`plan_batches`) and filled one batch at a time, so
+        memory stays bounded however many there are.
+
+        Parameters
+        ----------
+        sequences : sequence of numpy.ndarray of int
+            ``[n_i]`` each, at most ``max_length`` minus the special tokens (views are fine).
+
+        Returns
+        -------
+        numpy.ndarray of float32, shape [len(sequences), dim]
+            In input order; L2-normalised rows when the model normalises.
+
+        Raises
+        ------
+        ValueError
+            A sequence longer than ``max_length`` with its special tokens.
+        """
+        head, tail = self.special_tokens()
+        n_special = len(head) + len(tail)
+        lengths = np.fromiter((len(s) + n_special for s in sequences), dtype=np.int64, count=len(sequences))
+        if lengths.size and int(lengths.max()) > self.max_length:
+            raise ValueError(
+                f"a sequence has {int(lengths.max()) - n_special} tokens; at most {self.max_length - n_special} "
+                f"fit with the special tokens (max_length={self.max_length})"
+            )
+        if not len(sequences):
+            return np.zeros((0, self.dim or 0), dtype=np.float32)
+        want_types = "token_type_ids" in self.session.input_names
+        out: np.ndarray | None = None
+        self.tokens_encoded += int(lengths.sum())
+        for rows, width in plan_batches(
+            lengths, max_batch_tokens=self.max_batch_tokens, max_batch_size=self.max_batch_size
+        ):
+            ids = np.zeros((rows.shape[0], width), dtype=np.int64)
+            mask = np.zeros((rows.shape[0], width), dtype=np.int64)
+            for r, idx in enumerate(rows.tolist()):
+                seq = sequences[idx]
+                m = len(seq)
+                ids[r, : len(head)] = head
+                ids[r, len(head) : len(head) + m] = seq
+                ids[r, len(head) + m : len(head) + m + len(tail)] = tail
+                mask[r, : m + n_special] = 1
+            feeds = {"input_ids": ids, "attention_mask": mask}
+            if want_types:
+                feeds["token_type_ids"] = np.zeros_like(ids)
+            pooled = self._pool(self.session.run(feeds)[0], mask)
+            if out is None:
+                self.dim = int(pooled.shape[1])
+                out = np.empty((len(sequences), self.dim), dtype=np.float32)
+            out[rows] = pooled
+        assert out is not None
+        if self.normalize:
+            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out
 
     def encode_queries(self, queries: Sequence[str], **kw: Any) -> np.ndarray:
@@ -728,16 +807,65 @@ class DenseReranker:
     model : Embedder, str or PathLike
         An :class:`Embedder`, or a model to load one from (``embedder_kwargs`` passed on).
     cache_size : int
-        Document embeddings kept (0 disables the cache).
+        Document embeddings kept (0 disables the cache); with windows, one entry holds a document's
+        window vectors.
+    window_size : int, optional
+        Long documents: split each document into windows of this many tokens (default: all the model
+        reads, ``max_length`` minus special tokens and the document prompt) and embed each window as
+        its own text. Windows are on when ``window_size`` or ``window_stride`` is given.
+    window_stride : int, optional
+        Tokens between window starts (default ``window_size // 2``); the last window ends at the
+        document's end (see :mod:`crossrank.windows`).
+    aggregate : {"max", "mean", "first", "topk_mean"}
+        How window similarities become the document's score (``first`` = plain truncation to the window).
+    aggregate_k : int
+        Windows averaged by ``topk_mean``.
+
+    Raises
+    ------
+    ValueError
+        Bad window options (the message gives the accepted range).
     """
 
     def __init__(
-        self, model: Embedder | str | os.PathLike[str], *, cache_size: int = 200_000, **embedder_kwargs: Any
+        self,
+        model: Embedder | str | os.PathLike[str],
+        *,
+        cache_size: int = 200_000,
+        window_size: int | None = None,
+        window_stride: int | None = None,
+        aggregate: Aggregation = "max",
+        aggregate_k: int = 3,
+        **embedder_kwargs: Any,
     ):
+        from .windows import check_window_options
+
         self.embedder = model if isinstance(model, Embedder) else Embedder(model, **embedder_kwargs)
         self.cache_size = int(cache_size)
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._win_cache: OrderedDict[bytes, _DocWindows] = OrderedDict()
         self.timings: dict[str, float] = {}
+        self.windowed = window_size is not None or window_stride is not None
+        self._prompt_ids: np.ndarray = np.zeros(0, np.int32)
+        limit = self.embedder.max_length
+        if self.windowed:
+            from .tokenization import load_tokenizer
+
+            self._win_tokenizer = load_tokenizer(self.embedder.files.tokenizer_path)  # no truncation
+            prompt = next(
+                (self.embedder.prompts[n] for n in ("document", "passage") if n in self.embedder.prompts), ""
+            )
+            if prompt:
+                self._prompt_ids = np.asarray(
+                    self._win_tokenizer.encode(prompt, add_special_tokens=False).ids, dtype=np.int32
+                )
+            head, tail = self.embedder.special_tokens()
+            limit = self.embedder.max_length - len(head) - len(tail) - len(self._prompt_ids)
+        check_window_options(window_size, window_stride, limit, aggregate, aggregate_k)
+        self.window_size = window_size if window_size is not None else limit
+        self.window_stride = window_stride if window_stride is not None else max(1, self.window_size // 2)
+        self.aggregate: Aggregation = aggregate
+        self.aggregate_k = aggregate_k
 
     def __repr__(self) -> str:
         return f"DenseReranker({self.embedder!r})"
@@ -817,11 +945,112 @@ class DenseReranker:
             return -np.linalg.norm(d - q[None, :], ord=ord_, axis=1)
         return d @ q
 
+    def _windows(self, docs: list[str]) -> list[_DocWindows]:
+        """Window vectors and spans of each document (from the cache where possible)."""
+        from .windows import tokenize_with_offsets, window_bounds
+
+        tag = f"{self.window_size}/{self.window_stride}".encode()
+        keys = [self._key(d) + tag for d in docs]
+        todo: dict[bytes, int] = {}
+        for i, k in enumerate(keys):
+            if k not in self._win_cache and k not in todo:
+                todo[k] = i
+        fresh: dict[bytes, _DocWindows] = {}
+        # A chunk of documents at a time: their token ids and offsets are dropped once embedded.
+        todo_items = list(todo.items())
+        for c in range(0, len(todo_items), 256):
+            chunk = todo_items[c : c + 256]
+            toks = tokenize_with_offsets(self._win_tokenizer, [docs[i] for _, i in chunk])
+            seqs: list[np.ndarray] = []
+            spans = []
+            for t in toks:
+                starts, ends = window_bounds(len(t.ids), self.window_size, self.window_stride)
+                for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+                    w = t.ids[s:e]
+                    seqs.append(np.concatenate([self._prompt_ids, w]) if self._prompt_ids.size else w)
+                if len(t.ids):
+                    cs, ce = t.offsets[starts, 0], t.offsets[ends - 1, 1]
+                else:
+                    cs = ce = np.zeros(1, np.int64)
+                spans.append((starts, ends, cs, ce))
+            vecs = self.embedder.encode_token_ids(seqs)
+            pos = 0
+            for (k, _), (starts, ends, cs, ce) in zip(chunk, spans, strict=True):
+                n = len(starts)
+                fresh[k] = _DocWindows(vecs[pos : pos + n].copy(), starts, ends, cs, ce)
+                pos += n
+        out = []
+        for k in keys:
+            v = fresh.get(k)
+            if v is None:
+                v = self._win_cache[k]
+                self._win_cache.move_to_end(k)
+            out.append(v)
+        if self.cache_size > 0:
+            for k, v in fresh.items():
+                self._win_cache[k] = v
+            while len(self._win_cache) > self.cache_size:
+                self._win_cache.popitem(last=False)
+        return out
+
+    def score_windows(self, query: str, documents: Sequence[str]) -> WindowedScores:
+        """Score every window of every document, aggregate per document, and name the winning window.
+
+        Works with windows off too (one window per document: the text as the embedder truncates it).
+
+        Returns
+        -------
+        WindowedScores
+        """
+        from .windows import aggregate_windows
+
+        if not isinstance(query, str):
+            raise TypeError(f"query must be a str, got {type(query).__name__}")
+        docs = _check_texts(documents, "documents")
+        q = self.embedder.encode_queries([query])[0]
+        if not self.windowed:
+            sims = self._similarity(q, self.embed_documents(docs)) if docs else np.zeros(0)
+            z = np.zeros(len(docs), np.int64)
+            offs = np.arange(len(docs) + 1, dtype=np.int64)
+            return WindowedScores(
+                np.asarray(sims, np.float64), np.asarray(sims, np.float64), offs, z, z, z, z - 1, z - 1
+            )
+        wins = self._windows(docs)
+        counts = np.array([len(w.starts) for w in wins], dtype=np.int64)
+        offsets = np.zeros(len(docs) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        if not docs:
+            e = np.zeros(0, np.int64)
+            return WindowedScores(np.zeros(0), np.zeros(0), offsets, e, e, e, e, e)
+        window_scores = np.concatenate([self._similarity(q, w.vectors) for w in wins]).astype(np.float64)
+        agg, best = aggregate_windows(window_scores, offsets, self.aggregate, self.aggregate_k)
+
+        def pick(attr: str) -> np.ndarray:
+            return np.array([getattr(w, attr)[b] for w, b in zip(wins, best.tolist(), strict=True)], np.int64)
+
+        return WindowedScores(
+            agg,
+            window_scores,
+            offsets,
+            best,
+            pick("starts"),
+            pick("ends"),
+            pick("char_starts"),
+            pick("char_ends"),
+        )
+
     def score(self, query: str, documents: Sequence[str]) -> np.ndarray:
-        """Return the similarity of each document to the query (float32 [n]; cosine for cosine models)."""
+        """Return the similarity of each document to the query (float32 [n]; cosine for cosine models).
+
+        With windows, the aggregated similarity of the document's windows (``aggregate``).
+        """
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, got {type(query).__name__}")
         t0 = time.perf_counter()
+        if self.windowed:
+            out = self.score_windows(query, documents).scores.astype(np.float32)
+            self.timings = {"rerank_s": time.perf_counter() - t0}
+            return out
         docs = self.embed_documents(documents)
         q = self.embedder.encode_queries([query])[0]
         out = self._similarity(q, docs).astype(np.float32) if docs.shape[0] else np.zeros(0, np.float32)
@@ -834,13 +1063,67 @@ class DenseReranker:
         Returns
         -------
         list of dict
-            ``{"corpus_id": index into documents, "score": float}``, best first (ties by index).
+            ``{"corpus_id": index into documents, "score": float}``, best first (ties by index); with
+            windows also ``"window": {"index", "start_token", "end_token", "start_char", "end_char"}``
+            of the best window (``documents[i][start_char:end_char]`` is its text).
         """
         if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
             raise ValueError(f"top_k must be a positive int or None, got {top_k!r}")
-        scores = self.score(query, documents)
+        if not self.windowed:
+            scores = self.score(query, documents)
+            order = np.argsort(-scores, kind="stable")[:top_k]
+            return [{"corpus_id": int(i), "score": float(scores[i])} for i in order]
+        t0 = time.perf_counter()
+        ws = self.score_windows(query, documents)
+        self.timings = {"rerank_s": time.perf_counter() - t0}
+        scores = ws.scores.astype(np.float32)
         order = np.argsort(-scores, kind="stable")[:top_k]
-        return [{"corpus_id": int(i), "score": float(scores[i])} for i in order]
+        return [{"corpus_id": int(i), "score": float(scores[i]), "window": ws.window(int(i))} for i in order]
+
+
+@dataclass(frozen=True)
+class _DocWindows:
+    vectors: np.ndarray  # float32 [n_windows, dim]
+    starts: np.ndarray  # int64 [n_windows] token ranges
+    ends: np.ndarray
+    char_starts: np.ndarray  # int64 [n_windows] character ranges
+    char_ends: np.ndarray
+
+
+class WindowedScores(NamedTuple):
+    """Per-document scores aggregated over token windows, with the winning window.
+
+    Attributes
+    ----------
+    scores : numpy.ndarray
+        float64 [n_docs], aggregated.
+    window_scores : numpy.ndarray
+        float64 [n_windows], every window's score, documents one after another.
+    window_offsets : numpy.ndarray
+        int64 [n_docs + 1]: document ``i``'s windows are ``window_scores[window_offsets[i]:window_offsets[i+1]]``.
+    best_window, best_start, best_end, best_start_char, best_end_char : numpy.ndarray
+        int64 [n_docs]: the highest-scoring window, its token range and its character range (-1 when
+        windows are off).
+    """
+
+    scores: np.ndarray
+    window_scores: np.ndarray
+    window_offsets: np.ndarray
+    best_window: np.ndarray
+    best_start: np.ndarray
+    best_end: np.ndarray
+    best_start_char: np.ndarray
+    best_end_char: np.ndarray
+
+    def window(self, i: int) -> dict[str, int]:
+        """The winning window of document ``i`` as a JSON-ready dict."""
+        return {
+            "index": int(self.best_window[i]),
+            "start_token": int(self.best_start[i]),
+            "end_token": int(self.best_end[i]),
+            "start_char": int(self.best_start_char[i]),
+            "end_char": int(self.best_end_char[i]),
+        }
 
 
 # --------------------------------------------------------------------------------------------------
