@@ -6,30 +6,11 @@ import os
 import sys
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # reuse tests/reference and the test fixtures' helpers
 
+from data_fixtures import datasets_dir, minilm_dir  # noqa: E402
 from model_fixtures import _crossrank_cache, minilm_ce_checkpoint, minilm_ce_onnx  # noqa: E402
-
-DATASETS = Path(os.environ.get("CROSSRANK_DATASETS", REPO.parent / "shared" / "datasets"))
-MODELS = Path(os.environ.get("CROSSRANK_MODELS", REPO.parent / "shared" / "models"))
-
-
-@pytest.fixture(scope="session")
-def datasets_dir() -> Path:
-    if not DATASETS.is_dir():
-        pytest.skip(f"test collections not found at {DATASETS} (set CROSSRANK_DATASETS)")
-    return DATASETS
-
-
-@pytest.fixture(scope="session")
-def minilm_dir() -> Path:
-    path = MODELS / "all-MiniLM-L6-v2"
-    if not path.is_dir():
-        pytest.skip(f"all-MiniLM-L6-v2 not found at {path} (set CROSSRANK_MODELS)")
-    return path
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):

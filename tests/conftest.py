@@ -1,35 +1,16 @@
-"""Shared fixtures: where the test collections and models live (configurable by environment)."""
+"""Shared fixtures (data locations, exported models) and CI's strict-skip rule."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-DATASETS = Path(os.environ.get("CROSSRANK_DATASETS", REPO.parent / "shared" / "datasets"))
-MODELS = Path(os.environ.get("CROSSRANK_MODELS", REPO.parent / "shared" / "models"))
-
-
-@pytest.fixture(scope="session")
-def datasets_dir() -> Path:
-    if not DATASETS.is_dir():
-        pytest.skip(f"test collections not found at {DATASETS} (set CROSSRANK_DATASETS)")
-    return DATASETS
-
-
-@pytest.fixture(scope="session")
-def minilm_dir() -> Path:
-    path = MODELS / "all-MiniLM-L6-v2"
-    if not path.is_dir():
-        pytest.skip(f"all-MiniLM-L6-v2 not found at {path} (set CROSSRANK_MODELS)")
-    return path
-
+from data_fixtures import datasets_dir, minilm_dir
 
 # Seeded tiny BERTs and MiniLM-L6 exported with crossrank's exporter (cross-encoder, embedding): see
 # tests/model_fixtures.py. Imported here so every test file (and bench/ through its conftest) can use them.
-from model_fixtures import (  # noqa: E402
+from model_fixtures import (
     _crossrank_cache,
     minilm_ce_checkpoint,
     minilm_ce_onnx,
@@ -42,8 +23,10 @@ from model_fixtures import (  # noqa: E402
 
 __all__ = [
     "_crossrank_cache",
+    "datasets_dir",
     "minilm_ce_checkpoint",
     "minilm_ce_onnx",
+    "minilm_dir",
     "tiny_bert_checkpoint",
     "tiny_bert_embedding_onnx",
     "tiny_bert_multilabel_checkpoint",
