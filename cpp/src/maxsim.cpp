@@ -323,7 +323,8 @@ void score(const float* queries, const std::int64_t* query_offsets, std::size_t 
 namespace detail {
 
 // Portable kernel: one document token at a time against all query lanes. The inner loop over
-// query lanes has no cross-iteration dependency, so compilers vectorise it without -ffast-math.
+// query lanes has no cross-iteration dependency, so compilers vectorise it without relaxed floating-point
+// flags.
 void rowmax_scalar(const PreparedQuery& q, const void* doc, std::size_t n_tokens, DType dtype, float* rowmax,
                    float* scratch) {
     const std::size_t nqp = q.nq_pad, dim = q.dim, stride = q.stride;
