@@ -24,7 +24,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -796,6 +796,34 @@ def _sha256(path: Path) -> str:
 # --------------------------------------------------------------------------------------------------
 # Reranker
 # --------------------------------------------------------------------------------------------------
+
+_V = TypeVar("_V")
+
+
+def _lru_trim(cache: OrderedDict[bytes, Any], size: int) -> None:
+    """Evict the least recently used entries beyond ``size``."""
+    while len(cache) > size:
+        cache.popitem(last=False)
+
+
+def _lru_merge(
+    cache: OrderedDict[bytes, _V], keys: Sequence[bytes], fresh: dict[bytes, _V], size: int
+) -> list[_V]:
+    """Values for ``keys``: freshly computed ones, else cached ones (marked recently used); then
+    store the fresh values and evict beyond ``size`` (0 keeps nothing)."""
+    out: list[_V] = []
+    for k in keys:
+        v = fresh.get(k)
+        if v is None:
+            v = cache[k]
+            cache.move_to_end(k)
+        out.append(v)
+    if size > 0:
+        cache.update(fresh)
+        _lru_trim(cache, size)
+    return out
+
+
 class DenseReranker:
     """Rescore candidate documents by bi-encoder similarity to the query.
 
@@ -888,18 +916,7 @@ class DenseReranker:
                 [docs[i] for i in todo.values()], show_progress=show_progress
             )
             fresh = dict(zip(todo, vecs, strict=True))
-        rows = []
-        for k in keys:
-            v = fresh.get(k)
-            if v is None:
-                v = self._cache[k]
-                self._cache.move_to_end(k)
-            rows.append(v)
-        if self.cache_size > 0:
-            for k, v in fresh.items():
-                self._cache[k] = v
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+        rows = _lru_merge(self._cache, keys, fresh, self.cache_size)
         dim = self.embedder.dim or 0
         return np.stack(rows) if rows else np.zeros((0, dim), dtype=np.float32)
 
@@ -911,8 +928,7 @@ class DenseReranker:
             raise ValueError(f"vectors must be [{len(docs)}, dim], got {vecs.shape}")
         for d, v in zip(docs, vecs, strict=True):
             self._cache[self._key(d)] = v
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+        _lru_trim(self._cache, self.cache_size)
 
     def score_batch(self, queries: Sequence[str], documents: Sequence[Sequence[str]]) -> list[np.ndarray]:
         """Score many queries' candidates at once: unique documents are embedded in one sorted pass.
@@ -979,19 +995,7 @@ class DenseReranker:
                 n = len(starts)
                 fresh[k] = _DocWindows(vecs[pos : pos + n].copy(), starts, ends, cs, ce)
                 pos += n
-        out = []
-        for k in keys:
-            v = fresh.get(k)
-            if v is None:
-                v = self._win_cache[k]
-                self._win_cache.move_to_end(k)
-            out.append(v)
-        if self.cache_size > 0:
-            for k, v in fresh.items():
-                self._win_cache[k] = v
-            while len(self._win_cache) > self.cache_size:
-                self._win_cache.popitem(last=False)
-        return out
+        return _lru_merge(self._win_cache, keys, fresh, self.cache_size)
 
     def score_windows(self, query: str, documents: Sequence[str]) -> WindowedScores:
         """Score every window of every document, aggregate per document, and name the winning window.
