@@ -66,13 +66,11 @@ std::vector<std::string_view> utf8_views(const py::list& items, const char* what
     return out;
 }
 
-bm25::PostingsView postings_view(const carray<std::int64_t>& term_ptr, const carray<std::uint32_t>& docs,
-                                 const carray<std::uint32_t>& tfs, const carray<std::uint32_t>& doc_lens) {
-    check_1d(term_ptr, "term_ptr");
-    if (term_ptr.shape(0) < 1) throw std::invalid_argument("term_ptr must have n_terms + 1 >= 1 entries");
-    check_1d(docs, "docs");
-    check_1d(tfs, "tfs", docs.shape(0));
-    check_1d(doc_lens, "doc_lens");
+// The view over already shape-checked arrays (term_ptr has >= 1 entry); callers add their own checks
+// and choose the error type (ValueError for new input, StateError for a loaded index).
+bm25::PostingsView raw_postings_view(const carray<std::int64_t>& term_ptr, const carray<std::uint32_t>& docs,
+                                     const carray<std::uint32_t>& tfs,
+                                     const carray<std::uint32_t>& doc_lens) {
     bm25::PostingsView v;
     v.n_terms = static_cast<std::size_t>(term_ptr.shape(0) - 1);
     v.n_docs = static_cast<std::size_t>(doc_lens.shape(0));
@@ -80,6 +78,17 @@ bm25::PostingsView postings_view(const carray<std::int64_t>& term_ptr, const car
     v.docs = docs.data();
     v.tfs = tfs.data();
     v.doc_lens = doc_lens.data();
+    return v;
+}
+
+bm25::PostingsView postings_view(const carray<std::int64_t>& term_ptr, const carray<std::uint32_t>& docs,
+                                 const carray<std::uint32_t>& tfs, const carray<std::uint32_t>& doc_lens) {
+    check_1d(term_ptr, "term_ptr");
+    if (term_ptr.shape(0) < 1) throw std::invalid_argument("term_ptr must have n_terms + 1 >= 1 entries");
+    check_1d(docs, "docs");
+    check_1d(tfs, "tfs", docs.shape(0));
+    check_1d(doc_lens, "doc_lens");
+    const bm25::PostingsView v = raw_postings_view(term_ptr, docs, tfs, doc_lens);
     const std::int64_t last = term_ptr.data()[v.n_terms];
     if (term_ptr.data()[0] != 0 || last != docs.shape(0))
         throw std::invalid_argument("term_ptr must run from 0 to len(docs)");
@@ -262,13 +271,7 @@ void bind_bm25(py::module_& m) {
             check_1d(nonocc, "nonoccurrence", term_ptr.shape(0) - 1);
             check_1d(tfs, "tfs", docs.shape(0));
             check_1d(doc_lens, "doc_lens");
-            bm25::PostingsView v;
-            v.n_terms = static_cast<std::size_t>(term_ptr.shape(0) - 1);
-            v.n_docs = static_cast<std::size_t>(doc_lens.shape(0));
-            v.term_ptr = term_ptr.data();
-            v.docs = docs.data();
-            v.tfs = tfs.data();
-            v.doc_lens = doc_lens.data();
+            const bm25::PostingsView v = raw_postings_view(term_ptr, docs, tfs, doc_lens);
             py::gil_scoped_release release;
             bm25::validate_index(v, static_cast<std::size_t>(docs.shape(0)), impacts.data(), nonocc.data());
         },
