@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from crossrank.calibration import Calibrator, log_loss
-from crossrank.datasets import load_beir
+from crossrank.eval.datasets import load_beir
+from crossrank.rerank.calibration import Calibrator, log_loss
 
 
 def embed(texts: list[str], model_dir: Path, *, batch: int = 64, max_len: int = 256) -> np.ndarray:

@@ -51,10 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pairs", type=int, default=256)
     args = ap.parse_args(argv)
 
-    from crossrank.export import quantize_onnx
-    from crossrank.onnx_session import OnnxRuntimeBackend, resolve_threads
-    from crossrank.packing import PairTemplate, plan_pairs
-    from crossrank.tokenization import TextEncoder
+    from crossrank.models.export import quantize_onnx
+    from crossrank.models.onnx_session import OnnxRuntimeBackend, resolve_threads
+    from crossrank.text.packing import PairTemplate, plan_pairs
+    from crossrank.text.tokenization import TextEncoder
 
     threads = resolve_threads(args.threads)
     enc = TextEncoder.from_file(args.model_dir)

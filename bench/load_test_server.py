@@ -62,7 +62,7 @@ def free_port() -> int:
 def build_requests(dataset: Path, n: int, docs: int, seed: int) -> list[tuple[str, list[str]]]:
     """Return ``n`` (query, candidates) pairs: judged documents first, then seeded random ones."""
     sys.path[:0] = crossrank_src()
-    from crossrank.datasets import load_beir
+    from crossrank.eval.datasets import load_beir
 
     ds = load_beir(dataset)
     texts = ds.documents()
@@ -97,7 +97,7 @@ def build_model(kind: str, out: Path) -> Path:
     import torch
     import transformers
 
-    from crossrank.export import export_model
+    from crossrank.models.export import export_model
 
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = Path(tmp) / "ckpt"

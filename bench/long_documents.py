@@ -1,6 +1,6 @@
 """NDCG@10 of max-over-windows against plain truncation, all-MiniLM-L6-v2 as the window scorer.
 
-Reranks BM25 top-100 candidates with :class:`crossrank.dense.DenseReranker`:
+Reranks BM25 top-100 candidates with :class:`crossrank.rerank.dense.DenseReranker`:
 
 * ``bm25``: the first stage alone;
 * ``truncate@256`` (``--with-full``): the reranker as it ships (the model reads the first 256 tokens);
@@ -25,10 +25,11 @@ import time
 from pathlib import Path
 
 from crossrank import BM25Index, evaluate
-from crossrank.datasets import load_beir, read_qrels, read_queries
-from crossrank.dense import DenseReranker, Embedder
-from crossrank.trec import read_run
-from crossrank.windows import aggregate_windows
+from crossrank.eval.datasets import load_beir, read_qrels, read_queries
+from crossrank.eval.trec import read_run
+from crossrank.models.embedder import Embedder
+from crossrank.rerank.dense import DenseReranker
+from crossrank.text.windows import aggregate_windows
 
 MODES = ("first", "max", "mean", "topk_mean")
 

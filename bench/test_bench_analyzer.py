@@ -53,7 +53,7 @@ def _regex_pystemmer(texts: list[str]) -> object:
     import Stemmer
 
     stem = Stemmer.Stemmer("english").stemWord
-    stop = crossrank.analyzer.ENGLISH_STOPWORDS
+    stop = crossrank.text.analyzer.ENGLISH_STOPWORDS
     word = re.compile(r"[^\W_]+")
     return [[stem(w) for w in word.findall(t.lower()) if w not in stop] for t in texts]
 

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from crossrank import BM25Index
-from crossrank.datasets import load_beir
+from crossrank.eval.datasets import load_beir
 
 bm25s = pytest.importorskip("bm25s")
 Stemmer = pytest.importorskip("Stemmer")
@@ -183,7 +183,7 @@ def hwm_kib(key="VmHWM"):  # peak resident set of this process (reset by exec, u
         if line.startswith(key + ":"):
             return int(line.split()[1])
 
-from crossrank.datasets import load_beir
+from crossrank.eval.datasets import load_beir
 docs = load_beir(data).documents()
 base = hwm_kib()
 if impl == "crossrank":

@@ -63,7 +63,7 @@ def workload(datasets_dir: Path) -> list[tuple[str, list[str]]]:
     """(query, BM25 top-100 document texts) for the first N_QUERIES SciFact test queries."""
     bm25s = pytest.importorskip("bm25s")
     stemmer_mod = pytest.importorskip("Stemmer")
-    from crossrank.datasets import load_beir
+    from crossrank.eval.datasets import load_beir
 
     ds = load_beir(datasets_dir / "scifact", split="test")
     docs = ds.documents()
@@ -177,7 +177,7 @@ def _model_flops(config: dict[str, Any], lengths: np.ndarray, rows: np.ndarray) 
 
 def _flops_of_run(ce: Any, work: list[tuple[str, list[str]]]) -> tuple[float, float]:
     """(executed FLOPs on padded batches, useful FLOPs on real tokens) of ranking ``work`` with ``ce``."""
-    from crossrank.packing import plan_pairs
+    from crossrank.text.packing import plan_pairs
 
     executed = useful = 0.0
     for q, docs in work:

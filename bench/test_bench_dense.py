@@ -28,7 +28,7 @@ MODEL = MODELS / "all-MiniLM-L6-v2"
 
 @pytest.fixture(scope="module")
 def texts():
-    from crossrank.datasets import load_beir
+    from crossrank.eval.datasets import load_beir
 
     if not (DATASETS / "scifact").is_dir() or not MODEL.is_dir():
         pytest.skip("SciFact or all-MiniLM-L6-v2 not found (set CROSSRANK_DATASETS / CROSSRANK_MODELS)")
@@ -37,7 +37,7 @@ def texts():
 
 
 def _crossrank(precision, backend):
-    from crossrank.dense import Embedder
+    from crossrank.models.embedder import Embedder
 
     emb = Embedder(MODEL, precision=precision, backend=backend, num_threads=THREADS)
     return emb.encode

@@ -71,8 +71,8 @@ def scifact_case() -> Case:
     """100 SciFact documents and one query as MiniLM token vectors (ColBERT framing, doc_maxlen 180)."""
     if not (DATASETS / "scifact").is_dir() or not (MODELS / "all-MiniLM-L6-v2").is_dir():
         pytest.skip("SciFact or all-MiniLM-L6-v2 not found (set CROSSRANK_DATASETS / CROSSRANK_MODELS)")
-    from crossrank.colbert import ColBERTReranker
-    from crossrank.datasets import load_beir
+    from crossrank.eval.datasets import load_beir
+    from crossrank.rerank.colbert import ColBERTReranker
 
     ds = load_beir(DATASETS / "scifact")
     docs = ds.documents()[:100]

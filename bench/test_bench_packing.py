@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crossrank.packing import PairTemplate, plan_pairs
+from crossrank.text.packing import PairTemplate, plan_pairs
 
 tokenizers = pytest.importorskip("tokenizers")
 pytest.importorskip("pytest_benchmark")

@@ -114,7 +114,7 @@ def reference_logits(
 
 
 def _export(checkpoint: Path, out: Path, **kwargs: object) -> Path:
-    from crossrank.export import export_model
+    from crossrank.models.export import export_model
 
     export_model(checkpoint, out, **kwargs)  # type: ignore[arg-type]
     return out

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import crossrank
 from crossrank import _core
-from crossrank.analyzer import ENGLISH_STOPWORDS, MAX_TERM_BYTES, Analyzer
+from crossrank.text.analyzer import ENGLISH_STOPWORDS, MAX_TERM_BYTES, Analyzer
 from reference import analyzer_ref as ref
 
 Stemmer = pytest.importorskip("Stemmer")

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from crossrank import BM25Index
-from crossrank.datasets import load_beir
+from crossrank.eval.datasets import load_beir
 
 bm25s = pytest.importorskip("bm25s")
 rank_bm25 = pytest.importorskip("rank_bm25")

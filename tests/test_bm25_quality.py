@@ -4,7 +4,7 @@ lucene k1=0.9 b=0.4 -> NDCG@10 >= 0.67 (Anserini's flat BM25: 0.679)."""
 from __future__ import annotations
 
 from crossrank import BM25Index
-from crossrank.datasets import load_beir
+from crossrank.eval.datasets import load_beir
 from reference.ndcg_ref import ndcg_at_k
 
 

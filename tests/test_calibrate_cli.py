@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from crossrank import CrossEncoder
-from crossrank.calibration import Calibrator
 from crossrank.cli import main
+from crossrank.rerank.calibration import Calibrator
 from model_fixtures import tiny_texts
 
 

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from crossrank.calibration import CALIBRATION_FILE, Calibrator, log_loss, relevance_score, sigmoid
 from crossrank.errors import StateError
+from crossrank.rerank.calibration import CALIBRATION_FILE, Calibrator, log_loss, relevance_score, sigmoid
 
 
 def synthetic(n: int, *, a: float, b: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from crossrank.cli import main
-from crossrank.datasets import fetch_dataset
-from crossrank.evaluate import evaluate
-from crossrank.trec import read_run
+from crossrank.eval.datasets import fetch_dataset
+from crossrank.eval.evaluate import evaluate
+from crossrank.eval.trec import read_run
 
 DOCS = [
     ("d1", "Cats", "the cat sat on the mat"),

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from crossrank import ColBERTReranker, PackedDocs
-from crossrank.colbert import read_safetensors
 from crossrank.errors import StateError
-from crossrank.tokenization import load_tokenizer
+from crossrank.rerank.colbert import read_safetensors
+from crossrank.text.tokenization import load_tokenizer
 from reference.maxsim_reference import maxsim_reference
 
 DOCS = [

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from crossrank import CrossEncoder
-from crossrank.export import int8_tolerance
+from crossrank.models.export import int8_tolerance
 from model_fixtures import reference_logits, tiny_texts
 
 MAXLEN = 128

@@ -1,6 +1,6 @@
 import pytest
 
-from crossrank.datasets import doc_text, load_beir, read_qrels
+from crossrank.eval.datasets import doc_text, load_beir, read_qrels
 
 
 def test_load_scifact(datasets_dir):

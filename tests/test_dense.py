@@ -9,8 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crossrank.dense import DenseIndex, DenseReranker, Embedder, plan_batches
 from crossrank.errors import StateError
+from crossrank.models.embedder import Embedder, plan_batches
+from crossrank.rerank.dense import DenseReranker
+from crossrank.retrieve.dense import DenseIndex
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +22,7 @@ def embedder(minilm_dir):
 
 @pytest.fixture(scope="module")
 def sample_texts(datasets_dir):
-    from crossrank.datasets import load_beir
+    from crossrank.eval.datasets import load_beir
 
     ds = load_beir(datasets_dir / "scifact")
     docs = ds.documents()
@@ -49,11 +51,11 @@ def test_embedder_reads_st_config(embedder):
 
 
 def test_embedder_batching_does_not_change_results(embedder, sample_texts, monkeypatch):
-    import crossrank.dense
+    import crossrank.models.embedder
 
     full = embedder.encode(sample_texts[:6])
     embedder.max_batch_tokens, saved = 64, embedder.max_batch_tokens
-    monkeypatch.setattr(crossrank.dense, "_CHUNK", 5)  # several tokenize-and-sort chunks
+    monkeypatch.setattr(crossrank.models.embedder, "_CHUNK", 5)  # several tokenize-and-sort chunks
     try:
         small = embedder.encode(sample_texts[:6])
     finally:
@@ -259,7 +261,7 @@ def test_dense_reranker_orders_by_cosine(embedder):
 
 
 def test_dense_retriever_empty_corpus_and_search(embedder):
-    from crossrank.dense import DenseRetriever
+    from crossrank.retrieve.dense import DenseRetriever
 
     with pytest.raises(ValueError, match="0 documents"):
         DenseRetriever.build(embedder, [])

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crossrank.datasets import read_qrels
-from crossrank.evaluate import Measure, evaluate, parse_measure, rank_documents
-from crossrank.trec import read_run, write_run
+from crossrank.eval.datasets import read_qrels
+from crossrank.eval.evaluate import Measure, evaluate, parse_measure, rank_documents
+from crossrank.eval.trec import read_run, write_run
 
 ir_measures = pytest.importorskip("ir_measures")
 pytrec_eval = pytest.importorskip("pytrec_eval")

@@ -13,8 +13,8 @@ import pytest
 from crossrank import CrossEncoder
 from crossrank.cli import main as cli_main
 from crossrank.errors import StateError
-from crossrank.export import export_model
-from crossrank.hub import resolve_model
+from crossrank.models.export import export_model
+from crossrank.models.hub import resolve_model
 from fake_hub import serve
 from model_fixtures import reference_logits, tiny_texts
 
@@ -35,7 +35,7 @@ def test_embedding_task_outputs_hidden_states(
     import torch
     from transformers import AutoModel
 
-    from crossrank.onnx_session import load_backend
+    from crossrank.models.onnx_session import load_backend
 
     be = load_backend(tiny_bert_embedding_onnx / "model.onnx", backend="onnxruntime", precision="fp32")
     assert be.output_names == ["last_hidden_state"]
@@ -76,7 +76,7 @@ def test_export_errors(tiny_bert_checkpoint: Path, tmp_path: Path, monkeypatch: 
     with pytest.raises(SystemExit):  # argparse rejects an unknown --task
         cli_main(["export", str(tiny_bert_checkpoint), "-o", str(tmp_path / "y"), "--task", "nope"])
 
-    import crossrank.export as export_mod
+    import crossrank.models.export as export_mod
 
     def failing(*args: object, **kwargs: object) -> None:
         raise StateError("the fp32 graph does not match PyTorch")

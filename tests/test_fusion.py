@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crossrank.fusion import FusedResults, fuse, reciprocal_rank_fusion, score_fusion
+from crossrank.retrieve.fusion import FusedResults, fuse, reciprocal_rank_fusion, score_fusion
 from reference.fusion_ref import rrf_ref, score_fusion_ref
 
 # A list: distinct doc ids with scores (small integers make ties frequent).

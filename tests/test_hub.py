@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from crossrank import hub
+from crossrank.models import hub
 from crossrank.errors import ModelNotFoundError
-from crossrank.hub import resolve_model
+from crossrank.models.hub import resolve_model
 from fake_hub import serve
 
 

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crossrank.llm import (
+from crossrank.rerank.llm import (
     LLMRequestError,
     LLMReranker,
     build_messages,

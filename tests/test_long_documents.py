@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crossrank.packing import PairTemplate, plan_pairs
-from crossrank.windows import aggregate_windows, char_span, check_window_options, window_bounds
+from crossrank.text.packing import PairTemplate, plan_pairs
+from crossrank.text.windows import aggregate_windows, char_span, check_window_options, window_bounds
 
 QUERY = "does aspirin prevent heart attacks"
 SENTENCE = "Aspirin reduces the risk of heart attacks in adults."
@@ -152,13 +152,13 @@ def test_window_options_errors(kwargs: dict, match: str) -> None:
 # ---------------------------------------------------------------------------------------------- dense
 @pytest.fixture(scope="module")
 def minilm_embedder(minilm_dir):
-    from crossrank.dense import Embedder
+    from crossrank.models.embedder import Embedder
 
     return Embedder(minilm_dir, precision="fp32", num_threads=2)
 
 
 def test_dense_windows_find_a_sentence_past_the_first_window(minilm_embedder) -> None:
-    from crossrank.dense import DenseReranker
+    from crossrank.rerank.dense import DenseReranker
 
     doc = _long_doc()
     windowed = DenseReranker(minilm_embedder, window_size=32, window_stride=16)
@@ -181,7 +181,7 @@ def test_dense_windows_find_a_sentence_past_the_first_window(minilm_embedder) ->
 
 
 def test_dense_windows_aggregate_from_window_scores(minilm_embedder) -> None:
-    from crossrank.dense import DenseReranker
+    from crossrank.rerank.dense import DenseReranker
 
     docs = [_long_doc(), FILLER, "short text about aspirin", ""]
     base = DenseReranker(minilm_embedder, window_size=40, window_stride=20)
@@ -203,7 +203,7 @@ def test_dense_windows_aggregate_from_window_scores(minilm_embedder) -> None:
 
 
 def test_dense_window_options_errors(minilm_embedder) -> None:
-    from crossrank.dense import DenseReranker
+    from crossrank.rerank.dense import DenseReranker
 
     with pytest.raises(ValueError, match="exceeds"):
         DenseReranker(minilm_embedder, window_size=255)  # 256 minus [CLS] and [SEP] = 254 at most
@@ -217,7 +217,7 @@ def test_dense_window_options_errors(minilm_embedder) -> None:
 
 # ---------------------------------------------------------------------------------------------- ColBERT
 def test_colbert_windows_find_a_sentence_past_the_first_window(minilm_dir) -> None:
-    from crossrank.colbert import ColBERTReranker
+    from crossrank.rerank.colbert import ColBERTReranker
 
     doc = _long_doc()
     kw = {"dtype": "fp32", "num_threads": 2, "local_files_only": True}
@@ -293,8 +293,8 @@ def _peak_rss_delta(fn) -> tuple[float, object]:
 
 @pytest.mark.parametrize("kind", ["dense", "colbert"])
 def test_one_megabyte_document_memory_is_bounded(kind: str, tiny_bert_embedding_onnx) -> None:
-    from crossrank.colbert import ColBERTReranker
-    from crossrank.dense import DenseReranker
+    from crossrank.rerank.colbert import ColBERTReranker
+    from crossrank.rerank.dense import DenseReranker
     from model_fixtures import tiny_texts
 
     words = " ".join(tiny_texts(40, seed=11, min_words=200, max_words=200))

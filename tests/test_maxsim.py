@@ -444,7 +444,7 @@ def test_store_golden_v1_still_reads():
 def test_module_doctest():
     import doctest
 
-    result = doctest.testmod(sys.modules["crossrank.maxsim"])
+    result = doctest.testmod(sys.modules["crossrank.rerank.maxsim"])
     assert result.failed == 0
     assert result.attempted > 0
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crossrank import onnx_session
-from crossrank.onnx_session import InferenceBackend, load_backend, resolve_threads
+from crossrank.models import onnx_session
+from crossrank.models.onnx_session import InferenceBackend, load_backend, resolve_threads
 
 
 @pytest.fixture(scope="module")

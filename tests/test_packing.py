@@ -1,4 +1,4 @@
-"""crossrank.packing against the pure-Python reference and against Hugging Face tokenizers itself."""
+"""crossrank.text.packing against the pure-Python reference and against Hugging Face tokenizers itself."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crossrank.errors import StateError
-from crossrank.packing import PairTemplate, plan_pairs
+from crossrank.text.packing import PairTemplate, plan_pairs
 from reference.pack_ref import RefError, materialize_ref, plan_ref
 
 tokenizers = pytest.importorskip("tokenizers")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from crossrank import BM25Index
-from crossrank.fusion import reciprocal_rank_fusion
 from crossrank.pipeline import Pipeline
+from crossrank.retrieve.fusion import reciprocal_rank_fusion
 
 DOCS = {
     "d1": "the cat sat on the mat",

@@ -26,7 +26,7 @@ def tiny_model(tiny_bert_onnx: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def encoder(tiny_model: Path):
-    from crossrank.cross_encoder import CrossEncoder
+    from crossrank.rerank.cross_encoder import CrossEncoder
 
     return CrossEncoder(tiny_model)
 
@@ -157,7 +157,7 @@ def test_concurrent_requests_are_merged_and_routed_back(server, encoder, texts):
 
 
 def test_embed_matches_the_in_process_embedder(tiny_model, minilm_dir):
-    from crossrank.dense import Embedder
+    from crossrank.models.embedder import Embedder
 
     srv = ServerProcess(["--model", str(tiny_model), "--embed-model", str(minilm_dir)])
     try:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from crossrank.errors import StateError
-from crossrank.tokenization import TextEncoder, TokenCache, load_tokenizer
+from crossrank.text.tokenization import TextEncoder, TokenCache, load_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -8,17 +8,19 @@ from __future__ import annotations
 from . import errors
 from ._build_info import build_info
 from ._core import __version__
-from .analyzer import Analyzer
-from .bm25 import BM25Index, Results
-from .calibration import Calibrator, relevance_score
-from .colbert import ColBERTReranker
-from .cross_encoder import CrossEncoder
-from .dense import DenseIndex, DenseReranker, DenseRetriever, Embedder
-from .evaluate import evaluate
-from .fusion import fuse
-from .llm import LLMRankResult, LLMReranker
-from .maxsim import PackedDocs, PackedDocStore, maxsim, maxsim_batch
+from .eval.evaluate import evaluate
+from .models.embedder import Embedder
 from .pipeline import Pipeline
+from .rerank.calibration import Calibrator, relevance_score
+from .rerank.colbert import ColBERTReranker
+from .rerank.cross_encoder import CrossEncoder
+from .rerank.dense import DenseReranker
+from .rerank.llm import LLMRankResult, LLMReranker
+from .rerank.maxsim import PackedDocs, PackedDocStore, maxsim, maxsim_batch
+from .retrieve.bm25 import BM25Index, Results
+from .retrieve.dense import DenseIndex, DenseRetriever
+from .retrieve.fusion import fuse
+from .text.analyzer import Analyzer
 
 __all__ = [
     "Analyzer",

@@ -2,10 +2,10 @@
 
 Retrievers are anything with ``search(queries, k=...)`` returning an object with ``.ids`` and
 ``.scores`` arrays of shape ``[nq, k]`` (:class:`crossrank.BM25Index`,
-:class:`crossrank.dense.DenseRetriever`). Rerankers are duck-typed too, tried in this order:
+:class:`crossrank.retrieve.dense.DenseRetriever`). Rerankers are duck-typed too, tried in this order:
 
 1. ``score_batch(queries, documents_per_query) -> list of arrays`` (used by :meth:`Pipeline.search_batch`),
-2. ``score(query, documents) -> array`` (:class:`crossrank.dense.DenseReranker`),
+2. ``score(query, documents) -> array`` (:class:`crossrank.rerank.dense.DenseReranker`),
 3. ``rank(query, documents, top_k=None) -> [{"corpus_id", "score"}, ...]`` (cross-encoder, LLM),
 4. ``predict([(query, document), ...]) -> array`` (sentence-transformers ``CrossEncoder`` style).
 
@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .fusion import fuse
+from .retrieve.fusion import fuse
 
 __all__ = ["Pipeline", "PipelineResult"]
 
@@ -79,7 +79,7 @@ class Pipeline:
     documents : mapping of id to str, sequence of str, or callable, optional
         Text of a document id, needed only with a reranker (a sequence is indexed by int ids).
     fusion : {"rrf", "minmax", "zscore", "sum"}
-        How several retrievers' lists are fused (:func:`crossrank.fusion.fuse`).
+        How several retrievers' lists are fused (:func:`crossrank.retrieve.fusion.fuse`).
     weights : sequence of float, optional
         One weight per retriever for fusion.
     rrf_k : float

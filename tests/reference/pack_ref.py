@@ -1,4 +1,4 @@
-"""Slow, obvious pure-Python reference of crossrank.packing (the test oracle).
+"""Slow, obvious pure-Python reference of crossrank.text.packing (the test oracle).
 
 Written from the rules in ``cpp/include/crossrank/pack.hpp``, not from the C++ code: truncation follows
 the statement order of Hugging Face tokenizers' ``truncate_encodings`` (swap so the first is the

@@ -58,10 +58,10 @@ def _default_output(model: str) -> Path:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..bm25 import BM25Index
-    from ..calibration import Calibrator, log_loss
-    from ..cross_encoder import CrossEncoder
-    from ..datasets import load_beir
+    from ..eval.datasets import load_beir
+    from ..rerank.calibration import Calibrator, log_loss
+    from ..rerank.cross_encoder import CrossEncoder
+    from ..retrieve.bm25 import BM25Index
 
     if args.depth < 1:
         raise ValueError(f"--depth must be >= 1, got {args.depth}")

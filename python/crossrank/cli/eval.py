@@ -79,14 +79,14 @@ class _RunRetriever:
     """Serve a fixed first-stage run as a retriever (query text -> the run's candidates)."""
 
     def __init__(self, run: dict[str, dict[str, float]], queries: dict[str, str]) -> None:
-        from ..evaluate import rank_documents
+        from ..eval.evaluate import rank_documents
 
         self._by_text = {text: qid for qid, text in queries.items()}
         self._ranked = {qid: rank_documents(docs) for qid, docs in run.items()}
         self._run = run
 
     def search(self, queries: Sequence[str], k: int = 100) -> Any:
-        from ..fusion import FusedResults
+        from ..retrieve.fusion import FusedResults
 
         ids = np.full((len(queries), k), None, dtype=object)
         scores = np.full((len(queries), k), -np.inf)
@@ -112,7 +112,7 @@ def _is_bi_encoder(model: str) -> bool:
 def load_reranker(spec: str, args: argparse.Namespace, embedders: dict[str, Any]) -> tuple[str, Any]:
     """Turn ``--reranker`` into (row label, reranker object).
 
-    ``llm:BASE_URL@MODEL`` is the hook for the LLM listwise reranker (``crossrank.llm``).
+    ``llm:BASE_URL@MODEL`` is the hook for the LLM listwise reranker (``crossrank.rerank.llm``).
     """
     if spec.startswith("llm:"):
         target = spec[4:]
@@ -122,25 +122,26 @@ def load_reranker(spec: str, args: argparse.Namespace, embedders: dict[str, Any]
             )
         base_url, model = target.rsplit("@", 1)
         try:
-            from ..llm import LLMReranker
+            from ..rerank.llm import LLMReranker
         except ImportError as exc:
             raise ImportError(f"the LLM reranker is not available in this build ({exc})") from None
         return "LLM rerank", LLMReranker(base_url, model)
-    from ..dense import DenseReranker, Embedder
+    from ..models.embedder import Embedder
+    from ..rerank.dense import DenseReranker
 
     if spec.startswith("dense:") or _is_bi_encoder(spec):
         model = spec.removeprefix("dense:")
         emb = embedders.get(model) or Embedder(model, precision=args.precision, num_threads=args.threads)
         embedders[model] = emb
         return "dense rerank", DenseReranker(emb)
-    from ..cross_encoder import CrossEncoder
+    from ..rerank.cross_encoder import CrossEncoder
 
     return "cross-encoder rerank", CrossEncoder(spec, num_threads=args.threads, precision=args.precision)
 
 
 def _corpus_vectors(emb: Any, texts: list[str], use_cache: bool) -> tuple[np.ndarray, float, bool]:
     """Embed the corpus, reusing a cached copy keyed by model file, precision and texts."""
-    from ..hub import cache_dir
+    from ..models.hub import cache_dir
 
     h = hashlib.sha256()
     st = emb.files.onnx_path.stat()
@@ -237,11 +238,13 @@ def _plot(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     from .. import BM25Index
-    from ..datasets import fetch_dataset, load_beir
-    from ..dense import DenseReranker, DenseRetriever, Embedder
-    from ..evaluate import evaluate
+    from ..eval.datasets import fetch_dataset, load_beir
+    from ..eval.evaluate import evaluate
+    from ..eval.trec import read_run, write_run
+    from ..models.embedder import Embedder
     from ..pipeline import Pipeline
-    from ..trec import read_run, write_run
+    from ..rerank.dense import DenseReranker
+    from ..retrieve.dense import DenseRetriever
 
     if args.depth < 1:
         raise ValueError(f"--depth must be >= 1, got {args.depth}")

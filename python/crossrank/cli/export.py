@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from ..errors import StateError
-    from ..export import describe, export_model
+    from ..models.export import describe, export_model
 
     try:
         report = export_model(

@@ -56,9 +56,9 @@ def _stopwords(spec: str) -> str | list[str] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..analyzer import Analyzer
-    from ..bm25 import BM25Index
-    from ..datasets import doc_text, read_corpus
+    from ..eval.datasets import doc_text, read_corpus
+    from ..retrieve.bm25 import BM25Index
+    from ..text.analyzer import Analyzer
 
     corpus = args.dataset / "corpus.jsonl"
     if not corpus.is_file():

@@ -23,8 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bm25 import BM25Index
     from ..errors import StateError
+    from ..retrieve.bm25 import BM25Index
 
     try:
         index = BM25Index.load(args.index)

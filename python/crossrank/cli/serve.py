@@ -143,6 +143,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    from . import main
+    from ..cli import main
 
     sys.exit(main(["serve", *sys.argv[1:]]))

@@ -14,7 +14,7 @@ def __getattr__(name: str) -> object:
     # The app needs FastAPI; import it lazily so the protocols work without the extra.
     if name in ("ServerConfig", "create_app"):
         try:
-            from . import app
+            from ..server import app
         except ImportError as exc:
             raise ImportError(
                 f'crossrank.server needs FastAPI and uvicorn ({exc}); pip install "crossrank[server]"'

@@ -55,7 +55,7 @@ class CrossEncoderModel:
         num_threads: int | None = None,
     ) -> CrossEncoderModel:
         """Load a cross-encoder by directory, ``.onnx`` file or hub id (see :class:`crossrank.CrossEncoder`)."""
-        from ..cross_encoder import CrossEncoder
+        from ..rerank.cross_encoder import CrossEncoder
 
         kwargs: dict[str, Any] = {"max_length": max_length, "num_threads": num_threads}
         if max_batch_tokens is not None:
@@ -119,7 +119,7 @@ class EmbedderModel:
     @classmethod
     def load(cls, model: str, *, num_threads: int | None = None) -> EmbedderModel:
         """Load a sentence-transformers model exported to ONNX (see :class:`crossrank.Embedder`)."""
-        from ..dense import Embedder
+        from ..models.embedder import Embedder
 
         # Raw vectors: the server L2-normalizes per request (TEI's "normalize", default true).
         return cls(Embedder(model, num_threads=num_threads, normalize=False), name=str(model))

@@ -25,11 +25,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .hub import ModelFiles, resolve_model
-from .onnx_session import InferenceBackend, load_backend, resolve_threads
-from .packing import PairTemplate, WindowScores, plan_pairs
-from .tokenization import TextEncoder, load_tokenizer
-from .windows import char_span, tokenize_with_offsets
+from ..models.hub import ModelFiles, resolve_model
+from ..models.onnx_session import InferenceBackend, load_backend, resolve_threads
+from ..text.packing import PairTemplate, WindowScores, plan_pairs
+from ..text.tokenization import TextEncoder, load_tokenizer
+from ..text.windows import char_span, tokenize_with_offsets
 
 __all__ = ["CrossEncoder", "Prediction", "RerankStats"]
 
@@ -181,7 +181,7 @@ class CrossEncoder:
     num_threads : int, optional
         Inference threads; None = the cgroup CPU quota.
     backend : {"auto", "onnxruntime", "openvino"}
-        See :func:`crossrank.onnx_session.load_backend`. ``auto`` picks OpenVINO bf16 on CPUs with bf16
+        See :func:`crossrank.models.onnx_session.load_backend`. ``auto`` picks OpenVINO bf16 on CPUs with bf16
         units when ``openvino`` is installed (fast, ~1e-2 from fp32), else ONNX Runtime fp32.
     precision : {"auto", "fp32", "bf16", "int8"}
         ``fp32`` for scores equal to PyTorch's within 1e-4.
@@ -621,5 +621,5 @@ class CrossEncoder:
         }
 
     def cache_info(self) -> Any:
-        """Return the document cache counters (:class:`crossrank.tokenization.CacheStats`)."""
+        """Return the document cache counters (:class:`crossrank.text.tokenization.CacheStats`)."""
         return self.encoder.cache.stats()

@@ -15,7 +15,7 @@ Choosing (``backend="auto"``, ``precision="auto"``):
 ``precision="fp32"`` always gives full-precision results (ONNX Runtime unless OpenVINO is forced);
 ``precision="int8"`` runs the int8 graph beside the given one (``model_int8.onnx`` as written by
 ``crossrank export --int8``, or ``model_quantized.onnx``), else a dynamically quantized copy (made once
-with :func:`crossrank.export.quantize_onnx` and cached), unless the graph is already quantized.
+with :func:`crossrank.models.export.quantize_onnx` and cached), unless the graph is already quantized.
 
 Threads: intra-op threads default to the cgroup CPU quota (``crossrank._core.default_num_threads()``),
 inter-op threads to 1, so one inference never oversubscribes the cores crossrank's own pool uses.
@@ -32,7 +32,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from .errors import missing_extra
+from ..errors import missing_extra
 
 __all__ = [
     "Backend",
@@ -94,7 +94,7 @@ def resolve_threads(num_threads: int | None) -> int:
         ``num_threads`` is not a positive int.
     """
     if num_threads is None:
-        from . import _core
+        from .. import _core
 
         return int(_core.default_num_threads())
     if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:

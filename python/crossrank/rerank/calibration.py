@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .errors import StateError
+from ..errors import StateError
 
 __all__ = ["CALIBRATION_FILE", "Calibrator", "log_loss", "relevance_score", "sigmoid"]
 

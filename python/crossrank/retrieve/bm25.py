@@ -28,9 +28,9 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from . import _core
-from .analyzer import Analyzer
-from .errors import StateError
+from .. import _core
+from ..errors import StateError
+from ..text.analyzer import Analyzer
 
 __all__ = ["BM25Index", "Results", "Variant"]
 

@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .errors import StateError, missing_extra
+from ..errors import StateError, missing_extra
 
 __all__ = [
     "INT8_DEFAULTS",

@@ -242,7 +242,7 @@ def fetch_dataset(
         if not zipfile.is_zipfile(path):
             raise ValueError(f"{path} is neither a folder nor a zip file")
     if cache_dir is None:
-        from .hub import cache_dir as default_cache
+        from ..models.hub import cache_dir as default_cache
 
         cache_dir = default_cache()
     root = Path(cache_dir) / "datasets"

@@ -1,6 +1,6 @@
 """Text → token ids with Hugging Face ``tokenizers``, and a bounded cache of document token ids.
 
-Texts are encoded **without** special tokens; the packer (``crossrank.packing``) adds the model's
+Texts are encoded **without** special tokens; the packer (``crossrank.text.packing``) adds the model's
 template (``[CLS] q [SEP] d [SEP]`` …) read from ``tokenizer.json``'s post-processor.
 
 A reranker sees the same documents again and again while only the query changes, so
@@ -44,7 +44,7 @@ def load_tokenizer(path: str | os.PathLike[str]):  # -> tokenizers.Tokenizer
     """
     from tokenizers import Tokenizer
 
-    from .errors import StateError
+    from ..errors import StateError
 
     p = Path(path)
     if p.is_dir():

@@ -175,7 +175,7 @@ def tokenize_with_offsets(tokenizer: Any, texts: Sequence[str]) -> list[Tokenize
     """Tokenize texts (no special tokens, no truncation) keeping each token's character range.
 
     ``tokenizer`` is a ``tokenizers.Tokenizer`` loaded without truncation
-    (:func:`crossrank.tokenization.load_tokenizer`).
+    (:func:`crossrank.text.tokenization.load_tokenizer`).
     """
     if not texts:
         return []

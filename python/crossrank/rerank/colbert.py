@@ -41,15 +41,15 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelNotFoundError, StateError
-from .maxsim import DType, PackedDocs, PackedDocStore, _check_dtype, maxsim
-from .windows import (
+from ..errors import ModelNotFoundError, StateError
+from ..text.windows import (
     Aggregation,
     aggregate_windows,
     check_window_options,
     tokenize_with_offsets,
     window_bounds,
 )
+from .maxsim import DType, PackedDocs, PackedDocStore, _check_dtype, maxsim
 
 __all__ = ["ColBERTReranker", "ColBERTSettings"]
 
@@ -220,7 +220,7 @@ class ColBERTReranker:
     ----------
     model : str or PathLike
         Model directory (Hugging Face / PyLate layout with an ONNX graph), ``.onnx`` file, or hub id;
-        resolved with :func:`crossrank.hub.resolve_model`.
+        resolved with :func:`crossrank.models.hub.resolve_model`.
     query_maxlen, doc_maxlen : int, optional
         Override the checkpoint's (default 32 / 180).
     dtype : {"fp32", "fp16", "bf16"}
@@ -230,7 +230,7 @@ class ColBERTReranker:
     batch_size : int
         Sequences per encoder call.
     backend, precision : str
-        Passed to :func:`crossrank.onnx_session.load_backend`.
+        Passed to :func:`crossrank.models.onnx_session.load_backend`.
     num_threads : int, optional
         Encoder and MaxSim threads; None = the CPU quota.
     onnx_file : str, optional
@@ -248,7 +248,7 @@ class ColBERTReranker:
         encoded and scored a block at a time, so memory stays bounded for a 1 MB document.
     window_stride : int, optional
         Tokens between window starts (default ``window_size // 2``); the last window ends at the
-        document's end (see :mod:`crossrank.windows`).
+        document's end (see :mod:`crossrank.text.windows`).
     aggregate : {"max", "mean", "first", "topk_mean"}
         How window MaxSim scores become the document's score.
     aggregate_k : int
@@ -283,9 +283,9 @@ class ColBERTReranker:
         aggregate: Aggregation = "max",
         aggregate_k: int = 3,
     ) -> None:
-        from .hub import resolve_model
-        from .onnx_session import load_backend
-        from .tokenization import TextEncoder, load_tokenizer
+        from ..models.hub import resolve_model
+        from ..models.onnx_session import load_backend
+        from ..text.tokenization import TextEncoder, load_tokenizer
 
         self.dtype: str = _check_dtype(dtype)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:

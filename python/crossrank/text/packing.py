@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import numpy as np
 
-from . import _core
-from .errors import StateError
+from .. import _core
+from ..errors import StateError
 
 if TYPE_CHECKING:
     import tokenizers

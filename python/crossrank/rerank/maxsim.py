@@ -27,8 +27,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from . import _core
-from .errors import StateError
+from .. import _core
+from ..errors import StateError
 
 __all__ = ["DType", "PackedDocStore", "PackedDocs", "maxsim", "maxsim_batch"]
 

@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .errors import CrossrankError, missing_extra
+from ..errors import CrossrankError, missing_extra
 
 __all__ = [
     "LLMCall",

@@ -11,7 +11,7 @@ model lives:
   ``huggingface_hub`` (only the files needed: configs, tokenizer, one ONNX graph). ``HF_ENDPOINT``,
   ``HF_HUB_OFFLINE`` and ``HF_HOME`` are honoured as usual.
 
-A checkpoint without an ONNX graph is exported (``crossrank.export``) into crossrank's cache when PyTorch
+A checkpoint without an ONNX graph is exported (``crossrank.models.export``) into crossrank's cache when PyTorch
 is installed; otherwise the error names the ``crossrank export`` command to run.
 """
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelNotFoundError
+from ..errors import ModelNotFoundError
 
 __all__ = ["ModelFiles", "cache_dir", "resolve_model"]
 

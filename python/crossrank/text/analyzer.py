@@ -21,7 +21,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-from . import _core
+from .. import _core
 
 __all__ = ["ENGLISH_STOPWORDS", "MAX_TERM_BYTES", "Analyzer"]
 

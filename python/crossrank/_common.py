@@ -1,0 +1,269 @@
+"""Shared checks, text keys, checksums, manifests and atomic directory saves.
+
+One copy of each rule, so that every public class answers bad input the same way:
+
+- texts: a non-str where text is expected is a ``TypeError`` naming the argument (and the index);
+- counts (``k``, ``top_k``, ``num_threads``, sizes): bools and non-ints are ``TypeError``, out of range
+  is ``ValueError``, each message naming the argument and the allowed range;
+- saved formats: ``manifest.json`` holds ``{"format": NAME, "format_version": INT, ...}``. A reader
+  accepts every version from 1 up to the one it writes (older formats stay loadable) and refuses a
+  newer one with :class:`~crossrank.errors.StateError` saying "upgrade crossrank". Every manifest
+  problem is a ``StateError`` naming the file and the field.
+- saves: a directory is written aside and swapped in with one rename (:func:`atomic_directory`), so a
+  reader (or a kill -9) never sees half of it, and files already memory-mapped keep their old inodes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import StateError
+
+MANIFEST = "manifest.json"
+VERSION_KEY = "format_version"
+
+
+# ------------------------------------------------------------------------------------------------
+# Argument checks
+# ------------------------------------------------------------------------------------------------
+def check_text(value: object, name: str) -> str:
+    """Return ``value`` if it is a str, else raise ``TypeError`` naming ``name``."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    return value
+
+
+def check_texts(values: object, name: str) -> list[str]:
+    """Return ``values`` as a list of str; a lone str/bytes or a non-str item is a ``TypeError``."""
+    if isinstance(values, (str, bytes)):
+        raise TypeError(
+            f"{name} must be a sequence of str, got a single {type(values).__name__}; wrap it in a list"
+        )
+    try:
+        out = list(values)  # type: ignore[call-overload]
+    except TypeError:
+        raise TypeError(f"{name} must be a sequence of str, got {type(values).__name__}") from None
+    for i, t in enumerate(out):
+        if not isinstance(t, str):
+            raise TypeError(f"{name}[{i}] must be a str, got {type(t).__name__}")
+    return out
+
+
+def check_int(value: object, name: str, *, minimum: int = 0, maximum: int | None = None) -> int:
+    """Return ``value`` as an int in ``[minimum, maximum]``; bools and non-ints are ``TypeError``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    v = int(value)
+    if v < minimum or (maximum is not None and v > maximum):
+        allowed = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise ValueError(f"{name} must be {allowed}, got {v}")
+    return v
+
+
+def check_top_k(top_k: object, n: int) -> int:
+    """The one ``top_k`` rule of every reranker: None means all ``n``; else an int >= 1, capped at ``n``."""
+    if top_k is None:
+        return n
+    return min(check_int(top_k, "top_k", minimum=1), n)
+
+
+def check_bool(value: object, name: str) -> bool:
+    """Return ``value`` if it is a bool (NumPy's too); strings such as ``'False'`` are a ``TypeError``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def core_threads(num_threads: object) -> int:
+    """Map the public ``num_threads`` (None = the CPU quota) to the core's convention (0 = quota)."""
+    if num_threads is None:
+        return 0
+    try:
+        return check_int(num_threads, "num_threads", minimum=1)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"num_threads must be None (use the CPU quota) or an int >= 1, got {num_threads!r}"
+        ) from None
+
+
+def resolve_threads(num_threads: object) -> int:
+    """The thread count to use: ``num_threads``, or the cgroup CPU quota when None."""
+    n = core_threads(num_threads)
+    if n == 0:
+        from . import _core
+
+        return int(_core.default_num_threads())
+    return n
+
+
+# ------------------------------------------------------------------------------------------------
+# Keys and checksums
+# ------------------------------------------------------------------------------------------------
+def text_key(text: str) -> bytes:
+    """A 16-byte cache key of ``text``; lone surrogates are encoded, not rejected."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_bytes(data: bytes | memoryview) -> str:
+    """Hex SHA-256 of a buffer."""
+    return hashlib.sha256(data).hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------
+# Manifests
+# ------------------------------------------------------------------------------------------------
+def manifest_body(fmt: str, version: int, **fields: Any) -> dict[str, Any]:
+    """A manifest dict in the one convention: format name, ``format_version``, writer's version."""
+    from . import _core
+
+    return {"format": fmt, VERSION_KEY: version, "crossrank_version": _core.__version__, **fields}
+
+
+def write_json(path: str | os.PathLike[str], body: Mapping[str, Any]) -> None:
+    """Write ``body`` as JSON and fsync it (the caller renames the directory it lives in)."""
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(body, f, indent=1, sort_keys=True)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_manifest(root: str | os.PathLike[str], fmt: str, version: int) -> tuple[dict[str, Any], int]:
+    """Read ``root/manifest.json`` of format ``fmt``; return it and its version (1..``version``).
+
+    Raises
+    ------
+    StateError
+        Missing, unreadable or non-JSON file, a foreign format, or a version newer than ``version``
+        (the message names the file and the field).
+    """
+    path = Path(root) / MANIFEST
+    try:
+        with open(path, encoding="utf-8") as f:
+            manifest = json.load(f)
+    except FileNotFoundError:
+        raise StateError(f"{path}: not found; {root} is not a saved crossrank {fmt}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StateError(f"{path}: unreadable manifest ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise StateError(f"{path}: the manifest must be a JSON object, got {type(manifest).__name__}")
+    if manifest.get("format") != fmt:
+        raise StateError(f"{path}: field 'format' is {manifest.get('format')!r}, expected {fmt!r}")
+    found = manifest.get(VERSION_KEY, manifest.get("version"))  # "version": v0.1 stores before the rename
+    if isinstance(found, bool) or not isinstance(found, int) or found < 1:
+        raise StateError(f"{path}: field {VERSION_KEY!r} must be an int >= 1, got {found!r}")
+    if found > version:
+        raise StateError(
+            f"{path}: field {VERSION_KEY!r} is {found}, written by a newer crossrank "
+            f"({manifest.get('crossrank_version')}); this one reads up to {version}: upgrade crossrank"
+        )
+    return manifest, found
+
+
+def manifest_field(
+    manifest: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: object
+) -> Any:
+    """``manifest[key]`` checked to be of ``kind``; else a ``StateError`` naming ``where`` and ``key``."""
+    if key not in manifest:
+        raise StateError(f"{where}: field {key!r} is missing")
+    value = manifest[key]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool) and bool not in kinds:
+        raise StateError(f"{where}: field {key!r} must be {_kind_names(kinds)}, got bool")
+    if not isinstance(value, kinds):
+        raise StateError(f"{where}: field {key!r} must be {_kind_names(kinds)}, got {type(value).__name__}")
+    return value
+
+
+def _kind_names(kinds: Sequence[type]) -> str:
+    return " or ".join(k.__name__ for k in kinds)
+
+
+# ------------------------------------------------------------------------------------------------
+# Atomic directory saves
+# ------------------------------------------------------------------------------------------------
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths with Linux renameat2(RENAME_EXCHANGE); False where unsupported."""
+    libc_name = ctypes.util.find_library("c")
+    if libc_name is None:
+        return False
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+    fn = getattr(libc, "renameat2", None)
+    if fn is None:
+        return False
+    at_fdcwd = -100
+    rc = fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE)
+    return rc == 0
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool) -> Iterator[Path]:
+    """Yield a temporary sibling directory to write into; on success it replaces ``path`` in one step.
+
+    The caller writes (and fsyncs) every file, the manifest last. Then the new directory is swapped
+    with the old one by an atomic exchange (Linux), or by renaming the old one aside first, and the old
+    one is removed. Readers that already memory-mapped the old files keep them (same inodes). On an
+    exception nothing at ``path`` changes.
+
+    Raises
+    ------
+    FileExistsError
+        ``path`` exists and ``overwrite`` is False.
+    """
+    target = Path(path)
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
+    if target.exists() and not target.is_dir():
+        raise NotADirectoryError(f"{target} exists and is not a directory; choose another path")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        yield tmp
+        _fsync_dir(tmp)
+        if target.exists():
+            if _exchange(tmp, target):
+                shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old files
+            else:
+                aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+                os.replace(target, aside / "old")
+                os.replace(tmp, target)
+                shutil.rmtree(aside, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

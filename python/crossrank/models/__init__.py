@@ -1,0 +1,1 @@
+"""Model files and runtimes: hub resolution, ONNX Runtime / OpenVINO sessions, export, the bi-encoder."""

@@ -1,0 +1,1 @@
+"""First stages: BM25 and dense (FAISS) retrieval, and fusion of their lists."""

@@ -1,0 +1,1 @@
+"""Text handling: the BM25 analyzer, Hugging Face tokenization, pair packing and token windows."""
