@@ -163,7 +163,7 @@ def test_save_over_the_directory_it_was_loaded_from(saved: Path) -> None:
 
 def _rewrite_manifest(root: Path, edit) -> None:
     """Edit the manifest and re-seal it, as a buggy or foreign writer would (the checksum passes)."""
-    from crossrank.retrieve.bm25 import _digest
+    from crossrank.retrieve.bm25_io import _digest
 
     path = root / "manifest.json"
     manifest = json.loads(path.read_text())

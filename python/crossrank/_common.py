@@ -57,7 +57,7 @@ def check_texts(values: object, name: str) -> list[str]:
         raise TypeError(f"{name} must be a sequence of str, got {type(values).__name__}") from None
     for i, t in enumerate(out):
         if not isinstance(t, str):
-            raise TypeError(f"{name}[{i}] must be a str, got {type(t).__name__}")
+            raise TypeError(f"{name}[{i}] must be str, got {type(t).__name__}")
     return out
 
 
@@ -149,8 +149,39 @@ def write_json(path: str | os.PathLike[str], body: Mapping[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
-def read_manifest(root: str | os.PathLike[str], fmt: str, version: int) -> tuple[dict[str, Any], int]:
+def atomic_write_json(path: str | os.PathLike[str], body: Mapping[str, Any]) -> None:
+    """Write one JSON file atomically: a temporary sibling, fsync, ``os.replace``, fsync the folder.
+
+    A reader (or a kill -9) sees the old file or the new one, never half of one.
+    """
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
+    os.close(fd)
+    try:
+        write_json(tmp, body)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(target.parent)
+
+
+def read_manifest(
+    root: str | os.PathLike[str], fmt: str, version: int, *, label: str | None = None
+) -> tuple[dict[str, Any], int]:
     """Read ``root/manifest.json`` of format ``fmt``; return it and its version (1..``version``).
+
+    Parameters
+    ----------
+    root : path-like
+        The saved directory.
+    fmt : str
+        The expected ``format`` field.
+    version : int
+        The newest version this crossrank reads.
+    label : str, optional
+        What the directory holds, for messages (e.g. ``"BM25"``); default ``fmt``.
 
     Raises
     ------
@@ -160,22 +191,59 @@ def read_manifest(root: str | os.PathLike[str], fmt: str, version: int) -> tuple
     """
     path = Path(root) / MANIFEST
     try:
+        return read_manifest_file(path, fmt, version, label=label)
+    except FileNotFoundError:
+        raise StateError(
+            f"{path}: missing ({root} has no manifest: not a saved crossrank {label or fmt})"
+        ) from None
+
+
+def read_manifest_file(
+    path: str | os.PathLike[str], fmt: str, version: int, *, label: str | None = None
+) -> tuple[dict[str, Any], int]:
+    """Read a standalone manifest-style JSON file (e.g. ``calibration.json``); see :func:`read_manifest`.
+
+    Parameters
+    ----------
+    path : path-like
+        The JSON file.
+    fmt, version, label
+        As in :func:`read_manifest`.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    StateError
+        As :func:`read_manifest`.
+    """
+    path = Path(path)
+    label = label or fmt
+    try:
         with open(path, encoding="utf-8") as f:
             manifest = json.load(f)
     except FileNotFoundError:
-        raise StateError(f"{path}: not found; {root} is not a saved crossrank {fmt}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StateError(f"{path}: unreadable manifest ({exc})") from None
+        raise
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise StateError(f"{path}: cannot read the manifest, corrupted or not valid JSON ({exc})") from None
     if not isinstance(manifest, dict):
-        raise StateError(f"{path}: the manifest must be a JSON object, got {type(manifest).__name__}")
+        raise StateError(
+            f"{path}: not a crossrank {label} manifest (a JSON object is expected, got "
+            f"{type(manifest).__name__})"
+        )
     if manifest.get("format") != fmt:
-        raise StateError(f"{path}: field 'format' is {manifest.get('format')!r}, expected {fmt!r}")
-    found = manifest.get(VERSION_KEY, manifest.get("version"))  # "version": v0.1 stores before the rename
+        raise StateError(
+            f"{path}: not a crossrank {label} manifest (field 'format' is {manifest.get('format')!r}, "
+            f"so not a {fmt!r} file)"
+        )
+    # "version": the key of v0.1 stores (PackedDocStore, DenseIndex, calibration) before the rename.
+    key = VERSION_KEY if VERSION_KEY in manifest or "version" not in manifest else "version"
+    found = manifest.get(key)
     if isinstance(found, bool) or not isinstance(found, int) or found < 1:
-        raise StateError(f"{path}: field {VERSION_KEY!r} must be an int >= 1, got {found!r}")
+        raise StateError(f"{path}: invalid format version {found!r}: field {key!r} must be an int >= 1")
     if found > version:
         raise StateError(
-            f"{path}: field {VERSION_KEY!r} is {found}, written by a newer crossrank "
+            f"{path}: format version {found} (field {key!r}) was written by a newer crossrank "
             f"({manifest.get('crossrank_version')}); this one reads up to {version}: upgrade crossrank"
         )
     return manifest, found
@@ -204,6 +272,18 @@ def _kind_names(kinds: Sequence[type]) -> str:
 # Atomic directory saves
 # ------------------------------------------------------------------------------------------------
 _RENAME_EXCHANGE = 2
+_UMASK = os.umask(0o022)  # read once at import (mkdtemp makes 0o700 folders; saves get the usual mode)
+os.umask(_UMASK)
+
+
+def _manifest_format(root: Path) -> object:
+    """The ``format`` field of ``root/manifest.json``, or None when unreadable."""
+    try:
+        with open(root / MANIFEST, encoding="utf-8") as f:
+            body = json.load(f)
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return body.get("format") if isinstance(body, dict) else None
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -230,26 +310,48 @@ def _fsync_dir(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool) -> Iterator[Path]:
+def atomic_directory(
+    path: str | os.PathLike[str], *, overwrite: bool, replaces: str | None = None
+) -> Iterator[Path]:
     """Yield a temporary sibling directory to write into; on success it replaces ``path`` in one step.
 
     The caller writes (and fsyncs) every file, the manifest last. Then the new directory is swapped
     with the old one by an atomic exchange (Linux), or by renaming the old one aside first, and the old
     one is removed. Readers that already memory-mapped the old files keep them (same inodes). On an
-    exception nothing at ``path`` changes.
+    exception nothing at ``path`` changes. An existing empty directory is always replaced.
+
+    Parameters
+    ----------
+    path : path-like
+        The directory to create or replace as a whole.
+    overwrite : bool
+        Replace an existing non-empty directory.
+    replaces : str, optional
+        Format name: a non-empty directory is replaced only when its ``manifest.json`` is of this
+        format, so a save never deletes a folder of unrelated files.
 
     Raises
     ------
     FileExistsError
-        ``path`` exists and ``overwrite`` is False.
+        ``path`` is a non-empty directory and ``overwrite`` is False, or it does not hold a
+        ``replaces`` manifest.
+    NotADirectoryError
+        ``path`` is a file.
     """
     target = Path(path)
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
     if target.exists() and not target.is_dir():
         raise NotADirectoryError(f"{target} exists and is not a directory; choose another path")
+    if target.is_dir() and any(target.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
+        if replaces is not None and _manifest_format(target) != replaces:
+            raise FileExistsError(
+                f"{target} holds files that are not a saved {replaces!r}; a save replaces the whole "
+                "directory, so choose a new or empty one"
+            )
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    os.chmod(tmp, target.stat().st_mode & 0o7777 if target.is_dir() else 0o777 & ~_UMASK)
     try:
         yield tmp
         _fsync_dir(tmp)
