@@ -72,7 +72,7 @@ def test_eval_rerank_only_layout_uses_given_run_and_rel2(tmp_path, capsys):
     report = json.loads((out / "report.json").read_text())
     assert report["rerank_only"] is True
     assert report["rel_threshold"] == 2  # graded qrels
-    assert report["rows"][0]["name"] == "BM25 (given run)"
+    assert report["rows"][0]["name"] == "bm25_top100 (given run)"  # the run's name as on disk
     run = read_run(ds / "runs" / "bm25_top100.trec")
     qrels = {"q1": {"d1": 2}, "q2": {"d3": 1, "d6": 2}, "q3": {"d5": 1, "nosuchdoc": 1}}
     ref = evaluate(run, qrels, ["nDCG@10", "R@100", "RR@10"], rel_threshold=2)
@@ -100,13 +100,20 @@ def test_eval_with_dense_and_reranker(tmp_path, capsys, minilm_dir):
     )
     assert rc == 0
     names = [r["name"] for r in json.loads((out / "report.json").read_text())["rows"]]
-    assert names == ["BM25", "Dense", "Hybrid (RRF)", "Hybrid + dense rerank"]
+    assert names == [
+        "BM25",
+        "Dense",
+        "Hybrid (RRF)",
+        "Hybrid + dense rerank",
+        "Hybrid + dense rerank (fused)",
+    ]
     assert (out / "ndcg_vs_latency.png").stat().st_size > 1000
     assert {p.name for p in (out / "runs").iterdir()} == {
         "bm25.trec",
         "dense.trec",
         "hybrid_rrf.trec",
         "hybrid_dense_rerank.trec",
+        "hybrid_dense_rerank_fused.trec",
     }
 
 
@@ -178,8 +185,8 @@ def test_eval_with_cross_encoder_reranker(tmp_path, tiny_bert_onnx):
     )
     assert rc == 0
     rows = json.loads((out / "report.json").read_text())["rows"]
-    assert [r["name"] for r in rows] == ["BM25", "BM25 + cross-encoder rerank"]
-    run = read_run(out / "runs" / "bm25_cross_encoder_rerank.trec")
+    assert [r["name"] for r in rows] == ["BM25", "BM25 + cross-encoder", "BM25 + cross-encoder (fused)"]
+    run = read_run(out / "runs" / "bm25_cross_encoder.trec")
     bm25 = read_run(out / "runs" / "bm25.trec")
     ce = CrossEncoder(tiny_bert_onnx, precision="fp32")
     texts = {i: f"{t} {x}" for i, t, x in DOCS}

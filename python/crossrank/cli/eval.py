@@ -1,14 +1,18 @@
 """`crossrank eval DATASET`: the NDCG@10 / latency table of BM25, dense, hybrid and reranked pipelines.
 
 Full-retrieval datasets (BEIR folders) get the rows BM25, Dense (with ``--dense``), Hybrid (RRF)
-(with ``--dense``) and Hybrid + rerank (with ``--reranker``). Re-ranking-only datasets (a ``runs/``
-folder, like TREC DL) rerank the given first-stage run instead of retrieving: rows BM25 (the run),
-+ dense rerank (with ``--dense``), + rerank (with ``--reranker``); binary measures count grade >= 2
-there when the qrels are graded (``trec_eval -l 2``, as TREC DL reports them).
+(with ``--dense``), Hybrid + <reranker> and Hybrid + <reranker> (fused) (with ``--reranker``; the
+reranked list fused with the first stage's by ``--rerank-fusion``, RRF by default). Rows are named by
+the reranker's kind: cross-encoder, dense rerank, ColBERT, LLM. Re-ranking-only datasets (a ``runs/``
+folder, like TREC DL) rerank a given first-stage run instead of retrieving (the only run there, else
+``--run``, default bm25_top100): rows "<run> (given run)", <run> + dense rerank (with ``--dense``),
+<run> + <reranker> (with ``--reranker``), one row per distinct pipeline; binary measures count grade
+>= 2 there when the qrels are graded (``trec_eval -l 2``, as TREC DL reports them).
 
 Latency is measured per query (``Pipeline.search`` one query at a time) and excludes indexing,
-which is reported separately. Outputs in ``--out``: ``runs/<row>.trec``, ``report.json`` and
-``ndcg_vs_latency.png`` (needs matplotlib: ``pip install "crossrank[plot]"``).
+which is reported separately; rows with a reranker also report the rerank pairs/s reached. Outputs
+in ``--out``: ``runs/<row>.trec``, ``report.json`` and ``ndcg_vs_latency.png`` (needs matplotlib:
+``pip install "crossrank[plot]"``).
 """
 
 from __future__ import annotations
@@ -25,8 +29,32 @@ from typing import Any
 
 import numpy as np
 
+from .eval_plot import save_plot
+from .eval_rows import (
+    PlannedRow,
+    Run,
+    dedupe,
+    fuse_runs,
+    model_key,
+    model_label,
+    model_root,
+    pairs_per_second,
+    pick_run,
+    reranker_kind,
+    same_model,
+    same_model_note,
+)
+
 MEASURES = ["nDCG@10", "R@100", "RR@10"]
-HEADERS = ["Method", "NDCG@10", "Recall@100", "MRR@10", "Latency mean (ms)", "Latency p95 (ms)"]
+HEADERS = [
+    "Method",
+    "NDCG@10",
+    "Recall@100",
+    "MRR@10",
+    "Latency mean (ms)",
+    "Latency p95 (ms)",
+    "Rerank pairs/s",
+]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,12 +78,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--weights", type=float, nargs=2, metavar=("BM25", "DENSE"), help="fusion weights")
     p.add_argument(
+        "--rerank-fusion",
+        default="rrf",
+        choices=["rrf", "minmax", "zscore", "none"],
+        help="also report each rerank row fused with its first stage, as a '(fused)' row (default rrf; "
+        "none: no fused rows)",
+    )
+    p.add_argument(
         "--out", type=Path, default=None, help="output folder (default ./crossrank-eval-<dataset>)"
     )
     p.add_argument("--max-queries", type=int, default=None, help="evaluate only the first N judged queries")
     p.add_argument("--split", default="test", help="qrels split (default test)")
     p.add_argument(
-        "--run", default="bm25_top100", help="re-ranking datasets: which runs/<RUN>.trec to rerank"
+        "--run",
+        default=None,
+        help="re-ranking datasets: which runs/<RUN>.trec to rerank (default: the only run there, "
+        "else bm25_top100)",
     )
     p.add_argument("--k1", type=float, default=0.9, help="BM25 k1 (default 0.9, Anserini's BEIR setting)")
     p.add_argument("--b", type=float, default=0.4, help="BM25 b (default 0.4)")
@@ -109,10 +147,21 @@ def _is_bi_encoder(model: str) -> bool:
         return False
 
 
-def load_reranker(spec: str, args: argparse.Namespace, embedders: dict[str, Any]) -> tuple[str, Any]:
-    """Turn ``--reranker`` into (row label, reranker object).
+def _embedder(model: str, args: argparse.Namespace, embedders: dict[str, Any]) -> Any:
+    """One Embedder per model (``../x`` and ``/abs/x`` share one)."""
+    from ..models.embedder import Embedder
 
-    ``llm:BASE_URL@MODEL`` is the hook for the LLM listwise reranker (``crossrank.rerank.llm``).
+    key = model_key(model)
+    if key not in embedders:
+        embedders[key] = Embedder(model, precision=args.precision, num_threads=args.threads)
+    return embedders[key]
+
+
+def load_reranker(spec: str, args: argparse.Namespace, embedders: dict[str, Any]) -> Any:
+    """Turn ``--reranker`` into a reranker object.
+
+    ``dense:MODEL`` (or a bi-encoder folder) rescores by bi-encoder similarity, ``llm:BASE_URL@MODEL``
+    is the LLM listwise reranker (``crossrank.rerank.llm``), anything else a cross-encoder.
     """
     if spec.startswith("llm:"):
         target = spec[4:]
@@ -125,18 +174,14 @@ def load_reranker(spec: str, args: argparse.Namespace, embedders: dict[str, Any]
             from ..rerank.llm import LLMReranker
         except ImportError as exc:
             raise ImportError(f"the LLM reranker is not available in this build ({exc})") from None
-        return "LLM rerank", LLMReranker(base_url, model)
-    from ..models.embedder import Embedder
+        return LLMReranker(base_url, model)
     from ..rerank.dense import DenseReranker
 
     if spec.startswith("dense:") or _is_bi_encoder(spec):
-        model = spec.removeprefix("dense:")
-        emb = embedders.get(model) or Embedder(model, precision=args.precision, num_threads=args.threads)
-        embedders[model] = emb
-        return "dense rerank", DenseReranker(emb)
+        return DenseReranker(_embedder(spec.removeprefix("dense:"), args, embedders))
     from ..rerank.cross_encoder import CrossEncoder
 
-    return "cross-encoder rerank", CrossEncoder(spec, num_threads=args.threads, precision=args.precision)
+    return CrossEncoder(spec, num_threads=args.threads, precision=args.precision)
 
 
 def _corpus_vectors(emb: Any, texts: list[str], use_cache: bool) -> tuple[np.ndarray, float, bool]:
@@ -168,18 +213,24 @@ def _corpus_vectors(emb: Any, texts: list[str], use_cache: bool) -> tuple[np.nda
     return vecs, elapsed, False
 
 
-def _measure(name: str, pipe: Any, queries: dict[str, str]) -> tuple[dict[str, dict[str, float]], np.ndarray]:
-    """Run the pipeline one query at a time; return the run and per-query latencies (s)."""
+def _measure(
+    name: str, pipe: Any, queries: dict[str, str]
+) -> tuple[Run, np.ndarray, dict[str, float] | None]:
+    """Run the pipeline one query at a time; return the run, per-query latencies (s) and rerank pairs/s."""
     from tqdm.auto import tqdm
 
-    run: dict[str, dict[str, float]] = {}
+    run: Run = {}
     lat = np.zeros(len(queries))
+    pairs, rerank_s = 0, 0.0
     for i, (qid, text) in enumerate(tqdm(list(queries.items()), desc=name, unit="q", leave=False)):
         res = pipe.search(text)
         lat[i] = res.timings["total"]
+        if "rerank" in res.timings:
+            pairs += res.candidates
+            rerank_s += res.timings["rerank"]
         scores = np.asarray(res.scores, dtype=np.float64)
         run[qid] = dict(zip(map(str, res.ids), scores.tolist(), strict=True))
-    return run, lat
+    return run, lat, pairs_per_second(pairs, rerank_s) if pipe.reranker is not None else None
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
@@ -198,6 +249,7 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
                 fmt(m["RR@10"]),
                 fmt(lat["mean"], digits=1) if lat else "—",
                 fmt(lat["p95"], digits=1) if lat else "—",
+                f"{r['rerank']['pairs_per_s']:.0f}" if r.get("rerank") else "—",
             ]
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(HEADERS))]
@@ -209,39 +261,50 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
     print("\n".join(out))
 
 
-def _plot(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
-    try:
-        import matplotlib
+def _latency(lat: np.ndarray) -> dict[str, float]:
+    return {"mean": float(lat.mean() * 1e3), "p95": float(np.percentile(lat, 95) * 1e3)}
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        _log('no plot: matplotlib is missing (pip install "crossrank[plot]")')
-        return False
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for r in rows:
-        x = r["latency_ms"]["mean"] if r["latency_ms"] else 0.0
-        y = r["metrics"]["nDCG@10"]
-        ax.scatter([x], [y])
-        ax.annotate(r["name"], (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
-    ax.set_xscale("symlog", linthresh=1.0)
-    ax.margins(x=0.35, y=0.15)  # room for the labels
-    ax.set_xlabel("mean latency per query (ms)")
-    ax.set_ylabel("NDCG@10")
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+
+def _plan_rerank_only(
+    root: Path,
+    args: argparse.Namespace,
+    queries: dict[str, str],
+    doc_text: dict[str, str],
+    rerankers: list[tuple[Any, str]],
+) -> tuple[list[PlannedRow], str]:
+    """Rows of a re-ranking-only set: the given run, then each reranker on it."""
+    from ..eval.trec import read_run
+    from ..pipeline import Pipeline
+
+    run_path, why = pick_run(root / "runs", args.run)
+    _log(why)
+    first = _RunRetriever(read_run(run_path), queries)
+    label = run_path.stem  # as on disk: "bm25_top20", not "BM25_TOP20"
+    given = PlannedRow(
+        f"{label} (given run)", ("run", label), label, Pipeline([first], depth=args.depth, top_k=args.depth)
+    )
+    rows = [given]
+    for rr, spec in rerankers:
+        kind = reranker_kind(rr)
+        rows.append(
+            PlannedRow(
+                f"{label} + {kind}",
+                ("run", label, kind, str(model_root(rr) or spec)),
+                model_label(spec),
+                Pipeline([first], documents=doc_text, reranker=rr, depth=args.depth, top_k=args.depth),
+                reranker=rr,
+                first=given,
+                rerank_only=True,
+            )
+        )
+    return rows, run_path.stem
 
 
 def run(args: argparse.Namespace) -> int:
     from .. import BM25Index
     from ..eval.datasets import fetch_dataset, load_beir
     from ..eval.evaluate import evaluate
-    from ..eval.trec import read_run, write_run
-    from ..models.embedder import Embedder
+    from ..eval.trec import write_run
     from ..pipeline import Pipeline
     from ..rerank.dense import DenseReranker
     from ..retrieve.dense import DenseRetriever
@@ -265,61 +328,36 @@ def run(args: argparse.Namespace) -> int:
     graded = max((g for j in qrels.values() for g in j.values()), default=1) > 1
     rel = args.rel_threshold if args.rel_threshold is not None else (2 if rerank_only and graded else 1)
     out = args.out or Path(f"crossrank-eval-{root.name}")
-    (out / "runs").mkdir(parents=True, exist_ok=True)
     texts = ds.documents()
     doc_text = dict(zip(ds.doc_ids, texts, strict=True))
     _log(f"{root.name}: {len(ds.doc_ids)} documents, {len(queries)} queries, binary relevance >= {rel}")
 
-    pipelines: list[tuple[str, Any]] = []
     index_s: dict[str, float] = {}
     embedders: dict[str, Any] = {}
-    dense_model: str | None = args.dense
-    emb = None
-    if dense_model:
-        emb = Embedder(dense_model, precision=args.precision, num_threads=args.threads)
-        embedders[dense_model] = emb
-    reranker = None
-    rr_label = ""
-    if args.reranker:
-        rr_label, reranker = load_reranker(args.reranker, args, embedders)
+    emb = _embedder(args.dense, args, embedders) if args.dense else None
+    reranker = load_reranker(args.reranker, args, embedders) if args.reranker else None
+    notes: list[str] = []
+    given_run: str | None = None
+    planned: list[PlannedRow]
 
     if rerank_only:
-        run_path = root / "runs" / f"{args.run}.trec"
-        if not run_path.is_file():
-            have = ", ".join(sorted(p.stem for p in (root / "runs").glob("*.trec")))
-            raise FileNotFoundError(f"{run_path} not found; --run one of: {have}")
-        first = _RunRetriever(read_run(run_path), queries)
-        label = args.run.replace("_top100", "").upper()
-        pipelines.append((f"{label} (given run)", Pipeline([first], depth=args.depth, top_k=args.depth)))
+        rerankers: list[tuple[Any, str]] = []
         if emb is not None:
-            pipelines.append(
-                (
-                    f"{label} + dense rerank",
-                    Pipeline(
-                        [first],
-                        documents=doc_text,
-                        reranker=DenseReranker(emb),
-                        depth=args.depth,
-                        top_k=args.depth,
-                    ),
-                )
-            )
+            rerankers.append((DenseReranker(emb), f"dense:{args.dense}"))
         if reranker is not None:
-            pipelines.append(
-                (
-                    f"{label} + {rr_label}",
-                    Pipeline(
-                        [first], documents=doc_text, reranker=reranker, depth=args.depth, top_k=args.depth
-                    ),
-                )
-            )
+            rerankers.append((reranker, args.reranker))
+        planned, given_run = _plan_rerank_only(root, args, queries, doc_text, rerankers)
     else:
         t0 = time.perf_counter()
         bm25 = BM25Index.build(texts, ids=ds.doc_ids, k1=args.k1, b=args.b, num_threads=args.threads)
         index_s["BM25"] = time.perf_counter() - t0
         _log(f"BM25 index built in {index_s['BM25']:.1f} s")
-        pipelines.append(("BM25", Pipeline([bm25], depth=args.depth, top_k=args.depth)))
+        first_row = PlannedRow(
+            "BM25", ("bm25",), "BM25", Pipeline([bm25], depth=args.depth, top_k=args.depth)
+        )
+        planned = [first_row]
         first_stage: list[Any] = [bm25]
+        weights = list(args.weights) if args.weights else None
         if emb is not None:
             vecs, secs, cached = _corpus_vectors(emb, texts, not args.no_cache)
             index_s["Dense"] = secs
@@ -328,60 +366,87 @@ def run(args: argparse.Namespace) -> int:
                 + (" (cached)" if cached else f" ({len(texts) / secs:.0f} docs/s)")
             )
             dense = DenseRetriever.build(emb, texts, ds.doc_ids, vectors=vecs)
-            pipelines.append(("Dense", Pipeline([dense], depth=args.depth, top_k=args.depth)))
-            weights = list(args.weights) if args.weights else None
-            name = "Hybrid (RRF)" if args.fusion == "rrf" else f"Hybrid ({args.fusion})"
-            pipelines.append(
-                (
-                    name,
-                    Pipeline(
-                        [bm25, dense], fusion=args.fusion, weights=weights, depth=args.depth, top_k=args.depth
-                    ),
+            planned.append(
+                PlannedRow(
+                    "Dense", ("dense",), "Dense", Pipeline([dense], depth=args.depth, top_k=args.depth)
                 )
             )
+            name = "Hybrid (RRF)" if args.fusion == "rrf" else f"Hybrid ({args.fusion})"
+            first_row = PlannedRow(
+                name,
+                ("hybrid",),
+                name,
+                Pipeline(
+                    [bm25, dense], fusion=args.fusion, weights=weights, depth=args.depth, top_k=args.depth
+                ),
+            )
+            planned.append(first_row)
             first_stage = [bm25, dense]
             if isinstance(reranker, DenseReranker) and reranker.embedder is emb:
                 reranker.add_to_cache(texts, vecs)  # the corpus is embedded already
+            if reranker is not None and same_model(emb, reranker):
+                notes.append(same_model_note(args.dense, args.reranker))
         if reranker is not None:
             base = "Hybrid" if len(first_stage) > 1 else "BM25"
-            pipelines.append(
-                (
-                    f"{base} + {rr_label}",
+            kind = reranker_kind(reranker)
+            planned.append(
+                PlannedRow(
+                    f"{base} + {kind}",
+                    (base, kind),
+                    kind,
                     Pipeline(
                         first_stage,
                         fusion=args.fusion,
-                        weights=list(args.weights) if args.weights and len(first_stage) > 1 else None,
+                        weights=weights if len(first_stage) > 1 else None,
                         documents=doc_text,
                         reranker=reranker,
                         depth=args.depth,
                         top_k=args.depth,
                     ),
+                    reranker=reranker,
+                    first=first_row,
                 )
             )
+    planned = dedupe(planned)
 
+    (out / "runs").mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
-    for name, pipe in pipelines:
-        t0 = time.perf_counter()
-        run_, lat = _measure(name, pipe, queries)
+    runs: dict[int, Run] = {}
+
+    def add_row(name: str, run_: Run, lat: np.ndarray | None, started: float, **extra: Any) -> None:
         ev = evaluate(run_, qrels, MEASURES, rel_threshold=rel)
         write_run(run_, out / "runs" / f"{_slug(name)}.trec", tag=_slug(name)[:40] or "crossrank")
-        given = name.endswith("(given run)")
         rows.append(
             {
                 "name": name,
                 "metrics": ev.aggregate,
-                "latency_ms": None
-                if given
-                else {"mean": float(lat.mean() * 1e3), "p95": float(np.percentile(lat, 95) * 1e3)},
+                "latency_ms": None if lat is None else _latency(lat),
                 "index_s": index_s.get(name.split(" ")[0]),
                 "per_query": {"nDCG@10": ev.per_query["nDCG@10"]},
-                "wall_s": time.perf_counter() - t0,
+                "wall_s": time.perf_counter() - started,
+                **extra,
             }
         )
-        _log(f"{name}: NDCG@10 {ev.aggregate['nDCG@10']:.4f} ({time.perf_counter() - t0:.1f} s)")
+        _log(f"{name}: NDCG@10 {ev.aggregate['nDCG@10']:.4f} ({time.perf_counter() - started:.1f} s)")
+
+    for row in planned:
+        t0 = time.perf_counter()
+        run_, lat, rerank = _measure(row.name, row.pipeline, queries)
+        runs[id(row)] = run_
+        rr_kind = reranker_kind(row.reranker) if row.reranker is not None else None
+        given = row.reranker is None and rerank_only
+        extra = {"reranker": rr_kind, "rerank": rerank, "rerank_only": row.rerank_only}
+        add_row(row.name, run_, None if given else lat, t0, **extra)
+        if row.first is not None and args.rerank_fusion != "none":
+            t0 = time.perf_counter()
+            fused, fuse_s = fuse_runs(run_, runs[id(row.first)], args.rerank_fusion, depth=args.depth)
+            tag = " (fused)" if args.rerank_fusion == "rrf" else f" (fused, {args.rerank_fusion})"
+            add_row(row.name + tag, fused, lat + fuse_s, t0, fused_from=[row.name, row.first.name], **extra)
 
     print()
     _print_table(rows)
+    for note in notes:
+        print(note)
     total = time.perf_counter() - t_all
     report = {
         "dataset": str(root),
@@ -390,19 +455,24 @@ def run(args: argparse.Namespace) -> int:
         "queries": len(queries),
         "rel_threshold": rel,
         "rerank_only": rerank_only,
+        "run": given_run,
         "depth": args.depth,
         "dense": args.dense,
         "reranker": args.reranker,
         "fusion": args.fusion,
+        "rerank_fusion": args.rerank_fusion,
         "bm25": {"k1": args.k1, "b": args.b},
         "index_s": index_s,
         "rows": rows,
+        "notes": notes,
         "total_s": total,
     }
     (out / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
-    plotted = not args.no_plot and _plot(
-        rows, out / "ndcg_vs_latency.png", f"{root.name}: NDCG@10 vs latency"
-    )
+    plotted = False
+    if not args.no_plot:
+        plotted = save_plot(rows, out / "ndcg_vs_latency.png", f"{root.name}: NDCG@10 vs latency")
+        if not plotted:
+            _log('no plot: matplotlib is missing (pip install "crossrank[plot]")')
     print(
         f"\nwrote {out / 'report.json'}, {out / 'runs'}/"
         + (f", {out / 'ndcg_vs_latency.png'}" if plotted else "")
