@@ -150,12 +150,14 @@ def test_approximate_indexes_have_good_recall(kind):
     assert recall >= (0.95 if kind == "hnsw" else 0.5)
 
 
-def test_k_larger_than_index_pads():
+def test_k_larger_than_index_is_capped():
     index = DenseIndex.build(_data(3), ids=["a", "b", "c"])
     res = index.search(_data(2, seed=3), k=5)
-    assert res.ids[:, 3:].tolist() == [[None, None], [None, None]]
-    assert np.isneginf(res.scores[:, 3:]).all()
-    assert set(res.ids[0, :3]) == {"a", "b", "c"}
+    assert res.ids.shape == res.scores.shape == (2, 3)  # min(k, len(index)) columns, like BM25
+    assert set(res.ids[0]) == {"a", "b", "c"}
+    assert np.isfinite(res.scores).all()
+    huge = index.search(_data(2, seed=3), k=10**9)  # no [2, 10**9] allocation
+    assert huge.ids.tolist() == res.ids.tolist()
 
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw", "ivfpq"])
@@ -190,7 +192,7 @@ def test_load_detects_corruption(tmp_path):
         DenseIndex.load(root)
     index.save(root)
     manifest = json.loads((root / "manifest.json").read_text())
-    manifest["version"] = 99
+    manifest["format_version"] = 99
     (root / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(StateError, match="version 99"):
         DenseIndex.load(root)
@@ -267,5 +269,5 @@ def test_dense_retriever_empty_corpus_and_search(embedder):
         DenseRetriever.build(embedder, [])
     dr = DenseRetriever.build(embedder, ["cats purr", "stocks fell"], ids=["a", "b"])
     res = dr.search(["kitten sounds"], k=3)
-    assert res.ids[0].tolist() == ["a", "b", None]
+    assert res.ids[0].tolist() == ["a", "b"]  # k is capped at the 2 documents
     assert dr.search([], k=2).ids.shape == (0, 2)

@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,63 @@ def resolve_threads(num_threads: object) -> int:
 
         return int(_core.default_num_threads())
     return n
+
+
+# ------------------------------------------------------------------------------------------------
+# Locks
+# ------------------------------------------------------------------------------------------------
+class ReadWriteLock:
+    """Many readers at once, or one writer; a waiting writer holds back new readers (no starvation).
+
+    Not reentrant: a thread holding either side must not take the lock again.
+
+    Examples
+    --------
+    >>> lock = ReadWriteLock()
+    >>> with lock.read():
+    ...     pass
+    >>> with lock.write():
+    ...     pass
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writer = False
+        self._waiting_writers = 0
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[None]:
+        """Hold the shared (reader) side for the ``with`` block."""
+        with self._cond:
+            while self._writer or self._waiting_writers:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[None]:
+        """Hold the exclusive (writer) side for the ``with`` block."""
+        with self._cond:
+            self._waiting_writers += 1
+            try:
+                while self._writer or self._readers:
+                    self._cond.wait()
+            finally:
+                self._waiting_writers -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
 
 
 # ------------------------------------------------------------------------------------------------
