@@ -163,7 +163,9 @@ def test_rank_matches_predict(ce: CrossEncoder) -> None:
     top = ce.rank(query, docs, top_k=5)
     assert [r["corpus_id"] for r in top] == ids[:5]
     assert "text" not in top[0]
-    assert ce.rank(query, docs, top_k=0) == []
+    assert [r["corpus_id"] for r in ce.rank(query, docs, 5)] == ids[:5]  # top_k positional
+    with pytest.raises(ValueError, match="top_k"):
+        ce.rank(query, docs, top_k=0)
 
 
 def test_cache_hits_skip_tokenization(tiny_bert_onnx: Path) -> None:
@@ -171,14 +173,16 @@ def test_cache_hits_skip_tokenization(tiny_bert_onnx: Path) -> None:
     docs = tiny_texts(50, 31)
     first = ce.rank("kabo", docs)
     n = ce.encoder.tokenized
-    s1 = ce.last_stats
-    assert s1 is not None
-    assert (s1.cache_hits, s1.cache_misses) == (0, 50)
+    s1 = ce.score("duve", docs[::-1]).stats  # every document was tokenized by rank()
+    assert (s1["cache_hits"], s1["cache_misses"]) == (50, 0)
+    fresh = CrossEncoder(tiny_bert_onnx, precision="fp32")
+    s0 = fresh.score("kabo", docs).stats
+    assert (s0["cache_hits"], s0["cache_misses"]) == (0, 50)
     second = ce.rank("duve miro", docs)  # new query, same documents
-    s2 = ce.last_stats
-    assert s2 is not None
-    assert (s2.cache_hits, s2.cache_misses) == (50, 0)
+    s2 = ce.score("duve miro", docs).stats
+    assert (s2["cache_hits"], s2["cache_misses"]) == (50, 0)
     assert ce.encoder.tokenized == n  # no document was tokenized again
+    assert not hasattr(ce, "last_stats")  # per-call stats live on the result, never on the instance
     assert ce.rank("kabo", docs) == first
     assert second != first
 
@@ -192,19 +196,19 @@ def test_empty_and_bad_input(ce: CrossEncoder) -> None:
     assert det.scores.shape == (3,)
     assert np.isfinite(det.scores).all()
     assert not det.truncated.any()
-    with pytest.raises(ValueError, match=r"pairs\[1\]\[1\] \(document\) is None"):
+    with pytest.raises(TypeError, match=r"pairs\[1\]\[1\] \(document\) must be a str, got NoneType"):
         ce.predict([("a", "b"), ("a", None)])
-    with pytest.raises(ValueError, match=r"pairs\[0\]\[0\] \(query\) is a int"):
+    with pytest.raises(TypeError, match=r"pairs\[0\]\[0\] \(query\) must be a str, got int"):
         ce.predict([(3, "b")])
     with pytest.raises(ValueError, match=r"pairs\[1\] must be a \(query, document\) pair"):
         ce.predict([("a", "b"), ("a", "b", "c")])
-    with pytest.raises(ValueError, match="list of"):
+    with pytest.raises(TypeError, match="list of"):
         ce.predict("just a string")
-    with pytest.raises(ValueError, match=r"documents\[2\] is None"):
+    with pytest.raises(TypeError, match=r"documents\[2\].*NoneType"):
         ce.rank("q", ["a", "b", None])
-    with pytest.raises(ValueError, match=r"documents\[0\] is a bytes"):
+    with pytest.raises(TypeError, match=r"documents\[0\].*bytes"):
         ce.rank("q", [b"x"])
-    with pytest.raises(ValueError, match="query is None"):
+    with pytest.raises(TypeError, match="query must be a str, got NoneType"):
         ce.rank(None, ["a"])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="top_k"):
         ce.rank("q", ["a"], top_k=-1)
@@ -223,8 +227,8 @@ def test_bad_options(tiny_bert_onnx: Path) -> None:
         CrossEncoder(tiny_bert_onnx, max_batch_tokens=0)
     with pytest.raises(ValueError, match=r"max_batch_tokens \(64\) must be at least max_length"):
         CrossEncoder(tiny_bert_onnx, max_batch_tokens=64)
-    with pytest.raises(ValueError, match="aggregation"):
-        CrossEncoder(tiny_bert_onnx, aggregation="median")
+    with pytest.raises(ValueError, match="aggregate"):
+        CrossEncoder(tiny_bert_onnx, aggregate="median")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="num_threads"):
         CrossEncoder(tiny_bert_onnx, num_threads=0)
     with pytest.raises(ValueError, match=r"max_length=129 exceeds what the model can read \(128"):
@@ -287,12 +291,11 @@ def test_ten_thousand_candidates_bounded(tiny_bert_onnx: Path) -> None:
     ce = CrossEncoder(tiny_bert_onnx, precision="fp32", max_batch_tokens=2048)
     docs = tiny_texts(10_000, 61, max_words=30)
     ranked = ce.rank("kabo duve", docs, top_k=10)
-    s = ce.last_stats
-    assert s is not None
-    assert s.n_pairs == 10_000
+    s = ce.score("kabo duve", docs).stats
+    assert s["pairs"] == 10_000
     assert len(ranked) == 10
-    assert s.peak_batch_tokens <= 2048
-    assert s.padding_ratio < 0.3  # sorted by token length; the rest is the 16-token shape buckets
+    assert s["peak_batch_tokens"] <= 2048
+    assert s["padding_ratio"] < 0.3  # sorted by token length; the rest is the 16-token shape buckets
 
 
 def test_int8_within_documented_tolerance(tiny_bert_onnx: Path, tiny_bert_checkpoint: Path) -> None:
@@ -374,3 +377,41 @@ def test_minilm_with_seeded_head_equals_transformers(
         minilm_ce_onnx, onnx_file="model_optimized.onnx", backend="onnxruntime", activation=None
     )
     np.testing.assert_allclose(opt.predict(pairs), ref, atol=1e-4, rtol=0)
+
+
+def test_predict_is_a_sentence_transformers_drop_in(ce: CrossEncoder) -> None:
+    pairs = _pairs(6, seed=201)
+    want = ce.predict(pairs)
+    np.testing.assert_array_equal(ce.predict(sentences=pairs), want)
+    np.testing.assert_array_equal(ce.predict(pairs, show_progress_bar=False, batch_size=2), want)
+    assert isinstance(ce.predict(sentences=pairs[0]), np.float32)
+    with pytest.raises(TypeError, match="not both"):
+        ce.predict(pairs, sentences=pairs)
+    with pytest.raises(TypeError, match="needs the pairs"):
+        ce.predict()
+
+
+def test_score_batch_packs_across_queries_with_equal_scores(
+    ce: CrossEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queries = tiny_texts(6, 301, max_words=6)
+    docs = [tiny_texts(7, 310 + i, max_words=40) for i in range(6)]
+    runs = [0]
+    real_run = ce.backend.run
+
+    def counting_run(feeds):  # type: ignore[no-untyped-def]
+        runs[0] += 1
+        return real_run(feeds)
+
+    monkeypatch.setattr(ce.backend, "run", counting_run)
+    single = [ce.score(q, d) for q, d in zip(queries, docs, strict=True)]
+    separate_runs, runs[0] = runs[0], 0
+    batch = ce.score_batch(queries, docs)
+    assert runs[0] < separate_runs  # 42 pairs fit one batch instead of one per query
+    for s, b in zip(single, batch, strict=True):
+        np.testing.assert_allclose(b.scores, s.scores, atol=1e-5, rtol=0)
+        np.testing.assert_array_equal(b.truncated, s.truncated)
+    assert batch[0].stats["queries"] == 6
+    assert batch[0].stats["pairs"] == 42
+    ref = ce.predict([(q, d) for q, ds in zip(queries, docs, strict=True) for d in ds])
+    np.testing.assert_allclose(np.concatenate([b.scores for b in batch]), ref, atol=1e-6)

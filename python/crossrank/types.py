@@ -88,6 +88,8 @@ class Scores:
         Per document, the winning window when the reranker scored token windows; else None.
     stats : mapping of str to float
         This call's counters and timings (``pairs``, ``batches``, ``total_s``, ...; reranker specific).
+        Work packed across queries cannot be split per query: the Scores of one ``score_batch`` call
+        all carry that call's stats (with ``queries``, the number of queries it scored).
     """
 
     scores: np.ndarray
@@ -107,6 +109,10 @@ class Scores:
 
     def __len__(self) -> int:
         return int(self.scores.size)
+
+    def __getitem__(self, i: int) -> np.float32:
+        """``s[i]`` is document ``i``'s score (so a :class:`Scores` indexes like the array it wraps)."""
+        return self.scores[i]
 
     def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
         """``np.asarray(scores)`` gives the float32 scores."""

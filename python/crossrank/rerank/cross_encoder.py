@@ -16,20 +16,22 @@ or however long the candidates are.
 from __future__ import annotations
 
 import os
-import threading
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, overload
 
 import numpy as np
 
+from .._common import check_bool, check_int, check_text, check_texts, check_top_k
 from ..models.hub import ModelFiles, resolve_model
 from ..models.onnx_session import InferenceBackend, load_backend, resolve_threads
 from ..text.packing import PairTemplate, WindowScores, plan_pairs
 from ..text.tokenization import TextEncoder, load_tokenizer
-from ..text.windows import char_span, tokenize_with_offsets
+from ..text.windows import AGGREGATIONS, char_span, tokenize_with_offsets
+from ..types import Aggregation, RankedDoc, Scores, Window
+from .base import RerankerBase, ranked_from_scores
 
 __all__ = ["CrossEncoder", "Prediction", "RerankStats"]
 
@@ -45,7 +47,7 @@ _HUGE = 1_000_000
 
 @dataclass(frozen=True)
 class RerankStats:
-    """Counts and timings of one :meth:`CrossEncoder.predict` / :meth:`CrossEncoder.rank` call.
+    """Counts and timings of one :meth:`CrossEncoder.predict` / :meth:`CrossEncoder.score_batch` call.
 
     Times are wall seconds: ``tokenize_s`` (text → ids, cache lookups included), ``pack_s`` (planning
     and filling batches), ``infer_s`` (the backend), ``total_s`` (the whole call). ``peak_batch_tokens``
@@ -70,6 +72,16 @@ class RerankStats:
     def padding_ratio(self) -> float:
         """Share of the tokens fed to the model that were padding."""
         return 1.0 - self.real_tokens / self.padded_tokens if self.padded_tokens else 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        """The counters and timings as :attr:`crossrank.types.Scores.stats` carries them.
+
+        Keys drop the ``n_`` prefix (``pairs``, ``batches``, ``rows``, ``truncated``, ...) and add
+        ``padding_ratio``.
+        """
+        out = {k.removeprefix("n_"): float(v) for k, v in asdict(self).items()}
+        out["padding_ratio"] = self.padding_ratio
+        return out
 
 
 @dataclass(frozen=True)
@@ -139,16 +151,6 @@ def _default_max_length(files: ModelFiles) -> int:
     return min(limits) if limits else 512
 
 
-def _check_text(value: Any, where: str) -> str:
-    if isinstance(value, str):
-        return value
-    if value is None:
-        raise ValueError(
-            f"{where} is None; every query and document must be a str (use '' for an empty text)"
-        )
-    raise ValueError(f"{where} is a {type(value).__name__}, not a str; convert it with str() or drop it")
-
-
 def _softmax(x: np.ndarray) -> np.ndarray:
     z = x.astype(np.float64) - x.max(axis=1, keepdims=True)
     e = np.exp(z)
@@ -159,8 +161,65 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return (1.0 / (1.0 + np.exp(-x.astype(np.float64)))).astype(np.float32)
 
 
-class CrossEncoder:
+_PairBatch = Sequence[tuple[str, str]] | Sequence[list[str]] | np.ndarray
+
+
+class _PairWindows(Sequence["Window | None"]):
+    """Winning windows of one query's documents, their character ranges computed on first access.
+
+    The packer knows token ranges only; the character range needs the document's tokenizer offsets,
+    which cost a second tokenization. ``rank`` reads the windows of the ``top_k`` rows only, so they are
+    computed when read (and kept).
+    """
+
+    def __init__(self, tokenizer: Any, docs: list[str], ws: WindowScores, offset: int) -> None:
+        self._tokenizer = tokenizer
+        self._docs = docs
+        self._ws = ws
+        self._offset = offset
+        self._done: dict[int, Window] = {}
+
+    def __len__(self) -> int:
+        return len(self._docs)
+
+    @overload
+    def __getitem__(self, i: int) -> Window | None: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Window | None]: ...
+
+    def __getitem__(self, i: int | slice) -> Window | list[Window | None] | None:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self._docs)
+        if not -n <= i < n:
+            raise IndexError(f"window index {i} out of range for {n} documents")
+        i %= n
+        got = self._done.get(i)
+        if got is None:
+            p = self._offset + i
+            start, end = int(self._ws.best_start[p]), int(self._ws.best_end[p])
+            # The packer's ids are those of the whole text, so token positions agree with these offsets.
+            (tok,) = tokenize_with_offsets(self._tokenizer, [self._docs[i]])
+            cs, ce = char_span(tok.offsets, start, end)
+            got = Window(
+                index=int(self._ws.best_window[p]),
+                start_token=start,
+                end_token=end,
+                start_char=cs,
+                end_char=ce,
+            )
+            self._done[i] = got  # a race computes the same value twice: harmless
+        return got
+
+
+class CrossEncoder(RerankerBase):
     """Score (query, document) pairs with a cross-encoder; a drop-in for sentence-transformers' CrossEncoder.
+
+    Meets the :class:`crossrank.types.Reranker` protocol (``score``, ``score_batch``, ``rank``) and keeps
+    sentence-transformers' ``predict(pairs)``. One instance may be shared across threads: the inference
+    session is thread-safe, the token caches are locked, and every call's statistics travel with its
+    result (:attr:`Scores.stats <crossrank.types.Scores.stats>`, :attr:`Prediction.stats`).
 
     Parameters
     ----------
@@ -181,8 +240,8 @@ class CrossEncoder:
     num_threads : int, optional
         Inference threads; None = the cgroup CPU quota.
     backend : {"auto", "onnxruntime", "openvino"}
-        See :func:`crossrank.models.onnx_session.load_backend`. ``auto`` picks OpenVINO bf16 on CPUs with bf16
-        units when ``openvino`` is installed (fast, ~1e-2 from fp32), else ONNX Runtime fp32.
+        See :func:`crossrank.models.onnx_session.load_backend`. ``auto`` picks OpenVINO bf16 on CPUs with
+        bf16 units when ``openvino`` is installed (fast, ~1e-2 from fp32), else ONNX Runtime fp32.
     precision : {"auto", "fp32", "bf16", "int8"}
         ``fp32`` for scores equal to PyTorch's within 1e-4.
     truncation : {"longest_first", "only_second", "only_first"}
@@ -191,11 +250,13 @@ class CrossEncoder:
         Cap on query tokens applied before pair truncation.
     window_stride : int, optional
         Instead of truncating long documents, score overlapping windows starting every
-        ``window_stride`` document tokens and aggregate (``aggregation``). One-label models only.
+        ``window_stride`` document tokens and aggregate (``aggregate``). One-label models only.
     max_windows : int, optional
         Windows per document at most (the pair is flagged truncated beyond).
-    aggregation : {"max", "mean", "first", "topk_mean"}
+    aggregate : {"max", "mean", "first", "topk_mean"}
         How window scores become the pair's score.
+    aggregate_k : int
+        Windows averaged by ``topk_mean``.
     onnx_file : str, optional
         Which graph of the model directory (e.g. ``"model_int8.onnx"``).
     cache_tokens : int
@@ -224,7 +285,8 @@ class CrossEncoder:
         max_query_length: int | None = None,
         window_stride: int | None = None,
         max_windows: int | None = None,
-        aggregation: str = "max",
+        aggregate: Aggregation = "max",
+        aggregate_k: int = 3,
         onnx_file: str | None = None,
         cache_tokens: int = 4_000_000,
     ) -> None:
@@ -238,13 +300,12 @@ class CrossEncoder:
             raise ValueError(
                 f"truncation must be 'longest_first', 'only_second' or 'only_first'; got {truncation!r}"
             )
-        if aggregation not in ("max", "mean", "first", "topk_mean"):
-            raise ValueError(
-                f"aggregation must be 'max', 'mean', 'first' or 'topk_mean'; got {aggregation!r}"
-            )
+        if aggregate not in AGGREGATIONS:
+            raise ValueError(f"aggregate must be 'max', 'mean', 'first' or 'topk_mean'; got {aggregate!r}")
         for name, value in (("max_batch_tokens", max_batch_tokens), ("max_batch_size", max_batch_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        self.aggregate_k = check_int(aggregate_k, "aggregate_k", minimum=1)
         self.files = resolve_model(model, onnx_file=onnx_file)
         self.num_threads = resolve_threads(num_threads)
         self.backend: InferenceBackend = load_backend(
@@ -278,13 +339,11 @@ class CrossEncoder:
         self.max_query_length = max_query_length
         self.window_stride = window_stride
         self.max_windows = max_windows
-        self.aggregation = aggregation
+        self.aggregate: Aggregation = aggregate
         tokenizer = load_tokenizer(self.files.tokenizer_path)
         self.template = PairTemplate.from_tokenizer(tokenizer)
         self.encoder = TextEncoder(tokenizer, cache_tokens=cache_tokens)
         self._query_encoder = TextEncoder(tokenizer, cache_tokens=min(cache_tokens, 65_536))
-        self._stats_lock = threading.Lock()
-        self.last_stats: RerankStats | None = None
         # Fail on a bad option now rather than at the first call.
         plan_pairs(
             [np.zeros(0, np.int32)],
@@ -324,9 +383,10 @@ class CrossEncoder:
             return None
         return need + self.window_stride * self.max_windows
 
-    def _validate(self, pairs: Any) -> tuple[list[str], list[str]]:
+    @staticmethod
+    def _validate(pairs: object) -> tuple[list[str], list[str]]:
         if isinstance(pairs, (str, bytes)) or not isinstance(pairs, (Sequence, np.ndarray)):
-            raise ValueError(f"pairs must be a list of (query, document) pairs, got {type(pairs).__name__}")
+            raise TypeError(f"pairs must be a list of (query, document) pairs, got {type(pairs).__name__}")
         queries: list[str] = []
         docs: list[str] = []
         for i, pair in enumerate(pairs):
@@ -339,30 +399,121 @@ class CrossEncoder:
                     f"pairs[{i}] must be a (query, document) pair of two str, got {type(pair).__name__} "
                     f"{str(pair)[:60]!r}"
                 )
-            queries.append(_check_text(pair[0], f"pairs[{i}][0] (query)"))
-            docs.append(_check_text(pair[1], f"pairs[{i}][1] (document)"))
+            queries.append(check_text(pair[0], f"pairs[{i}][0] (query)"))
+            docs.append(check_text(pair[1], f"pairs[{i}][1] (document)"))
         return queries, docs
+
+    def _resolve_activation(self, activation: object) -> str:
+        act = self.activation if activation == "auto" else ("none" if activation is None else activation)
+        if act not in _ACTIVATIONS[1:]:
+            raise ValueError(
+                f"activation must be one of {', '.join(_ACTIVATIONS)} or None; got {activation!r}"
+            )
+        return str(act)
+
+    @staticmethod
+    def _rows_per_batch(batch_size: object, default: int) -> int:
+        if batch_size is None:
+            return default
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        return batch_size
+
+    # ------------------------------------------------------------------ sentence-transformers' predict
+    @overload
+    def predict(
+        self,
+        pairs: tuple[str, str],
+        *,
+        batch_size: int | None = ...,
+        show_progress_bar: bool | None = ...,
+        show_progress: bool = ...,
+        convert_to_numpy: Literal[True] = ...,
+        activation: Activation | str | None = ...,
+        return_details: Literal[False] = ...,
+    ) -> np.float32 | np.ndarray: ...
+
+    @overload
+    def predict(
+        self,
+        pairs: tuple[str, str],
+        *,
+        batch_size: int | None = ...,
+        show_progress_bar: bool | None = ...,
+        show_progress: bool = ...,
+        convert_to_numpy: Literal[False],
+        activation: Activation | str | None = ...,
+        return_details: Literal[False] = ...,
+    ) -> float | list[float]: ...
+
+    @overload
+    def predict(
+        self,
+        pairs: _PairBatch | None = ...,
+        *,
+        sentences: _PairBatch | tuple[str, str] | None = ...,
+        batch_size: int | None = ...,
+        show_progress_bar: bool | None = ...,
+        show_progress: bool = ...,
+        convert_to_numpy: Literal[True] = ...,
+        activation: Activation | str | None = ...,
+        return_details: Literal[False] = ...,
+    ) -> np.ndarray: ...
+
+    @overload
+    def predict(
+        self,
+        pairs: _PairBatch | None = ...,
+        *,
+        sentences: _PairBatch | tuple[str, str] | None = ...,
+        batch_size: int | None = ...,
+        show_progress_bar: bool | None = ...,
+        show_progress: bool = ...,
+        convert_to_numpy: Literal[False],
+        activation: Activation | str | None = ...,
+        return_details: Literal[False] = ...,
+    ) -> list[float] | list[list[float]]: ...
+
+    @overload
+    def predict(
+        self,
+        pairs: _PairBatch | tuple[str, str] | None = ...,
+        *,
+        sentences: _PairBatch | tuple[str, str] | None = ...,
+        batch_size: int | None = ...,
+        show_progress_bar: bool | None = ...,
+        show_progress: bool = ...,
+        convert_to_numpy: bool = ...,
+        activation: Activation | str | None = ...,
+        return_details: Literal[True],
+    ) -> Prediction: ...
 
     def predict(
         self,
-        pairs: Sequence[tuple[str, str]] | Sequence[Sequence[str]] | tuple[str, str],
+        pairs: _PairBatch | tuple[str, str] | None = None,
         *,
+        sentences: _PairBatch | tuple[str, str] | None = None,
         batch_size: int | None = None,
         show_progress_bar: bool | None = None,
+        show_progress: bool = False,
         convert_to_numpy: bool = True,
         activation: Activation | str | None = "auto",
         return_details: bool = False,
-    ) -> Any:
-        """Score (query, document) pairs.
+    ) -> np.ndarray | np.float32 | float | list[float] | list[list[float]] | Prediction:
+        """Score (query, document) pairs (sentence-transformers' ``CrossEncoder.predict``).
 
         Parameters
         ----------
         pairs : sequence of (str, str), or one (str, str) pair
             Queries and documents. An empty sequence gives an empty result.
+        sentences : sequence of (str, str), or one (str, str) pair, optional
+            sentence-transformers' name of ``pairs`` (pass one or the other).
         batch_size : int, optional
             Rows per batch at most (sentence-transformers' knob); batches are also bounded by
             ``max_batch_tokens``. Default: ``max_batch_size``.
         show_progress_bar : bool, optional
+            sentence-transformers' name of ``show_progress``.
+        show_progress : bool
             A tqdm bar over batches (default off).
         convert_to_numpy : bool
             NumPy array (default) or a list of Python floats (lists of floats for several labels).
@@ -373,35 +524,35 @@ class CrossEncoder:
 
         Returns
         -------
-        np.ndarray or list or float or Prediction
+        numpy.ndarray or list or numpy.float32 or float or Prediction
             float32 ``[n]`` for one-label models, ``[n, num_labels]`` otherwise; a single pair gives a
             scalar (or ``[num_labels]``), as sentence-transformers.
 
         Raises
         ------
+        TypeError
+            ``pairs`` is not a sequence, a query or document is not a str (the message names the index),
+            or both ``pairs`` and ``sentences`` are given.
         ValueError
-            A pair that is not two str (the message names the index), or bad options.
+            A pair that is not two items, or bad options.
         """
+        if sentences is not None:
+            if pairs is not None:
+                raise TypeError("pass pairs or sentences (its sentence-transformers name), not both")
+            pairs = sentences
+        elif pairs is None:
+            raise TypeError("predict() needs the pairs to score: predict([(query, document), ...])")
         singular = (
             isinstance(pairs, (tuple, list))
             and len(pairs) == 2
             and isinstance(pairs[0], str)
             and isinstance(pairs[1], str)
         )
-        batch = [tuple(pairs)] if singular else pairs
-        queries, docs = self._validate(batch)
-        act = self.activation if activation == "auto" else ("none" if activation is None else str(activation))
-        if act not in _ACTIVATIONS[1:]:
-            raise ValueError(
-                f"activation must be one of {', '.join(_ACTIVATIONS)} or None; got {activation!r}"
-            )
-        if batch_size is not None and (
-            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
-        ):
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        logits, truncated, n_tokens, stats = self._score(
-            queries, docs, batch_size or self.max_batch_size, bool(show_progress_bar)
-        )
+        queries, docs = self._validate([tuple(pairs)] if singular else pairs)
+        act = self._resolve_activation(activation)
+        rows = self._rows_per_batch(batch_size, self.max_batch_size)
+        progress = bool(show_progress) or bool(show_progress_bar)
+        logits, truncated, n_tokens, stats, _ = self._score(queries, docs, rows, progress)
         scores = self._activate(logits, act)
         if return_details:
             return Prediction(scores, logits, truncated, n_tokens, stats)
@@ -420,17 +571,27 @@ class CrossEncoder:
             out = logits
         return out[:, 0].copy() if self.num_labels == 1 else out
 
+    def _relevance(self, logits: np.ndarray, activation: object) -> np.ndarray:
+        """One relevance score per pair (what ``score`` and ``rank`` return)."""
+        act = self._resolve_activation(activation)
+        if self.num_labels == 2:
+            # Two-label rerankers: label 1 is "relevant"; by default, its softmax probability.
+            if activation == "auto" or act == "softmax":
+                return _softmax(logits)[:, 1]
+            if act == "sigmoid":
+                return _sigmoid(logits[:, 1])
+            return logits[:, 1].copy()
+        return self._activate(logits, act)
+
     def _score(
-        self,
-        queries: list[str],
-        docs: list[str],
-        max_batch_size: int,
-        progress: bool,
-        windows_out: list[WindowScores] | None = None,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, RerankStats]:
+        self, queries: list[str], docs: list[str], max_batch_size: int, progress: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, RerankStats, WindowScores | None]:
+        """Logits ``[n, num_labels]``, truncation flags, token counts, stats and the windows of pairs.
+
+        ``queries[i]`` goes with ``docs[i]``; pairs of every query are packed together (one plan).
+        """
         t0 = time.perf_counter()
         n = len(docs)
-        hits0, miss0 = self.encoder.cache.hits, self.encoder.cache.misses
         # Queries: each distinct query once (a rank call has one).
         uniq: dict[str, int] = {}
         for q in queries:
@@ -442,21 +603,22 @@ class CrossEncoder:
         q_ids = self._query_encoder.encode(list(uniq), max_tokens=q_cap)
         longest = max((len(x) for x in q_ids), default=0)
         longest = min(longest, q_cap)
-        d_ids = self.encoder.encode(docs, max_tokens=self._doc_token_limit(longest))
+        counts: dict[str, int] = {}
+        d_ids = self.encoder.encode(docs, max_tokens=self._doc_token_limit(longest), counts=counts)
+        hits, misses = counts.get("cache_hits", 0), counts.get("cache_misses", 0)
         per_pair_q = q_ids if len(q_ids) == 1 else [q_ids[uniq[q]] for q in queries]
         t1 = time.perf_counter()
         labels = self.num_labels
         if n == 0:
             empty = RerankStats(0, 0, 0, 0, 0, 0, 0, 0, 0, t1 - t0, 0.0, 0.0, time.perf_counter() - t0)
-            self.last_stats = empty
-            return np.zeros((0, labels), np.float32), np.zeros(0, bool), np.zeros(0, np.int32), empty
+            return np.zeros((0, labels), np.float32), np.zeros(0, bool), np.zeros(0, np.int32), empty, None
         plan = plan_pairs(per_pair_q, d_ids, self.template, **self._plan_options(max_batch_size))
         t2 = time.perf_counter()
         pack_s = t2 - t1
         infer_s = 0.0
         outputs: list[np.ndarray] = []
         real = padded = 0
-        batches = range(plan.n_batches)
+        batches: Any = range(plan.n_batches)
         if progress:
             from tqdm.auto import tqdm
 
@@ -484,15 +646,12 @@ class CrossEncoder:
             real += int(b.n_tokens.sum())
             padded += int(b.input_ids.size)
         rows = plan.unsort(outputs)
+        windows: WindowScores | None = None
         if self.window_stride is not None:
-            agg = plan.aggregate(rows[:, 0], how=self.aggregation)  # type: ignore[arg-type]
-            if windows_out is not None:
-                windows_out.append(agg)
-            logits = agg.scores.astype(np.float32)[:, None]
+            windows = plan.aggregate(rows[:, 0], how=self.aggregate, k=self.aggregate_k)
+            logits = windows.scores.astype(np.float32)[:, None]
         else:
             logits = rows
-        hits = self.encoder.cache.hits - hits0
-        misses = self.encoder.cache.misses - miss0
         stats = RerankStats(
             n_pairs=n,
             n_batches=plan.n_batches,
@@ -508,117 +667,104 @@ class CrossEncoder:
             infer_s=infer_s,
             total_s=time.perf_counter() - t0,
         )
-        with self._stats_lock:
-            self.last_stats = stats
-        return logits, plan.truncated.copy(), plan.n_tokens.astype(np.int32), stats
+        return logits, plan.truncated.copy(), plan.n_tokens.astype(np.int32), stats, windows
+
+    # ------------------------------------------------------------------ the reranker protocol
+    def _score_many(self, queries: list[str], documents_per_query: list[list[str]]) -> list[Scores]:
+        return self._score_lists(queries, documents_per_query, self.max_batch_size, False, "auto")
+
+    def _score_lists(
+        self,
+        queries: list[str],
+        documents_per_query: list[list[str]],
+        max_batch_size: int,
+        progress: bool,
+        activation: object,
+    ) -> list[Scores]:
+        """Score every query's documents with ONE packing plan over all pairs (batches span queries)."""
+        if self.num_labels > 2:
+            raise ValueError(
+                f"score/rank need a one- or two-label model (this one has {self.num_labels}); use predict()"
+            )
+        self._resolve_activation(activation)  # refuse a bad activation before any work
+        flat_q = [q for q, docs in zip(queries, documents_per_query, strict=True) for _ in docs]
+        flat_d = [d for docs in documents_per_query for d in docs]
+        logits, truncated, _, stats, windows = self._score(flat_q, flat_d, max_batch_size, progress)
+        scores = self._relevance(logits, activation)
+        shared = {**stats.as_dict(), "queries": float(len(queries))}
+        out: list[Scores] = []
+        pos = 0
+        for docs in documents_per_query:
+            n = len(docs)
+            win = None if windows is None else _PairWindows(self.encoder.tokenizer, docs, windows, pos)
+            out.append(Scores(scores[pos : pos + n], truncated[pos : pos + n], win, dict(shared)))
+            pos += n
+        return out
 
     def rank(
         self,
         query: str,
         documents: Sequence[str],
-        *,
         top_k: int | None = None,
+        *,
         return_documents: bool = False,
         batch_size: int | None = None,
+        show_progress: bool = False,
         show_progress_bar: bool | None = None,
         activation: Activation | str | None = "auto",
-    ) -> list[dict[str, Any]]:
+    ) -> list[RankedDoc]:
         """Rank documents for one query, best first (sentence-transformers' ``rank``).
 
         Parameters
         ----------
         query : str
+            The query.
         documents : sequence of str
             Candidates; an empty sequence gives ``[]``.
         top_k : int, optional
-            Keep the best ``top_k`` (all when None).
+            Keep the best ``top_k`` (an int >= 1, capped at the number of documents); None keeps all.
         return_documents : bool
             Add each document's ``"text"``.
-        batch_size, show_progress_bar, activation
-            As in :meth:`predict`.
+        batch_size : int, optional
+            Rows per batch at most (default ``max_batch_size``).
+        show_progress : bool
+            A tqdm bar over batches.
+        show_progress_bar : bool, optional
+            sentence-transformers' name of ``show_progress``.
+        activation : {"auto", "sigmoid", "softmax", "none"} or None
+            Override the model's activation for this call.
 
         Returns
         -------
-        list of dict
-            ``{"corpus_id": int, "score": float, "truncated": bool[, "text": str]}`` sorted by score,
-            highest first, ties in input order. With ``window_stride`` also ``"window": {"index",
-            "start_token", "end_token", "start_char", "end_char"}`` of the best window
-            (``documents[i][start_char:end_char]`` is the passage that won). Scores are Python floats (JSON-safe). Two-label models
-            are ranked by the softmax probability of label 1.
+        list of RankedDoc
+            ``{"corpus_id": int, "score": float, "truncated": bool[, "window"][, "text": str]}`` sorted
+            by score, highest first, ties in input order. With ``window_stride`` the ``"window"`` is
+            ``{"index", "start_token", "end_token", "start_char", "end_char"}`` of the best window
+            (``documents[i][start_char:end_char]`` is the passage that won). Scores are Python floats
+            (JSON-safe). Two-label models are ranked by the softmax probability of label 1.
 
         Raises
         ------
+        TypeError
+            A query or document that is not a str (the message names the index), a non-int ``top_k``.
         ValueError
-            A query or document that is not a str (the message names the index), ``top_k < 0``, or a
-            model with more than two labels.
+            ``top_k < 1``, a bad option, or a model with more than two labels.
         """
-        _check_text(query, "query")
-        if isinstance(documents, (str, bytes)) or not isinstance(documents, (Sequence, np.ndarray)):
-            raise ValueError(f"documents must be a list of str, got {type(documents).__name__}")
-        docs = [_check_text(d, f"documents[{i}]") for i, d in enumerate(documents)]
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0):
-            raise ValueError(f"top_k must be an int >= 0 or None, got {top_k!r}")
+        check_text(query, "query")
+        check_bool(return_documents, "return_documents")
+        docs = check_texts(documents, "documents")
+        check_top_k(top_k, len(docs))
         if self.num_labels > 2:
             raise ValueError(
                 f"rank() needs a one- or two-label model (this one has {self.num_labels}); use predict()"
             )
+        rows = self._rows_per_batch(batch_size, self.max_batch_size)
+        self._resolve_activation(activation)
         if not docs:
-            self.last_stats = None
             return []
-        if batch_size is not None and (
-            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
-        ):
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        windows: list[WindowScores] = []
-        logits, truncated, _, _ = self._score(
-            [query], docs, batch_size or self.max_batch_size, bool(show_progress_bar), windows
-        )
-        act = self.activation if activation == "auto" else ("none" if activation is None else str(activation))
-        if act not in _ACTIVATIONS[1:]:
-            raise ValueError(
-                f"activation must be one of {', '.join(_ACTIVATIONS)} or None; got {activation!r}"
-            )
-        if self.num_labels == 2:
-            # Two-label rerankers: label 1 is "relevant"; rank by its softmax probability by default.
-            if activation == "auto" or act == "softmax":
-                scores = _softmax(logits)[:, 1]
-            elif act == "sigmoid":
-                scores = _sigmoid(logits[:, 1])
-            else:
-                scores = logits[:, 1].copy()
-        else:
-            scores = self._activate(logits, act)
-        order = np.argsort(-scores.astype(np.float64), kind="stable")
-        if top_k is not None:
-            order = order[:top_k]
-        results: list[dict[str, Any]] = []
-        for i in order.tolist():
-            item: dict[str, Any] = {
-                "corpus_id": i,
-                "score": float(scores[i]),
-                "truncated": bool(truncated[i]),
-            }
-            if windows:
-                item["window"] = self._window_info(windows[0], i, docs[i])
-            if return_documents:
-                item["text"] = docs[i]
-            results.append(item)
-        return results
-
-    def _window_info(self, ws: WindowScores, i: int, doc: str) -> dict[str, int]:
-        """The winning window of pair ``i``: index, document token range and character range."""
-        start, end = int(ws.best_start[i]), int(ws.best_end[i])
-        # The packer works on token ids only; the character range comes from the tokenizer's offsets
-        # of the same document (the ids are those of the whole text, so positions agree).
-        (tok,) = tokenize_with_offsets(self.encoder.tokenizer, [doc])
-        cs, ce = char_span(tok.offsets, start, end)
-        return {
-            "index": int(ws.best_window[i]),
-            "start_token": start,
-            "end_token": end,
-            "start_char": cs,
-            "end_char": ce,
-        }
+        progress = bool(show_progress) or bool(show_progress_bar)
+        (s,) = self._score_lists([query], [docs], rows, progress, activation)
+        return ranked_from_scores(s, docs, top_k, return_documents=return_documents)
 
     def cache_info(self) -> Any:
         """Return the document cache counters (:class:`crossrank.text.tokenization.CacheStats`)."""

@@ -23,8 +23,12 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 __all__ = ["CacheStats", "TextEncoder", "TokenCache", "load_tokenizer"]
 
@@ -32,7 +36,7 @@ __all__ = ["CacheStats", "TextEncoder", "TokenCache", "load_tokenizer"]
 _CHARS_PER_TOKEN = 6
 
 
-def load_tokenizer(path: str | os.PathLike[str]):  # -> tokenizers.Tokenizer
+def load_tokenizer(path: str | os.PathLike[str]) -> Tokenizer:
     """Load ``tokenizer.json`` (a file, or the directory holding it) with padding and truncation off.
 
     Raises
@@ -161,7 +165,7 @@ class TextEncoder:
         Number of texts actually run through the tokenizer (cache hits do not count).
     """
 
-    def __init__(self, tokenizer, *, cache_tokens: int = 4_000_000) -> None:
+    def __init__(self, tokenizer: Tokenizer, *, cache_tokens: int = 4_000_000) -> None:
         self.tokenizer = tokenizer
         self.cache = TokenCache(cache_tokens)
         self.tokenized = 0
@@ -214,7 +218,12 @@ class TextEncoder:
         return [o for o in out if o is not None]
 
     def encode(
-        self, texts: Sequence[str], *, max_tokens: int | None = None, cache: bool = True
+        self,
+        texts: Sequence[str],
+        *,
+        max_tokens: int | None = None,
+        cache: bool = True,
+        counts: dict[str, int] | None = None,
     ) -> list[np.ndarray]:
         """Return the token ids of each text (no special tokens), int32, in order.
 
@@ -227,6 +236,9 @@ class TextEncoder:
             long texts are tokenized as a prefix. None = all ids.
         cache : bool
             Look up / store in the document cache (use False for one-off queries).
+        counts : dict, optional
+            Receives this call's ``"cache_hits"`` and ``"cache_misses"`` (exact per call, unlike the
+            shared counters of :attr:`cache` when several threads encode at once).
 
         Returns
         -------
@@ -239,6 +251,7 @@ class TextEncoder:
         keys: list[bytes | None] = [None] * n
         need = None if max_tokens is None else max_tokens + 1
         miss: list[int] = []
+        hits = 0
         if cache and self.cache.max_tokens > 0:
             first: dict[bytes, int] = {}
             for i, t in enumerate(texts):
@@ -249,11 +262,15 @@ class TextEncoder:
                 hit = self.cache.get(k, need)
                 if hit is not None:
                     result[i] = hit if need is None else hit[:need]
+                    hits += 1
                 else:
                     first[k] = i
                     miss.append(i)
         else:
             miss = list(range(n))
+        if counts is not None:
+            counts["cache_hits"] = hits
+            counts["cache_misses"] = len(miss) if cache and self.cache.max_tokens > 0 else 0
         if miss:
             miss_texts = [texts[i] for i in miss]
             if max_tokens is None:
