@@ -109,7 +109,7 @@ def make_figure(rows: Sequence[dict[str, Any]], title: str) -> Any:
     ax.set_ylabel("NDCG@10")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right", fontsize=7)
+    ax.legend(loc="best", fontsize=7)
     fig.tight_layout()
     return fig
 
