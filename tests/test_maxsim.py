@@ -381,8 +381,8 @@ def test_store_corruption_is_a_state_error(tmp_path, small_packed):
     ("change", "match"),
     [
         ({"format": "someone.else"}, "not a 'crossrank.packed_docs'"),
-        ({"version": 2}, "upgrade crossrank"),
-        ({"version": "1"}, "invalid format version"),
+        ({"format_version": 2}, "upgrade crossrank"),
+        ({"format_version": "1"}, "invalid format version"),
         ({"dtype": "int4"}, "invalid dtype"),
         ({"stride": 3}, "layout"),
         ({"n_tokens": 1}, "bytes"),

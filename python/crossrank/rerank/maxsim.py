@@ -18,7 +18,6 @@ Examples
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -28,6 +27,16 @@ from typing import Any, Literal
 import numpy as np
 
 from .. import _core
+from .._common import (
+    MANIFEST,
+    atomic_directory,
+    manifest_body,
+    manifest_field,
+    read_manifest,
+    sha256_bytes,
+    sha256_file,
+    write_json,
+)
 from ..errors import StateError
 
 __all__ = ["DType", "PackedDocStore", "PackedDocs", "maxsim", "maxsim_batch"]
@@ -35,6 +44,8 @@ __all__ = ["DType", "PackedDocStore", "PackedDocs", "maxsim", "maxsim_batch"]
 DType = Literal["fp32", "fp16", "bf16"]
 #: NumPy dtype of the packed buffer for each storage type (bf16 is kept as raw uint16 bits).
 NUMPY_DTYPES: dict[str, type[np.generic]] = {"fp32": np.float32, "fp16": np.float16, "bf16": np.uint16}
+# Largest token dimension a saved store may declare (guards the size arithmetic of a bad manifest).
+_MAX_DIM = 1 << 20
 
 
 def _check_dtype(dtype: str) -> str:
@@ -158,6 +169,11 @@ class PackedDocs:
         Ragged dims, bad offsets, NaN/inf values, fp16 overflow.
     TypeError
         Unsupported container or non-numeric arrays.
+
+    Notes
+    -----
+    Thread safety: the packed buffer is read-only after construction, so one instance may be
+    scored from many threads at once.
     """
 
     __slots__ = ("data", "dim", "dtype", "offsets")
@@ -356,24 +372,21 @@ def maxsim_batch(
     )
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 class PackedDocStore:
     """Packed document vectors on disk: a directory with a versioned, checksummed manifest.
 
-    Layout: ``manifest.json`` (format name, version, dtype, dim, stride, counts, byte sizes and
-    SHA-256 of every file), ``tokens.bin`` (the packed buffer, little-endian, row-major),
-    ``offsets.bin`` (int64 [n_docs + 1]) and, when ids were given, ``ids.json``. ``open`` maps
-    ``tokens.bin`` read-only, so a store larger than memory still scores.
+    Layout: ``manifest.json`` (format ``crossrank.packed_docs``, ``format_version``, dtype, dim,
+    stride, counts, byte sizes and SHA-256 of every file), ``tokens.bin`` (the packed buffer,
+    little-endian, row-major), ``offsets.bin`` (int64 [n_docs + 1]) and, when ids were given,
+    ``ids.json``. ``open`` maps ``tokens.bin`` read-only, so a store larger than memory still scores.
 
     Use :meth:`save` to write and :meth:`open` to read; ``store.docs`` is a :class:`PackedDocs`
     usable with :func:`maxsim`.
+
+    Thread safety: an open store is read-only and may be shared across threads. :meth:`save`
+    writes a new directory aside and swaps it in with one rename, so stores already open on the
+    old files keep scoring them (their memory maps hold the old inodes), and a kill at any moment
+    leaves the old store or the new one.
     """
 
     FORMAT = "crossrank.packed_docs"
@@ -402,61 +415,77 @@ class PackedDocStore:
         metadata: dict[str, Any] | None = None,
         overwrite: bool = False,
     ) -> PackedDocStore:
-        """Write ``docs`` (and optional string ids / JSON metadata) to directory ``path``.
+        """Write ``docs`` (and optional string ids / JSON metadata) to directory ``path``, atomically.
 
-        The manifest is written last (atomically), so a reader never sees a half-written store.
+        Everything is validated first; then the store is written into a temporary sibling
+        directory, fsynced, and swapped in with one rename (see :class:`PackedDocStore`).
+
+        Parameters
+        ----------
+        path : path-like
+            The store directory.
+        docs : PackedDocs or PackedDocStore
+            The packed vectors.
+        ids : sequence of str, optional
+            One id per document (converted with ``str``).
+        metadata : dict, optional
+            JSON-serialisable data kept in the manifest (e.g. the model name).
+        overwrite : bool
+            Replace an existing store at ``path``.
 
         Raises
         ------
         FileExistsError
-            ``path`` holds a store and ``overwrite`` is False.
+            ``path`` is a non-empty directory and ``overwrite`` is False, or it holds something
+            other than a store.
         ValueError
-            ``ids`` length differs from the number of documents.
+            ``ids`` length differs from the number of documents, or ``metadata`` is not JSON.
+        TypeError
+            ``docs`` is not packed, or ``metadata`` is not a dict.
         """
         docs = _check_docs(docs)
-        root = Path(path)
-        manifest_path = root / "manifest.json"
-        if manifest_path.exists():
-            if not overwrite:
-                raise FileExistsError(f"{root} already holds a store; pass overwrite=True to replace it")
-            manifest_path.unlink()
         if ids is not None:
+            if isinstance(ids, (str, bytes)):
+                raise TypeError("ids must be a sequence of str, got a single str; wrap it in a list")
             ids = [str(i) for i in ids]
             if len(ids) != len(docs):
                 raise ValueError(f"ids has {len(ids)} entries but there are {len(docs)} documents")
-        root.mkdir(parents=True, exist_ok=True)
+        if metadata is not None and not isinstance(metadata, dict):
+            raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
+        try:
+            json.dumps(metadata or {}, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"metadata must be JSON-serialisable: {e}") from None
         files = {
-            "tokens.bin": docs.data.astype(docs.data.dtype.newbyteorder("<"), copy=False),
-            "offsets.bin": docs.offsets.astype("<i8", copy=False),
+            "tokens.bin": np.ascontiguousarray(
+                docs.data.astype(docs.data.dtype.newbyteorder("<"), copy=False)
+            ),
+            "offsets.bin": np.ascontiguousarray(docs.offsets.astype("<i8", copy=False)),
         }
-        entries: dict[str, dict[str, Any]] = {}
-        for name, arr in files.items():
-            with open(root / name, "wb") as f:
-                f.write(np.ascontiguousarray(arr).tobytes())
-        if ids is not None:
-            (root / "ids.json").write_text(json.dumps(ids, ensure_ascii=False), encoding="utf-8")
-            files_names = [*files, "ids.json"]
-        else:
-            (root / "ids.json").unlink(missing_ok=True)
-            files_names = list(files)
-        for name in files_names:
-            entries[name] = {"bytes": (root / name).stat().st_size, "sha256": _sha256(root / name)}
-        manifest = {
-            "format": cls.FORMAT,
-            "version": cls.VERSION,
-            "dtype": docs.dtype,
-            "dim": docs.dim,
-            "stride": int(docs.data.shape[1]),
-            "n_docs": len(docs),
-            "n_tokens": docs.n_tokens,
-            "byteorder": "little",
-            "files": entries,
-            "metadata": metadata or {},
-        }
-        tmp = root / "manifest.json.tmp"
-        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, manifest_path)
-        return cls.open(root, verify=False)
+        with atomic_directory(path, overwrite=overwrite, replaces=cls.FORMAT) as tmp:
+            entries: dict[str, dict[str, Any]] = {}
+            for name, arr in files.items():
+                buf = arr.data.cast("B") if arr.size else memoryview(b"")
+                _write_synced(tmp / name, buf)
+                entries[name] = {"bytes": len(buf), "sha256": sha256_bytes(buf)}
+            if ids is not None:
+                raw = json.dumps(ids, ensure_ascii=False).encode("utf-8", "surrogatepass")
+                _write_synced(tmp / "ids.json", raw)
+                entries["ids.json"] = {"bytes": len(raw), "sha256": sha256_bytes(raw)}
+            body = manifest_body(
+                cls.FORMAT,
+                cls.VERSION,
+                dtype=docs.dtype,
+                dim=docs.dim,
+                stride=int(docs.data.shape[1]),
+                n_docs=len(docs),
+                n_tokens=docs.n_tokens,
+                byteorder="little",
+                files=entries,
+                metadata=metadata or {},
+            )
+            write_json(tmp / MANIFEST, body)
+        return cls.open(path, verify=False)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, verify: bool = True) -> PackedDocStore:
@@ -473,58 +502,47 @@ class PackedDocStore:
         Raises
         ------
         crossrank.errors.StateError
-            Not a store, foreign format, newer format version, truncated or corrupted files.
+            Not a store, foreign format, newer format version, a malformed manifest, truncated or
+            corrupted files (the message names the file and the field).
         """
         root = Path(path)
-        manifest_path = root / "manifest.json"
-        if not manifest_path.is_file():
-            raise StateError(f"{root} is not a crossrank packed document store (no manifest.json)")
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise StateError(f"{manifest_path} is corrupted (not valid JSON: {e})") from e
-        if not isinstance(manifest, dict) or manifest.get("format") != cls.FORMAT:
-            found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
-            raise StateError(f"{root} holds {found!r}, not a {cls.FORMAT!r} store")
-        version = manifest.get("version")
-        if not isinstance(version, int) or version < 1:
-            raise StateError(f"{manifest_path} has an invalid format version {version!r}")
-        if version > cls.VERSION:
-            raise StateError(
-                f"{root} was written in format version {version}, newer than this crossrank reads "
-                f"({cls.VERSION}); upgrade crossrank"
-            )
-        try:
-            dtype = str(manifest["dtype"])
-            dim, stride = int(manifest["dim"]), int(manifest["stride"])
-            n_docs, n_tokens = int(manifest["n_docs"]), int(manifest["n_tokens"])
-            entries = dict(manifest["files"])
-            metadata = dict(manifest.get("metadata", {}))
-        except (KeyError, TypeError, ValueError) as e:
-            raise StateError(f"{manifest_path} is missing or has a malformed field: {e}") from e
-        if dtype not in NUMPY_DTYPES or dim < 1 or n_docs < 0 or n_tokens < 0:
-            raise StateError(
-                f"{manifest_path} has invalid dtype/dim/counts: {dtype!r}, {dim}, {n_docs}, {n_tokens}"
-            )
+        manifest, _ = read_manifest(root, cls.FORMAT, cls.VERSION, label="packed document store")
+        mpath = root / MANIFEST
+        dtype = manifest_field(manifest, "dtype", str, mpath)
+        dim = manifest_field(manifest, "dim", int, mpath)
+        stride = manifest_field(manifest, "stride", int, mpath)
+        n_docs = manifest_field(manifest, "n_docs", int, mpath)
+        n_tokens = manifest_field(manifest, "n_tokens", int, mpath)
+        entries = manifest_field(manifest, "files", dict, mpath)
+        metadata = manifest.get("metadata", {})
+        if not isinstance(metadata, dict):
+            raise StateError(f"{mpath}: field 'metadata' must be dict, got {type(metadata).__name__}")
+        if dtype not in NUMPY_DTYPES or not 1 <= dim <= _MAX_DIM or n_docs < 0 or n_tokens < 0:
+            raise StateError(f"{mpath} has invalid dtype/dim/counts: {dtype!r}, {dim}, {n_docs}, {n_tokens}")
         if stride != _core.maxsim_row_stride(dim, dtype) or manifest.get("byteorder") != "little":
-            raise StateError(f"{manifest_path} describes a layout this crossrank does not read")
+            raise StateError(
+                f"{mpath} describes a layout this crossrank does not read (field 'stride' or 'byteorder')"
+            )
         itemsize = np.dtype(NUMPY_DTYPES[dtype]).itemsize
         expected = {"tokens.bin": n_tokens * stride * itemsize, "offsets.bin": (n_docs + 1) * 8}
         for name in [*expected, *(["ids.json"] if "ids.json" in entries else [])]:
             file = root / name
             entry = entries.get(name)
             if not isinstance(entry, dict):
-                raise StateError(f"{manifest_path} does not describe {name}")
+                raise StateError(f"{mpath} does not describe {name} (field 'files')")
+            size_field = manifest_field(entry, "bytes", int, f"{mpath}: field 'files' / {name}")
             if not file.is_file():
                 raise StateError(f"{file} is missing; the store is incomplete")
             size = file.stat().st_size
-            if size != entry.get("bytes") or (name in expected and size != expected[name]):
+            if size != size_field or (name in expected and size != expected[name]):
                 raise StateError(
-                    f"{file} has {size} bytes, expected {expected.get(name, entry.get('bytes'))}; "
+                    f"{file} has {size} bytes, expected {expected.get(name, size_field)}; "
                     "the store is truncated or corrupted, rebuild it"
                 )
-            if verify and _sha256(file) != entry.get("sha256"):
-                raise StateError(f"{file} fails its SHA-256 check; the store is corrupted, rebuild it")
+            if verify:
+                digest = manifest_field(entry, "sha256", str, f"{mpath}: field 'files' / {name}")
+                if sha256_file(file) != digest:
+                    raise StateError(f"{file} fails its SHA-256 check; the store is corrupted, rebuild it")
         offsets = np.fromfile(root / "offsets.bin", dtype="<i8").astype(np.int64, copy=False)
         if offsets[0] != 0 or offsets[-1] != n_tokens or np.any(np.diff(offsets) < 0):
             raise StateError(f"{root / 'offsets.bin'} holds invalid offsets; the store is corrupted")
@@ -537,9 +555,16 @@ class PackedDocStore:
         if "ids.json" in entries:
             try:
                 ids = json.loads((root / "ids.json").read_text(encoding="utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
                 raise StateError(f"{root / 'ids.json'} is corrupted: {e}") from e
-            if not isinstance(ids, list) or len(ids) != n_docs:
-                raise StateError(f"{root / 'ids.json'} does not hold {n_docs} ids")
-        docs = PackedDocs.from_buffers(data, offsets, dim=dim, dtype=dtype)  # type: ignore[arg-type]
+            if not isinstance(ids, list) or len(ids) != n_docs or not all(isinstance(i, str) for i in ids):
+                raise StateError(f"{root / 'ids.json'} does not hold {n_docs} string ids")
+        docs = PackedDocs.from_buffers(data, offsets, dim=dim, dtype=dtype)
         return cls(root, docs, ids, metadata)
+
+
+def _write_synced(path: Path, data: bytes | memoryview) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
