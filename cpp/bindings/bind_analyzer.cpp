@@ -16,20 +16,6 @@
 namespace crossrank::bindings {
 namespace {
 
-// UTF-8 view of a str. A str holding lone surrogates (which UTF-8 cannot encode) is encoded with
-// "surrogatepass"; the analyzer then sees ill-formed bytes, i.e. separators. `keep` owns any bytes
-// object created.
-std::string_view utf8_of(PyObject* obj, py::object& keep) {
-    Py_ssize_t n = 0;
-    const char* s = PyUnicode_AsUTF8AndSize(obj, &n);
-    if (s) return {s, static_cast<std::size_t>(n)};
-    PyErr_Clear();
-    PyObject* b = PyUnicode_AsEncodedString(obj, "utf-8", "surrogatepass");
-    if (!b) throw py::error_already_set();
-    keep = py::reinterpret_steal<py::object>(b);
-    return {PyBytes_AS_STRING(b), static_cast<std::size_t>(PyBytes_GET_SIZE(b))};
-}
-
 // Builds Python str objects for terms, one object per distinct term. Keys view the caller's
 // term strings, which must outlive this object.
 class TermObjects {
@@ -108,7 +94,8 @@ void bind_analyzer(py::module_& m) {
             py::arg("data"), "Analyze raw bytes as UTF-8 (tests of invalid UTF-8).")
         .def(
             "analyze_batch",
-            [](const Analyzer& a, const py::sequence& texts, int num_threads) {
+            [](const Analyzer& a, const py::sequence& texts, std::int64_t num_threads_arg) {
+                const int num_threads = check_threads(num_threads_arg);
                 const std::size_t n = texts.size();
                 std::vector<std::string_view> views(n);
                 std::vector<py::object> keep(n);

@@ -1,7 +1,8 @@
 // Bindings of the BM25 core (bm25.hpp, vocabulary.hpp) as private functions over NumPy arrays; the
-// typed public class is python/crossrank/bm25.py. Arrays are accepted only with the exact dtype and
-// C order (no silent copies): the Python layer converts visibly. Read-only arrays (memory maps) are
-// fine: the core only reads them.
+// typed public class is python/crossrank/retrieve/bm25.py. Arrays are accepted only with the exact
+// dtype and C order (take<T>, no silent copies): the Python layer converts visibly. Read-only arrays
+// (memory maps) are fine: the core only reads them. A BM25View binds an index's arrays once, so a
+// search passes only the query.
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
@@ -18,59 +19,14 @@
 namespace crossrank::bindings {
 namespace {
 
-template <class T>
-using carray = py::array_t<T, py::array::c_style>;
-
-// Hands a vector's buffer to NumPy without copying.
-template <class T>
-py::array_t<T> to_numpy(std::vector<T>&& v) {
-    auto* heap = new std::vector<T>(std::move(v));
-    py::capsule owner(heap, [](void* p) { delete static_cast<std::vector<T>*>(p); });
-    return py::array_t<T>({static_cast<py::ssize_t>(heap->size())}, {sizeof(T)}, heap->data(), owner);
-}
-
-template <class T>
-void check_1d(const carray<T>& a, const char* name, py::ssize_t size = -1) {
-    if (a.ndim() != 1)
-        throw std::invalid_argument(std::string(name) + " must be 1-D, got " + std::to_string(a.ndim()) +
-                                    " dimensions");
-    if (size >= 0 && a.shape(0) != size)
-        throw std::invalid_argument(std::string(name) + " must have " + std::to_string(size) +
-                                    " entries, got " + std::to_string(a.shape(0)));
-}
-
-// UTF-8 views of a list of str, valid while the list and `keep` are alive (CPython caches the
-// UTF-8 form in the str object). A str with lone surrogates is encoded with "surrogatepass", as
-// the analyzer does: its surrogates become ill-formed bytes, i.e. separators. Needs the GIL.
-std::vector<std::string_view> utf8_views(const py::list& items, const char* what,
-                                         std::vector<py::object>& keep) {
-    std::vector<std::string_view> out;
-    out.reserve(items.size());
-    for (std::size_t i = 0; i < items.size(); ++i) {
-        PyObject* o = items[i].ptr();
-        if (!PyUnicode_Check(o))
-            throw py::type_error(std::string(what) + "[" + std::to_string(i) + "] must be str, got " +
-                                 Py_TYPE(o)->tp_name);
-        Py_ssize_t n = 0;
-        const char* s = PyUnicode_AsUTF8AndSize(o, &n);
-        if (!s) {
-            PyErr_Clear();
-            PyObject* b = PyUnicode_AsEncodedString(o, "utf-8", "surrogatepass");
-            if (!b) throw py::error_already_set();
-            keep.push_back(py::reinterpret_steal<py::object>(b));
-            s = PyBytes_AS_STRING(b);
-            n = PyBytes_GET_SIZE(b);
-        }
-        out.emplace_back(s, static_cast<std::size_t>(n));
-    }
-    return out;
-}
+using I64 = carray<std::int64_t>;
+using U32 = carray<std::uint32_t>;
+using F32 = carray<float>;
 
 // The view over already shape-checked arrays (term_ptr has >= 1 entry); callers add their own checks
 // and choose the error type (ValueError for new input, StateError for a loaded index).
-bm25::PostingsView raw_postings_view(const carray<std::int64_t>& term_ptr, const carray<std::uint32_t>& docs,
-                                     const carray<std::uint32_t>& tfs,
-                                     const carray<std::uint32_t>& doc_lens) {
+bm25::PostingsView raw_postings_view(const I64& term_ptr, const U32& docs, const U32& tfs,
+                                     const U32& doc_lens) {
     bm25::PostingsView v;
     v.n_terms = static_cast<std::size_t>(term_ptr.shape(0) - 1);
     v.n_docs = static_cast<std::size_t>(doc_lens.shape(0));
@@ -81,38 +37,17 @@ bm25::PostingsView raw_postings_view(const carray<std::int64_t>& term_ptr, const
     return v;
 }
 
-bm25::PostingsView postings_view(const carray<std::int64_t>& term_ptr, const carray<std::uint32_t>& docs,
-                                 const carray<std::uint32_t>& tfs, const carray<std::uint32_t>& doc_lens) {
-    check_1d(term_ptr, "term_ptr");
-    if (term_ptr.shape(0) < 1) throw std::invalid_argument("term_ptr must have n_terms + 1 >= 1 entries");
-    check_1d(docs, "docs");
-    check_1d(tfs, "tfs", docs.shape(0));
-    check_1d(doc_lens, "doc_lens");
-    const bm25::PostingsView v = raw_postings_view(term_ptr, docs, tfs, doc_lens);
-    const std::int64_t last = term_ptr.data()[v.n_terms];
-    if (term_ptr.data()[0] != 0 || last != docs.shape(0))
-        throw std::invalid_argument("term_ptr must run from 0 to len(docs)");
-    return v;
+// term_ptr[0] == 0 and term_ptr[-1] == len(docs) (the core checks the steps in between).
+void check_term_ptr_ends(const I64& term_ptr, const U32& docs) {
+    if (term_ptr.data()[0] != 0 || term_ptr.data()[term_ptr.shape(0) - 1] != docs.shape(0))
+        throw py::value_error("term_ptr must run from 0 to len(docs)");
 }
 
-bm25::IndexView index_view(std::size_t n_docs, const carray<std::int64_t>& term_ptr,
-                           const carray<std::uint32_t>& docs, const carray<float>& impacts,
-                           const carray<float>& nonocc) {
-    check_1d(term_ptr, "term_ptr");
-    if (term_ptr.shape(0) < 1) throw std::invalid_argument("term_ptr must have n_terms + 1 >= 1 entries");
-    check_1d(docs, "docs");
-    check_1d(impacts, "impacts", docs.shape(0));
-    check_1d(nonocc, "nonoccurrence", term_ptr.shape(0) - 1);
-    if (term_ptr.data()[0] != 0 || term_ptr.data()[term_ptr.shape(0) - 1] != docs.shape(0))
-        throw std::invalid_argument("term_ptr must run from 0 to len(docs)");
-    bm25::IndexView v;
-    v.n_docs = n_docs;
-    v.n_terms = static_cast<std::size_t>(term_ptr.shape(0) - 1);
-    v.term_ptr = term_ptr.data();
-    v.docs = docs.data();
-    v.impacts = impacts.data();
-    v.nonoccurrence = nonocc.data();
-    return v;
+bm25::PostingsView postings_view(const I64& term_ptr, const U32& docs, const U32& tfs, const U32& doc_lens) {
+    check_min_size(term_ptr, "term_ptr", 1, "n_terms + 1 >= 1 entries");
+    check_size(tfs, "tfs", docs.shape(0));
+    check_term_ptr_ends(term_ptr, docs);
+    return raw_postings_view(term_ptr, docs, tfs, doc_lens);
 }
 
 bm25::Params make_params(const std::string& variant, double k1, double b, double delta) {
@@ -125,17 +60,27 @@ bm25::Params make_params(const std::string& variant, double k1, double b, double
     return p;
 }
 
+// Ragged offsets of n items over `total` entries: n + 1 >= 1 entries, from 0 to total. The core
+// checks that they never decrease.
+std::size_t ragged_count(const I64& offsets, const char* name, py::ssize_t total, const char* total_name) {
+    check_min_size(offsets, name, 1, "n + 1 >= 1 entries");
+    const auto n = offsets.shape(0) - 1;
+    if (offsets.data()[0] != 0 || offsets.data()[n] != total)
+        throw py::value_error(std::string(name) + " must run from 0 to " + total_name + " (" +
+                              std::to_string(total) + "), got " + std::to_string(offsets.data()[0]) + " to " +
+                              std::to_string(offsets.data()[n]));
+    return static_cast<std::size_t>(n);
+}
+
 // Maps tokens (ragged by offsets) to vocabulary ids; unknown tokens are added (grow) or dropped.
-py::tuple map_tokens(Vocabulary& vocab, const py::list& tokens, const carray<std::int64_t>& offsets,
+py::tuple map_tokens(Vocabulary& vocab, const py::list& tokens, const In<std::int64_t>& offsets_arg,
                      bool grow) {
-    check_1d(offsets, "offsets");
-    if (offsets.shape(0) < 1) throw std::invalid_argument("offsets must have n + 1 >= 1 entries");
-    const std::size_t n = static_cast<std::size_t>(offsets.shape(0) - 1);
+    const I64 offsets = take<std::int64_t>(offsets_arg, "offsets", 1);
+    const std::size_t n =
+        ragged_count(offsets, "offsets", static_cast<py::ssize_t>(tokens.size()), "the number of tokens");
     const std::int64_t* off = offsets.data();
-    if (off[0] != 0 || off[n] != static_cast<std::int64_t>(tokens.size()))
-        throw std::invalid_argument("offsets must run from 0 to the number of tokens");
     for (std::size_t i = 0; i < n; ++i)
-        if (off[i + 1] < off[i]) throw std::invalid_argument("offsets decrease at " + std::to_string(i));
+        if (off[i + 1] < off[i]) throw py::value_error("offsets decrease at " + std::to_string(i));
     std::vector<py::object> keep;
     auto views = utf8_views(tokens, "tokens", keep);
     std::vector<std::uint32_t> ids;
@@ -158,18 +103,93 @@ py::tuple map_tokens(Vocabulary& vocab, const py::list& tokens, const carray<std
     return py::make_tuple(to_numpy(std::move(ids)), to_numpy(std::move(out_off)));
 }
 
+// An index's search arrays, checked once and kept alive with the raw view the core reads. Searches
+// only read it, so one view may serve several threads at once (each call releases the GIL).
+class BM25View {
+  public:
+    BM25View(std::int64_t n_docs, const In<std::int64_t>& term_ptr, const In<std::uint32_t>& docs,
+             const In<float>& impacts, const In<float>& nonoccurrence)
+        : term_ptr_(take<std::int64_t>(term_ptr, "term_ptr", 1)),
+          docs_(take<std::uint32_t>(docs, "docs", 1)),
+          impacts_(take<float>(impacts, "impacts", 1)),
+          nonocc_(take<float>(nonoccurrence, "nonoccurrence", 1)) {
+        check_range(n_docs, "n_docs", 0, std::numeric_limits<std::uint32_t>::max());
+        check_min_size(term_ptr_, "term_ptr", 1, "n_terms + 1 >= 1 entries");
+        check_size(impacts_, "impacts", docs_.shape(0));
+        check_size(nonocc_, "nonoccurrence", term_ptr_.shape(0) - 1);
+        check_term_ptr_ends(term_ptr_, docs_);
+        view_.n_docs = static_cast<std::size_t>(n_docs);
+        view_.n_terms = static_cast<std::size_t>(term_ptr_.shape(0) - 1);
+        view_.term_ptr = term_ptr_.data();
+        view_.docs = docs_.data();
+        view_.impacts = impacts_.data();
+        view_.nonoccurrence = nonocc_.data();
+    }
+
+    std::size_t n_docs() const { return view_.n_docs; }
+    std::size_t n_terms() const { return view_.n_terms; }
+
+    py::tuple search(const In<std::uint32_t>& query_terms_arg, const In<std::int64_t>& query_offsets_arg,
+                     std::int64_t k, std::int64_t num_threads_arg) const {
+        const U32 query_terms = take<std::uint32_t>(query_terms_arg, "query_terms", 1);
+        const I64 query_offsets = take<std::int64_t>(query_offsets_arg, "query_offsets", 1);
+        check_range(k, "k", 1);
+        const int num_threads = check_threads(num_threads_arg);
+        if (view_.n_docs == 0) throw py::value_error("the index has no documents");
+        const std::size_t nq =
+            ragged_count(query_offsets, "query_offsets", query_terms.shape(0), "len(query_terms)");
+        const std::size_t kk = std::min<std::size_t>(static_cast<std::size_t>(k), view_.n_docs);
+        py::array_t<std::int64_t> out_docs({static_cast<py::ssize_t>(nq), static_cast<py::ssize_t>(kk)});
+        py::array_t<float> out_scores({static_cast<py::ssize_t>(nq), static_cast<py::ssize_t>(kk)});
+        std::int64_t* pd = out_docs.mutable_data();
+        float* ps = out_scores.mutable_data();
+        const std::uint32_t* qt = query_terms.data();
+        const std::int64_t* qo = query_offsets.data();
+        {
+            py::gil_scoped_release release;
+            bm25::search(view_, qt, qo, nq, kk, num_threads, pd, ps);
+        }
+        return py::make_tuple(out_docs, out_scores);
+    }
+
+    py::array_t<float> score_all(const In<std::uint32_t>& query_terms_arg) const {
+        const U32 query_terms = take<std::uint32_t>(query_terms_arg, "query_terms", 1);
+        py::array_t<float> out(static_cast<py::ssize_t>(view_.n_docs));
+        float* po = out.mutable_data();
+        const std::uint32_t* qt = query_terms.data();
+        {
+            py::gil_scoped_release release;
+            bm25::score_all(view_, qt, static_cast<std::size_t>(query_terms.shape(0)), po);
+        }
+        return out;
+    }
+
+  private:
+    I64 term_ptr_;
+    U32 docs_;
+    F32 impacts_, nonocc_;
+    bm25::IndexView view_;
+};
+
 }  // namespace
 
 void bind_bm25(py::module_& m) {
     py::class_<Vocabulary>(m, "Vocabulary", "Term -> id map (ids in order of first insertion).")
         .def(py::init<>())
         .def("__len__", &Vocabulary::size)
-        .def("find", [](const Vocabulary& v, const std::string& t) { return v.find(t); })
-        .def("term",
-             [](const Vocabulary& v, std::size_t id) {
-                 if (id >= v.size()) throw py::index_error("term id out of range");
-                 return py::str(v.term(id).data(), v.term(id).size());
-             })
+        .def(
+            "find", [](const Vocabulary& v, const std::string& t) { return v.find(t); }, py::arg("term"))
+        .def(
+            "term",
+            [](const Vocabulary& v, std::int64_t id) {
+                if (id < 0 || static_cast<std::size_t>(id) >= v.size())
+                    throw py::index_error("term id " + std::to_string(id) +
+                                          " out of range for a vocabulary of " + std::to_string(v.size()) +
+                                          " terms");
+                const auto t = v.term(static_cast<std::size_t>(id));
+                return py::str(t.data(), t.size());
+            },
+            py::arg("id"))
         .def("arena",
              [](const Vocabulary& v) {
                  std::vector<std::uint8_t> chars(v.chars().begin(), v.chars().end());
@@ -178,15 +198,16 @@ void bind_bm25(py::module_& m) {
              })
         .def_static(
             "from_arena",
-            [](const carray<std::uint8_t>& chars, const carray<std::uint64_t>& offsets) {
-                check_1d(chars, "chars");
-                check_1d(offsets, "offsets");
-                if (offsets.shape(0) < 1)
-                    throw std::invalid_argument("offsets must have n_terms + 1 >= 1 entries");
+            [](const In<std::uint8_t>& chars_arg, const In<std::uint64_t>& offsets_arg) {
+                const auto chars = take<std::uint8_t>(chars_arg, "chars", 1);
+                const auto offsets = take<std::uint64_t>(offsets_arg, "offsets", 1);
+                check_min_size(offsets, "offsets", 1, "n_terms + 1 >= 1 entries");
+                const char* pc = reinterpret_cast<const char*>(chars.data());
+                const auto nc = static_cast<std::size_t>(chars.shape(0));
+                const std::uint64_t* po = offsets.data();
+                const auto nt = static_cast<std::size_t>(offsets.shape(0) - 1);
                 py::gil_scoped_release release;
-                return Vocabulary::from_arena(reinterpret_cast<const char*>(chars.data()),
-                                              static_cast<std::size_t>(chars.shape(0)), offsets.data(),
-                                              static_cast<std::size_t>(offsets.shape(0) - 1));
+                return Vocabulary::from_arena(pc, nc, po, nt);
             },
             py::arg("chars"), py::arg("offsets"))
         .def("copy", [](const Vocabulary& v) { return Vocabulary(v); })
@@ -194,7 +215,9 @@ void bind_bm25(py::module_& m) {
 
     m.def(
         "bm25_analyze_to_ids",
-        [](const Analyzer& analyzer, Vocabulary& vocab, const py::list& texts, bool grow, int num_threads) {
+        [](const Analyzer& analyzer, Vocabulary& vocab, const py::list& texts, bool grow,
+           std::int64_t num_threads_arg) {
+            const int num_threads = check_threads(num_threads_arg);
             std::vector<py::object> keep;
             auto views = utf8_views(texts, "texts", keep);
             std::vector<std::uint32_t> ids;
@@ -217,22 +240,26 @@ void bind_bm25(py::module_& m) {
 
     m.def(
         "bm25_build_postings",
-        [](std::size_t n_terms, const carray<std::uint32_t>& term_ids,
-           const carray<std::int64_t>& doc_offsets, const carray<std::int64_t>& base_term_ptr,
-           const carray<std::uint32_t>& base_docs, const carray<std::uint32_t>& base_tfs,
-           const carray<std::uint32_t>& base_doc_lens) {
-            check_1d(term_ids, "term_ids");
-            check_1d(doc_offsets, "doc_offsets");
-            if (doc_offsets.shape(0) < 1)
-                throw std::invalid_argument("doc_offsets must have n + 1 >= 1 entries");
-            const std::size_t n_new = static_cast<std::size_t>(doc_offsets.shape(0) - 1);
-            if (doc_offsets.data()[n_new] != term_ids.shape(0))
-                throw std::invalid_argument("doc_offsets must end at len(term_ids)");
-            auto base = postings_view(base_term_ptr, base_docs, base_tfs, base_doc_lens);
+        [](std::int64_t n_terms, const In<std::uint32_t>& term_ids_arg,
+           const In<std::int64_t>& doc_offsets_arg, const In<std::int64_t>& base_term_ptr,
+           const In<std::uint32_t>& base_docs, const In<std::uint32_t>& base_tfs,
+           const In<std::uint32_t>& base_doc_lens) {
+            check_range(n_terms, "n_terms", 0, std::numeric_limits<std::uint32_t>::max());
+            const U32 term_ids = take<std::uint32_t>(term_ids_arg, "term_ids", 1);
+            const I64 doc_offsets = take<std::int64_t>(doc_offsets_arg, "doc_offsets", 1);
+            const I64 tp = take<std::int64_t>(base_term_ptr, "base_term_ptr", 1);
+            const U32 bd = take<std::uint32_t>(base_docs, "base_docs", 1);
+            const U32 bt = take<std::uint32_t>(base_tfs, "base_tfs", 1);
+            const U32 bl = take<std::uint32_t>(base_doc_lens, "base_doc_lens", 1);
+            const std::size_t n_new =
+                ragged_count(doc_offsets, "doc_offsets", term_ids.shape(0), "len(term_ids)");
+            const auto base = postings_view(tp, bd, bt, bl);
+            const std::uint32_t* ti = term_ids.data();
+            const std::int64_t* off = doc_offsets.data();
             bm25::Postings out;
             {
                 py::gil_scoped_release release;
-                out = bm25::build_postings(base, n_terms, term_ids.data(), doc_offsets.data(), n_new);
+                out = bm25::build_postings(base, static_cast<std::size_t>(n_terms), ti, off, n_new);
             }
             return py::make_tuple(to_numpy(std::move(out.term_ptr)), to_numpy(std::move(out.docs)),
                                   to_numpy(std::move(out.tfs)), to_numpy(std::move(out.doc_lens)));
@@ -243,10 +270,16 @@ void bind_bm25(py::module_& m) {
     m.def(
         "bm25_compute_impacts",
         [](const std::string& variant, double k1, double b, double delta,
-           const carray<std::int64_t>& term_ptr, const carray<std::uint32_t>& docs,
-           const carray<std::uint32_t>& tfs, const carray<std::uint32_t>& doc_lens, int num_threads) {
+           const In<std::int64_t>& term_ptr_arg, const In<std::uint32_t>& docs_arg,
+           const In<std::uint32_t>& tfs_arg, const In<std::uint32_t>& doc_lens_arg,
+           std::int64_t num_threads_arg) {
             const auto p = make_params(variant, k1, b, delta);
-            auto view = postings_view(term_ptr, docs, tfs, doc_lens);
+            const int num_threads = check_threads(num_threads_arg);
+            const I64 term_ptr = take<std::int64_t>(term_ptr_arg, "term_ptr", 1);
+            const U32 docs = take<std::uint32_t>(docs_arg, "docs", 1);
+            const U32 tfs = take<std::uint32_t>(tfs_arg, "tfs", 1);
+            const U32 doc_lens = take<std::uint32_t>(doc_lens_arg, "doc_lens", 1);
+            const auto view = postings_view(term_ptr, docs, tfs, doc_lens);
             py::array_t<float> impacts(docs.shape(0));
             py::array_t<float> nonocc(static_cast<py::ssize_t>(view.n_terms));
             float* pi = impacts.mutable_data();
@@ -262,69 +295,49 @@ void bind_bm25(py::module_& m) {
 
     m.def(
         "bm25_validate_index",
-        [](const carray<std::int64_t>& term_ptr, const carray<std::uint32_t>& docs,
-           const carray<std::uint32_t>& tfs, const carray<std::uint32_t>& doc_lens,
-           const carray<float>& impacts, const carray<float>& nonocc) {
-            check_1d(term_ptr, "term_ptr");
+        [](const In<std::int64_t>& term_ptr_arg, const In<std::uint32_t>& docs_arg,
+           const In<std::uint32_t>& tfs_arg, const In<std::uint32_t>& doc_lens_arg,
+           const In<float>& impacts_arg, const In<float>& nonocc_arg) {
+            const I64 term_ptr = take<std::int64_t>(term_ptr_arg, "term_ptr", 1);
+            const U32 docs = take<std::uint32_t>(docs_arg, "docs", 1);
+            const U32 tfs = take<std::uint32_t>(tfs_arg, "tfs", 1);
+            const U32 doc_lens = take<std::uint32_t>(doc_lens_arg, "doc_lens", 1);
+            const F32 impacts = take<float>(impacts_arg, "impacts", 1);
+            const F32 nonocc = take<float>(nonocc_arg, "nonoccurrence", 1);
+            // A loaded index of the wrong shape is a bad file: StateError, like the core's checks.
             if (term_ptr.shape(0) < 1) throw StateError("term_ptr must have n_terms + 1 >= 1 entries");
-            check_1d(impacts, "impacts", docs.shape(0));
-            check_1d(nonocc, "nonoccurrence", term_ptr.shape(0) - 1);
-            check_1d(tfs, "tfs", docs.shape(0));
-            check_1d(doc_lens, "doc_lens");
+            auto same = [](const py::array& a, const char* name, py::ssize_t n) {
+                if (a.shape(0) != n)
+                    throw StateError(std::string(name) + " must have " + std::to_string(n) +
+                                     " entries, got " + std::to_string(a.shape(0)));
+            };
+            same(impacts, "impacts", docs.shape(0));
+            same(nonocc, "nonoccurrence", term_ptr.shape(0) - 1);
+            same(tfs, "tfs", docs.shape(0));
             const bm25::PostingsView v = raw_postings_view(term_ptr, docs, tfs, doc_lens);
+            const auto nnz = static_cast<std::size_t>(docs.shape(0));
+            const float* pi = impacts.data();
+            const float* pn = nonocc.data();
             py::gil_scoped_release release;
-            bm25::validate_index(v, static_cast<std::size_t>(docs.shape(0)), impacts.data(), nonocc.data());
+            bm25::validate_index(v, nnz, pi, pn);
         },
         py::arg("term_ptr"), py::arg("docs"), py::arg("tfs"), py::arg("doc_lens"), py::arg("impacts"),
         py::arg("nonoccurrence"));
 
-    m.def(
-        "bm25_search",
-        [](std::size_t n_docs, const carray<std::int64_t>& term_ptr, const carray<std::uint32_t>& docs,
-           const carray<float>& impacts, const carray<float>& nonocc,
-           const carray<std::uint32_t>& query_terms, const carray<std::int64_t>& query_offsets,
-           std::int64_t k, int num_threads) {
-            if (k <= 0) throw std::invalid_argument("k must be >= 1, got " + std::to_string(k));
-            if (n_docs == 0) throw std::invalid_argument("the index has no documents");
-            auto view = index_view(n_docs, term_ptr, docs, impacts, nonocc);
-            check_1d(query_terms, "query_terms");
-            check_1d(query_offsets, "query_offsets");
-            if (query_offsets.shape(0) < 1)
-                throw std::invalid_argument("query_offsets must have n + 1 >= 1 entries");
-            const std::size_t nq = static_cast<std::size_t>(query_offsets.shape(0) - 1);
-            if (query_offsets.data()[nq] != query_terms.shape(0))
-                throw std::invalid_argument("query_offsets must end at len(query_terms)");
-            const std::size_t kk = std::min<std::size_t>(static_cast<std::size_t>(k), n_docs);
-            py::array_t<std::int64_t> out_docs({static_cast<py::ssize_t>(nq), static_cast<py::ssize_t>(kk)});
-            py::array_t<float> out_scores({static_cast<py::ssize_t>(nq), static_cast<py::ssize_t>(kk)});
-            std::int64_t* pd = out_docs.mutable_data();
-            float* ps = out_scores.mutable_data();
-            {
-                py::gil_scoped_release release;
-                bm25::search(view, query_terms.data(), query_offsets.data(), nq, kk, num_threads, pd, ps);
-            }
-            return py::make_tuple(out_docs, out_scores);
-        },
-        py::arg("n_docs"), py::arg("term_ptr"), py::arg("docs"), py::arg("impacts"), py::arg("nonoccurrence"),
-        py::arg("query_terms"), py::arg("query_offsets"), py::arg("k"), py::arg("num_threads"));
-
-    m.def(
-        "bm25_score_all",
-        [](std::size_t n_docs, const carray<std::int64_t>& term_ptr, const carray<std::uint32_t>& docs,
-           const carray<float>& impacts, const carray<float>& nonocc,
-           const carray<std::uint32_t>& query_terms) {
-            auto view = index_view(n_docs, term_ptr, docs, impacts, nonocc);
-            check_1d(query_terms, "query_terms");
-            py::array_t<float> out(static_cast<py::ssize_t>(n_docs));
-            float* po = out.mutable_data();
-            {
-                py::gil_scoped_release release;
-                bm25::score_all(view, query_terms.data(), static_cast<std::size_t>(query_terms.shape(0)), po);
-            }
-            return out;
-        },
-        py::arg("n_docs"), py::arg("term_ptr"), py::arg("docs"), py::arg("impacts"), py::arg("nonoccurrence"),
-        py::arg("query_terms"));
+    py::class_<BM25View>(m, "BM25View",
+                         "An index's search arrays bound once (checked, kept alive); search passes only the "
+                         "query. Read-only: one view may be shared across threads.")
+        .def(py::init<std::int64_t, const In<std::int64_t>&, const In<std::uint32_t>&, const In<float>&,
+                      const In<float>&>(),
+             py::arg("n_docs"), py::arg("term_ptr"), py::arg("docs"), py::arg("impacts"),
+             py::arg("nonoccurrence"))
+        .def_property_readonly("n_docs", &BM25View::n_docs)
+        .def_property_readonly("n_terms", &BM25View::n_terms)
+        .def("search", &BM25View::search, py::arg("query_terms"), py::arg("query_offsets"), py::arg("k"),
+             py::arg("num_threads"),
+             "Top-min(k, n_docs) of each query: (doc positions int64 [nq, k], scores float32 [nq, k]).")
+        .def("score_all", &BM25View::score_all, py::arg("query_terms"),
+             "All n_docs scores of one query (float32), the values search ranks.");
 }
 
 }  // namespace crossrank::bindings

@@ -16,8 +16,8 @@ namespace crossrank::bindings {
 
 namespace {
 
-using I32 = py::array_t<std::int32_t, py::array::c_style>;
-using I64 = py::array_t<std::int64_t, py::array::c_style>;
+using I32 = carray<std::int32_t>;
+using I64 = carray<std::int64_t>;
 
 struct PackPlanCore {
     pack::Plan plan;
@@ -35,26 +35,9 @@ struct PackPlanCore {
     }
 };
 
-// A read-only NumPy view of a vector owned by `owner` (zero copy; keeps owner alive).
-template <class T>
-py::array view(const std::vector<T>& v, py::handle owner) {
-    py::array_t<T> a({static_cast<py::ssize_t>(v.size())}, {static_cast<py::ssize_t>(sizeof(T))}, v.data(),
-                     owner);
-    py::detail::array_proxy(a.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
-    return std::move(a);
-}
-
-void check_1d(const py::array& a, const char* name) {
-    if (a.ndim() != 1)
-        throw std::invalid_argument(std::string(name) + " must be 1-D, got " + std::to_string(a.ndim()) +
-                                    " dimensions");
-}
-
+// Offsets of a ragged list: 1-D with n + 1 >= 1 entries (the core checks the values).
 void check_offsets(const I64& offsets, const char* name) {
-    check_1d(offsets, name);
-    if (offsets.size() < 1)
-        throw std::invalid_argument(std::string(name) +
-                                    " must hold n + 1 >= 1 entries (offsets[0] = 0 for an empty list)");
+    check_min_size(offsets, name, 1, "n + 1 >= 1 entries (offsets[0] = 0 for an empty list)");
 }
 
 }  // namespace
@@ -127,41 +110,61 @@ void bind_pack(py::module_& m) {
         .def_property_readonly("n_batches", [](const PackPlanCore& s) { return s.plan.n_batches(); })
         .def_property_readonly("peak_batch_tokens",
                                [](const PackPlanCore& s) { return s.plan.peak_batch_tokens(); })
+        .def_property_readonly("truncated",
+                               [](py::object self) {
+                                   return readonly_view(self.cast<const PackPlanCore&>().plan.truncated,
+                                                        self);
+                               })
+        .def_property_readonly("n_tokens",
+                               [](py::object self) {
+                                   return readonly_view(self.cast<const PackPlanCore&>().plan.n_tokens, self);
+                               })
+        .def_property_readonly("query_kept",
+                               [](py::object self) {
+                                   return readonly_view(self.cast<const PackPlanCore&>().plan.query_kept,
+                                                        self);
+                               })
+        .def_property_readonly("row_offsets",
+                               [](py::object self) {
+                                   return readonly_view(self.cast<const PackPlanCore&>().plan.row_offsets,
+                                                        self);
+                               })
+        .def_property_readonly("row_pair",
+                               [](py::object self) {
+                                   return readonly_view(self.cast<const PackPlanCore&>().plan.row_pair, self);
+                               })
+        .def_property_readonly("row_window",
+                               [](py::object self) {
+                                   return readonly_view(self.cast<const PackPlanCore&>().plan.row_window,
+                                                        self);
+                               })
+        .def_property_readonly("row_start",
+                               [](py::object self) {
+                                   return readonly_view(self.cast<const PackPlanCore&>().plan.row_start,
+                                                        self);
+                               })
+        .def_property_readonly("row_end",
+                               [](py::object self) {
+                                   return readonly_view(self.cast<const PackPlanCore&>().plan.row_end, self);
+                               })
+        .def_property_readonly("row_tokens",
+                               [](py::object self) {
+                                   return readonly_view(self.cast<const PackPlanCore&>().plan.row_tokens,
+                                                        self);
+                               })
         .def_property_readonly(
-            "truncated",
-            [](py::object self) { return view(self.cast<const PackPlanCore&>().plan.truncated, self); })
-        .def_property_readonly(
-            "n_tokens",
-            [](py::object self) { return view(self.cast<const PackPlanCore&>().plan.n_tokens, self); })
-        .def_property_readonly(
-            "query_kept",
-            [](py::object self) { return view(self.cast<const PackPlanCore&>().plan.query_kept, self); })
-        .def_property_readonly(
-            "row_offsets",
-            [](py::object self) { return view(self.cast<const PackPlanCore&>().plan.row_offsets, self); })
-        .def_property_readonly(
-            "row_pair",
-            [](py::object self) { return view(self.cast<const PackPlanCore&>().plan.row_pair, self); })
-        .def_property_readonly(
-            "row_window",
-            [](py::object self) { return view(self.cast<const PackPlanCore&>().plan.row_window, self); })
-        .def_property_readonly(
-            "row_start",
-            [](py::object self) { return view(self.cast<const PackPlanCore&>().plan.row_start, self); })
-        .def_property_readonly(
-            "row_end",
-            [](py::object self) { return view(self.cast<const PackPlanCore&>().plan.row_end, self); })
-        .def_property_readonly(
-            "row_tokens",
-            [](py::object self) { return view(self.cast<const PackPlanCore&>().plan.row_tokens, self); })
-        .def_property_readonly(
-            "order", [](py::object self) { return view(self.cast<const PackPlanCore&>().plan.order, self); })
-        .def_property_readonly(
-            "batch_offsets",
-            [](py::object self) { return view(self.cast<const PackPlanCore&>().plan.batch_offsets, self); })
-        .def_property_readonly(
-            "batch_length",
-            [](py::object self) { return view(self.cast<const PackPlanCore&>().plan.batch_length, self); })
+            "order",
+            [](py::object self) { return readonly_view(self.cast<const PackPlanCore&>().plan.order, self); })
+        .def_property_readonly("batch_offsets",
+                               [](py::object self) {
+                                   return readonly_view(self.cast<const PackPlanCore&>().plan.batch_offsets,
+                                                        self);
+                               })
+        .def_property_readonly("batch_length",
+                               [](py::object self) {
+                                   return readonly_view(self.cast<const PackPlanCore&>().plan.batch_length,
+                                                        self);
+                               })
         .def(
             "materialize",
             [](const PackPlanCore& s, py::ssize_t b) {
@@ -190,19 +193,22 @@ void bind_pack(py::module_& m) {
 
     m.def(
         "pack_plan",
-        [](I32 q_values, I64 q_offsets, I32 d_values, I64 d_offsets, std::vector<std::int32_t> prefix,
-           std::vector<std::int32_t> prefix_types, std::vector<std::int32_t> middle,
-           std::vector<std::int32_t> middle_types, std::vector<std::int32_t> suffix,
-           std::vector<std::int32_t> suffix_types, std::int32_t query_type, std::int32_t doc_type,
-           std::int32_t pad_id, std::int32_t pad_type, std::int64_t max_length, const std::string& truncation,
-           std::optional<std::int64_t> max_query_length, std::int64_t max_batch_tokens,
-           std::int64_t max_batch_size, std::int64_t bucket_multiple,
+        [](const In<std::int32_t>& q_values_arg, const In<std::int64_t>& q_offsets_arg,
+           const In<std::int32_t>& d_values_arg, const In<std::int64_t>& d_offsets_arg,
+           std::vector<std::int32_t> prefix, std::vector<std::int32_t> prefix_types,
+           std::vector<std::int32_t> middle, std::vector<std::int32_t> middle_types,
+           std::vector<std::int32_t> suffix, std::vector<std::int32_t> suffix_types, std::int32_t query_type,
+           std::int32_t doc_type, std::int32_t pad_id, std::int32_t pad_type, std::int64_t max_length,
+           const std::string& truncation, std::optional<std::int64_t> max_query_length,
+           std::int64_t max_batch_tokens, std::int64_t max_batch_size, std::int64_t bucket_multiple,
            std::vector<std::int64_t> bucket_lengths, std::optional<std::int64_t> window_stride,
            std::optional<std::int64_t> max_windows) {
-            check_1d(q_values, "query values");
-            check_1d(d_values, "document values");
-            check_offsets(q_offsets, "query offsets");
-            check_offsets(d_offsets, "document offsets");
+            I32 q_values = take<std::int32_t>(q_values_arg, "q_values", 1);
+            I64 q_offsets = take<std::int64_t>(q_offsets_arg, "q_offsets", 1);
+            I32 d_values = take<std::int32_t>(d_values_arg, "d_values", 1);
+            I64 d_offsets = take<std::int64_t>(d_offsets_arg, "d_offsets", 1);
+            check_offsets(q_offsets, "q_offsets");
+            check_offsets(d_offsets, "d_offsets");
             auto core = std::make_unique<PackPlanCore>();
             core->tmpl.prefix = std::move(prefix);
             core->tmpl.prefix_types = std::move(prefix_types);

@@ -154,22 +154,25 @@ def bm25_validate_index(
     impacts: npt.NDArray[np.float32],
     nonoccurrence: npt.NDArray[np.float32],
 ) -> None: ...
-def bm25_search(
-    n_docs: int,
-    term_ptr: npt.NDArray[np.int64],
-    docs: npt.NDArray[np.uint32],
-    impacts: npt.NDArray[np.float32],
-    nonoccurrence: npt.NDArray[np.float32],
-    query_terms: npt.NDArray[np.uint32],
-    query_offsets: npt.NDArray[np.int64],
-    k: int,
-    num_threads: int,
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
-def bm25_score_all(
-    n_docs: int,
-    term_ptr: npt.NDArray[np.int64],
-    docs: npt.NDArray[np.uint32],
-    impacts: npt.NDArray[np.float32],
-    nonoccurrence: npt.NDArray[np.float32],
-    query_terms: npt.NDArray[np.uint32],
-) -> npt.NDArray[np.float32]: ...
+
+class BM25View:
+    def __init__(
+        self,
+        n_docs: int,
+        term_ptr: npt.NDArray[np.int64],
+        docs: npt.NDArray[np.uint32],
+        impacts: npt.NDArray[np.float32],
+        nonoccurrence: npt.NDArray[np.float32],
+    ) -> None: ...
+    @property
+    def n_docs(self) -> int: ...
+    @property
+    def n_terms(self) -> int: ...
+    def search(
+        self,
+        query_terms: npt.NDArray[np.uint32],
+        query_offsets: npt.NDArray[np.int64],
+        k: int,
+        num_threads: int,
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
+    def score_all(self, query_terms: npt.NDArray[np.uint32]) -> npt.NDArray[np.float32]: ...

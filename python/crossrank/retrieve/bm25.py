@@ -30,7 +30,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -163,6 +163,12 @@ class _Snapshot:
     impacts: np.ndarray
     nonocc: np.ndarray
     ids: np.ndarray | None
+    # The core's view of the search arrays, checked and bound once (searches pass only the query).
+    view: _core.BM25View = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        view = _core.BM25View(len(self.doc_lens), self.term_ptr, self.docs, self.impacts, self.nonocc)
+        object.__setattr__(self, "view", view)
 
 
 class BM25Index:
@@ -615,12 +621,7 @@ class BM25Index:
         self, snap: _Snapshot, term_ids: np.ndarray, offsets: np.ndarray, k: int, threads: int
     ) -> Hits:
         k = min(k, max(len(snap.doc_lens), 1))  # never more columns than documents (nor a huge k)
-        docs, scores = _core.bm25_search(
-            len(snap.doc_lens),
-            snap.term_ptr,
-            snap.docs,
-            snap.impacts,
-            snap.nonocc,
+        docs, scores = snap.view.search(
             np.ascontiguousarray(term_ids, dtype=np.uint32),
             np.ascontiguousarray(offsets, dtype=np.int64),
             k,
@@ -663,14 +664,7 @@ class BM25Index:
         return self._score_all(snap, term_ids)
 
     def _score_all(self, snap: _Snapshot, term_ids: np.ndarray) -> np.ndarray:
-        return _core.bm25_score_all(
-            len(snap.doc_lens),
-            snap.term_ptr,
-            snap.docs,
-            snap.impacts,
-            snap.nonocc,
-            np.ascontiguousarray(term_ids, dtype=np.uint32),
-        )
+        return snap.view.score_all(np.ascontiguousarray(term_ids, dtype=np.uint32))
 
     # ------------------------------------------------------------------ introspection
     def __len__(self) -> int:
