@@ -107,7 +107,7 @@ class ExportReport:
     seconds: float = 0.0
 
 
-def _import_torch():
+def _import_torch() -> Any:
     try:
         import torch
         import transformers
