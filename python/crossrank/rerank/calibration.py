@@ -19,7 +19,6 @@ logits) raises instead of inverting the order. The fitted parameters are saved a
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .._common import atomic_write_json, manifest_body, manifest_field, read_manifest_file
 from ..errors import StateError
 
 __all__ = ["CALIBRATION_FILE", "Calibrator", "log_loss", "relevance_score", "sigmoid"]
@@ -150,6 +150,11 @@ class Calibrator:
         Pairs it was fitted on (0 for identity).
     log_loss_before, log_loss_after : float or None
         Mean log-loss on the fitting pairs with ``sigmoid(logit)`` and with this calibration.
+
+    Notes
+    -----
+    Thread safety: a Calibrator is immutable (a frozen dataclass), so one instance may be shared
+    across threads.
     """
 
     method: Literal["identity", "temperature", "platt"] = "identity"
@@ -255,21 +260,29 @@ class Calibrator:
 
     # ----------------------------------------------------------------------------------------- files
     def to_dict(self) -> dict[str, Any]:
-        """Return the JSON-ready description (with a format tag and version)."""
-        return {
-            "format": _FORMAT,
-            "version": _VERSION,
-            "method": self.method,
-            "a": self.a,
-            "b": self.b,
-            "temperature": self.temperature,
-            "n_pairs": self.n_pairs,
-            "log_loss_before": self.log_loss_before,
-            "log_loss_after": self.log_loss_after,
-        }
+        """Return the JSON-ready description (with the format tag and ``format_version``)."""
+        return manifest_body(
+            _FORMAT,
+            _VERSION,
+            method=self.method,
+            a=self.a,
+            b=self.b,
+            temperature=self.temperature,
+            n_pairs=self.n_pairs,
+            log_loss_before=self.log_loss_before,
+            log_loss_after=self.log_loss_after,
+        )
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the calibration as JSON; a directory (a model's) gets ``calibration.json`` inside.
+
+        The file is written to a temporary sibling and renamed over the old one, so a reader (or
+        a kill) never sees half a file.
+
+        Parameters
+        ----------
+        path : path-like
+            A file, or a directory to hold ``calibration.json``.
 
         Returns
         -------
@@ -279,51 +292,55 @@ class Calibrator:
         p = Path(path)
         if p.is_dir():
             p = p / CALIBRATION_FILE
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, p)  # never leave a half-written file beside the model
+        atomic_write_json(p, self.to_dict())
         return p
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Calibrator:
         """Read a calibration written by :meth:`save` (a file, or a directory holding ``calibration.json``).
 
+        Files of format version 1 written before the ``format_version`` key (``"version": 1``)
+        still load.
+
+        Parameters
+        ----------
+        path : path-like
+            The file, or the directory holding ``calibration.json``.
+
         Raises
         ------
         FileNotFoundError
             No such file.
         StateError
-            The file is not valid JSON, not a crossrank calibration, of an unknown version, or holds
-            invalid parameters.
+            The file is not valid JSON, not a crossrank calibration, of a newer version, or holds
+            invalid parameters (the message names the file and the field).
         """
         p = Path(path)
         if p.is_dir():
             p = p / CALIBRATION_FILE
+        data, _ = read_manifest_file(p, _FORMAT, _VERSION, label="calibration")
+        where = f"{p}: invalid calibration"
+        method = manifest_field(data, "method", str, where)
+        a = manifest_field(data, "a", (int, float), where)
+        b = manifest_field(data, "b", (int, float), where)
+        n_pairs = manifest_field(data, "n_pairs", int, where) if "n_pairs" in data else 0
+        losses = []
+        for key in ("log_loss_before", "log_loss_after"):
+            value = data.get(key)
+            if value is not None:
+                value = float(manifest_field(data, key, (int, float), where))
+            losses.append(value)
         try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise StateError(f"cannot read calibration file {p}: {e}") from e
-        if not isinstance(data, dict) or data.get("format") != _FORMAT:
-            raise StateError(f"{p} is not a crossrank calibration file (missing format tag {_FORMAT!r})")
-        if data.get("version") != _VERSION:
-            raise StateError(
-                f"{p} has calibration format version {data.get('version')!r}; this crossrank reads version "
-                f"{_VERSION}: refit with this version"
-            )
-        try:
-            before, after = data.get("log_loss_before"), data.get("log_loss_after")
             return cls(
-                method=data["method"],
-                a=float(data["a"]),
-                b=float(data["b"]),
-                n_pairs=int(data.get("n_pairs", 0)),
-                log_loss_before=None if before is None else float(before),
-                log_loss_after=None if after is None else float(after),
+                method=method,
+                a=float(a),
+                b=float(b),
+                n_pairs=n_pairs,
+                log_loss_before=losses[0],
+                log_loss_after=losses[1],
             )
-        except (KeyError, TypeError, ValueError) as e:
-            raise StateError(f"{p} holds an invalid calibration: {e}") from e
+        except ValueError as e:
+            raise StateError(f"{where}: {e}") from None
 
 
 def relevance_score(logits: Any, calibrator: Calibrator | None = None) -> np.ndarray:
