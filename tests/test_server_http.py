@@ -384,13 +384,19 @@ def test_deadline_answers_504_and_drops_queued_work():
 
 
 def test_sigterm_finishes_in_flight_requests_then_exits():
-    srv = ServerProcess([*FAKE, "--max-wait-ms", "0"], env={"FAKE_DELAY_S": "0.8"})
+    srv = ServerProcess([*FAKE, "--max-wait-ms", "0"], env={"FAKE_DELAY_S": "1.5"})
     out: list = [None] * 3
-    threads = [
-        _post_async(srv.url + "/v2/rerank", {"query": "q", "documents": [f"d{i}"] * (i + 1)}, out, i)
-        for i in range(3)
-    ]
-    time.sleep(0.3)  # one step running, two requests queued
+    threads = []
+    for i in range(3):  # staggered, so that the first runs alone and the other two queue behind it
+        threads.append(
+            _post_async(srv.url + "/v2/rerank", {"query": "q", "documents": [f"d{i}"] * (i + 1)}, out, i)
+        )
+        time.sleep(0.1)
+    # One step running, two requests queued (polled: on a loaded machine the threads connect late).
+    deadline = time.monotonic() + 20
+    while httpx.get(srv.url + "/health", timeout=5).json()["queue_requests"] < 2:
+        assert time.monotonic() < deadline, "the requests never reached the server"
+        time.sleep(0.02)
     srv.terminate()
     for t in threads:
         t.join()

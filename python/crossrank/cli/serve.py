@@ -9,26 +9,50 @@ import sys
 from typing import Any
 
 _HELP_MODEL = (
-    "cross-encoder: a local model directory, an .onnx file or a Hugging Face id; or "
-    "'py:module:callable' for any object with the crossrank.server.RerankModel protocol"
+    "the reranker: a cross-encoder (local model directory, .onnx file or Hugging Face id), "
+    "'dense:MODEL' (bi-encoder similarity), 'colbert:MODEL' (late interaction) or "
+    "'llm:BASE_URL@MODEL' (listwise LLM over an OpenAI-compatible API); or 'py:module:callable' "
+    "for any object with score, score_batch and rank (crossrank.types.Reranker)"
 )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "serve",
-        help="serve a rerank model over HTTP (Cohere v1/v2, Jina and TEI APIs)",
-        description="Serve a cross-encoder over HTTP with cross-request batching. Endpoints: "
+        help="serve a reranker over HTTP (Cohere v1/v2, Jina and TEI APIs)",
+        description="Serve a reranker (cross-encoder, dense:, colbert: or llm:) over HTTP with "
+        "cross-request batching. Endpoints: "
         "POST /v1/rerank, /v2/rerank (Cohere; /v1 also Jina), /rerank (TEI), /embed (TEI), "
         "GET /health, /metrics (Prometheus), /openapi.json. API keys: --api-key or "
         "CROSSRANK_API_KEYS=k1,k2 (preferred: command lines are visible to other users).",
     )
     p.add_argument("--model", required=True, help=_HELP_MODEL)
-    p.add_argument("--embed-model", default=None, help="dense model for POST /embed (same forms as --model)")
+    p.add_argument(
+        "--embed-model",
+        default=None,
+        help="bi-encoder for POST /embed: a model directory, .onnx file or hub id (a 'dense:' prefix is "
+        "allowed), or 'py:module:callable'",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: local only)")
     p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--max-length", type=int, default=None, help="most tokens per query-document pair")
-    p.add_argument("--max-batch-tokens", type=int, default=None, help="token budget of one model batch")
+    p.add_argument(
+        "--max-length",
+        type=int,
+        default=None,
+        help="model token limit: per query-document pair (cross-encoder), per document (dense:, colbert:)",
+    )
+    p.add_argument(
+        "--max-batch-tokens",
+        type=int,
+        default=None,
+        help="token budget of one model batch (cross-encoder and dense: models)",
+    )
+    p.add_argument(
+        "--precision",
+        default=None,
+        choices=["auto", "fp32", "bf16", "fp16", "int8"],
+        help="inference precision of a local model (default: the reranker's own default)",
+    )
     p.add_argument("--num-threads", type=int, default=None, help="inference threads (default: CPU quota)")
     p.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a step waits for more requests")
     p.add_argument("--max-step-pairs", type=int, default=4096, help="most pairs merged into one step")
@@ -57,17 +81,33 @@ def _load_object(spec: str) -> Any:
 
 
 def load_models(args: argparse.Namespace) -> tuple[Any, Any]:
-    """Build the rerank model (and the embed model, if asked) named on the command line."""
+    """Build the reranker (and the embed model, if asked) named on the command line.
+
+    The reranker comes from :func:`crossrank.rerank.spec.load_reranker` (any of its four kinds) or,
+    for ``py:module:callable``, from the caller's factory; either must meet
+    :class:`crossrank.types.Reranker`.
+    """
+    from ..rerank.spec import load_reranker
     from ..server import adapters
+    from ..types import Reranker
 
     if args.model.startswith("py:"):
         model = _load_object(args.model[3:])
+        if not isinstance(model, Reranker):
+            raise ValueError(
+                f"--model {args.model} gave a {type(model).__name__}, which lacks score, score_batch and "
+                "rank (crossrank.types.Reranker)"
+            )
     else:
-        model = adapters.CrossEncoderModel.load(
+        options: dict[str, Any] = {}
+        if args.max_batch_tokens is not None:
+            options["max_batch_tokens"] = args.max_batch_tokens
+        model = load_reranker(
             args.model,
-            max_length=args.max_length,
-            max_batch_tokens=args.max_batch_tokens,
+            precision=args.precision,
             num_threads=args.num_threads,
+            max_length=args.max_length,
+            **options,
         )
     embed_model = None
     if args.embed_model:
@@ -104,7 +144,9 @@ def run(args: argparse.Namespace) -> int:
         api_keys=load_keys(args.api_key),
     )
     model, embed_model = load_models(args)
-    app = create_app(model, embed_model=embed_model, config=config)
+    # A py: factory's object names itself (its ``name`` attribute); a spec is its own name.
+    name = None if args.model.startswith("py:") else args.model
+    app = create_app(model, name=name, embed_model=embed_model, config=config)
     try:
         import uvloop  # noqa: F401
 

@@ -1,13 +1,15 @@
 """``crossrank serve``: a Cohere / Jina / TEI compatible rerank server with cross-request batching.
 
-Needs the ``server`` extra: ``pip install "crossrank[server]"``.
+It serves any :class:`crossrank.types.Reranker` (cross-encoder, dense, ColBERT, LLM, or your own)
+through :class:`ServedReranker`. Needs the ``server`` extra: ``pip install "crossrank[server]"``.
 """
 
 from __future__ import annotations
 
-from .model import EmbedModel, PairScores, RerankModel
+from .adapters import ServedReranker
+from .model import EmbedModel, PairPredictor, PairScores
 
-__all__ = ["EmbedModel", "PairScores", "RerankModel", "ServerConfig", "create_app"]
+__all__ = ["EmbedModel", "PairPredictor", "PairScores", "ServedReranker", "ServerConfig", "create_app"]
 
 
 def __getattr__(name: str) -> object:

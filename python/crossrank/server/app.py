@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import math
 import re
@@ -30,11 +31,13 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse as StarletteJSONResponse
 
+from ..types import Reranker
+from .adapters import RerankItem, ServedReranker
 from .auth import KeyChecker
 from .batching import Batcher, DeadlineExceeded, InferenceError, QueueFull, ShuttingDown, Sliceable
 from .errors import ApiError
 from .metrics import CONTENT_TYPE, Metrics
-from .model import EmbedModel, PairScores, RerankModel
+from .model import EmbedModel, PairScores
 from .schemas import (
     CohereRerankRequest,
     CohereRerankResponse,
@@ -118,10 +121,16 @@ def _error_response(exc: ApiError, request_id: str | None) -> JSONResponse:
 
 
 class _State:
-    """Everything the routes share: the models, the batchers and the metrics."""
+    """Everything the routes share: the models, the batchers and the metrics.
 
-    def __init__(self, model: RerankModel, embed_model: EmbedModel | None, config: ServerConfig) -> None:
+    One single-thread executor runs every inference step, so the reranker and the embedder are only
+    ever called from that one thread, one step at a time.
+    """
+
+    def __init__(self, model: ServedReranker, embed_model: EmbedModel | None, config: ServerConfig) -> None:
         self.model = model
+        # Request keys: they tell apart the requests merged into one step.
+        self.request_keys = itertools.count()
         self.embed_model = embed_model
         self.config = config
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crossrank-inference")
@@ -129,7 +138,7 @@ class _State:
             queue_pairs=lambda: sum(b.pending_items for b in self.batchers),
             queue_requests=lambda: sum(b.pending_requests for b in self.batchers),
         )
-        self.rerank: Batcher[tuple[str, str], PairScores] = Batcher(
+        self.rerank: Batcher[RerankItem, PairScores] = Batcher(
             self._score,
             executor=self.executor,
             max_wait_s=config.max_wait_ms / 1000,
@@ -155,12 +164,18 @@ class _State:
     def batchers(self) -> list[Batcher[Any, Any]]:
         return [b for b in (self.rerank, self.embed) if b is not None]
 
-    def _score(self, pairs: list[tuple[str, str]]) -> PairScores:
-        out = self.model.score_pairs(pairs)
-        self.metrics.pairs.inc(len(pairs))
-        self.metrics.tokens.inc(float(np.sum(out.num_tokens)))
+    def _score(self, items: list[RerankItem]) -> PairScores:
+        out = self.model.score_items(items)
+        self.metrics.pairs.inc(len(items))
+        if out.num_tokens is not None:
+            self.metrics.tokens.inc(float(np.sum(out.num_tokens)))
         self.metrics.truncated.inc(float(np.count_nonzero(out.truncated)))
         return out
+
+    def items(self, query: str, texts: Sequence[str]) -> list[RerankItem]:
+        """One request's items for the rerank batcher (a fresh key per request)."""
+        key = next(self.request_keys)
+        return [(key, query, t) for t in texts]
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         assert self.embed_model is not None  # this batcher exists only with an embed model
@@ -380,6 +395,11 @@ def _check_count(n: int, what: str, state: _State) -> None:
         )
 
 
+def _limit(served: ServedReranker) -> str:
+    """`` of N tokens`` when the model's limit is known (for messages)."""
+    return "" if served.max_length is None else f" of {served.max_length} tokens"
+
+
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text}
     for code, text in (
@@ -395,14 +415,25 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def create_app(
-    model: RerankModel, *, embed_model: EmbedModel | None = None, config: ServerConfig | None = None
+    model: Reranker | ServedReranker,
+    *,
+    name: str | None = None,
+    embed_model: EmbedModel | None = None,
+    config: ServerConfig | None = None,
 ) -> FastAPI:
     """Build the ASGI application serving ``model`` (and ``embed_model`` for ``/embed``).
+
+    The application calls ``model`` from a single inference thread only (see
+    :class:`~crossrank.server.adapters.ServedReranker`).
 
     Parameters
     ----------
     model
-        The cross-encoder behind every rerank route.
+        The reranker behind every rerank route: any :class:`crossrank.types.Reranker` (a
+        cross-encoder, dense, ColBERT or LLM reranker, or your own), or one already wrapped.
+    name
+        Reported in responses and ``/health`` (default: see :class:`ServedReranker`); only for an
+        unwrapped ``model``.
     embed_model
         The dense embedder behind ``/embed``; without one ``/embed`` answers 501.
     config
@@ -413,13 +444,14 @@ def create_app(
     fastapi.FastAPI
         The application, with the :class:`Gateway` middleware installed.
     """
-    state = _State(model, embed_model, config or ServerConfig())
+    served = model if isinstance(model, ServedReranker) else ServedReranker(model, name=name)
+    state = _State(served, embed_model, config or ServerConfig())
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         for batcher in state.batchers:
             batcher.start()
-        log.info("ready", extra={"fields": {"model": model.name, "max_length": model.max_length}})
+        log.info("ready", extra={"fields": {"model": served.name, "max_length": served.max_length}})
         try:
             yield
         finally:
@@ -484,13 +516,12 @@ def create_app(
         _check_count(len(body.documents), "documents", state)
         texts = [d if isinstance(d, str) else d.text for d in body.documents]
         doc_cut = np.zeros(len(texts), dtype=bool)
-        if body.max_tokens_per_doc is not None and body.max_tokens_per_doc < model.max_length:
-            cut = await asyncio.to_thread(
-                lambda: [model.truncate_document(t, body.max_tokens_per_doc or 0) for t in texts]
-            )
+        limit = body.max_tokens_per_doc
+        if limit is not None and (served.max_length is None or limit < served.max_length):
+            cut = await asyncio.to_thread(lambda: [served.truncate_document(t, limit) for t in texts])
             texts = [t for t, _ in cut]
             doc_cut = np.array([c for _, c in cut], dtype=bool)
-        scores: PairScores = await _submit(state.rerank, [(body.query, t) for t in texts], request, state)
+        scores: PairScores = await _submit(state.rerank, state.items(body.query, texts), request, state)
         order = np.argsort(-scores.relevance, kind="stable")
         if body.top_n is not None:
             order = order[: body.top_n]
@@ -502,23 +533,25 @@ def create_app(
                 doc = body.documents[i]
                 item["document"] = {"text": doc} if isinstance(doc, str) else doc.model_dump()
             results.append(item)
-        tokens = int(np.sum(scores.num_tokens))
         meta: dict[str, Any] = {
             "api_version": {"version": version},
             # Cohere bills one search unit per query with up to 100 documents.
             "billed_units": {"search_units": max(1, math.ceil(len(texts) / 100))},
-            "tokens": {"input_tokens": tokens},
         }
+        tokens = None if scores.num_tokens is None else int(np.sum(scores.num_tokens))
+        if tokens is not None:  # only what the model reported; never a guess
+            meta["tokens"] = {"input_tokens": tokens}
         n_cut = int(np.count_nonzero(scores.truncated | doc_cut))
         if n_cut:
             meta["warnings"] = [
                 f"{n_cut} of {len(texts)} documents were truncated (max_tokens_per_doc or the model's "
-                f"maximum of {model.max_length} tokens per query-document pair)"
+                f"limit{_limit(served)})"
             ]
         out: dict[str, Any] = {"id": request.state.request_id, "results": results, "meta": meta}
         if version == "1":
-            out["model"] = body.model or model.name
-            out["usage"] = {"total_tokens": tokens}
+            out["model"] = body.model or served.name
+            if tokens is not None:
+                out["usage"] = {"total_tokens": tokens}
         return JSONResponse(out)
 
     @app.post(
@@ -542,16 +575,14 @@ def create_app(
     @app.post("/rerank", response_model=list[TEIRank], responses=_ERRORS, summary="Rerank texts (TEI shape)")
     async def rerank_tei(body: TEIRerankRequest, request: Request) -> Response:
         _check_count(len(body.texts), "texts", state)
-        scores: PairScores = await _submit(
-            state.rerank, [(body.query, t) for t in body.texts], request, state
-        )
+        scores: PairScores = await _submit(state.rerank, state.items(body.query, body.texts), request, state)
         if not body.truncate and bool(np.any(scores.truncated)):
             first = int(np.flatnonzero(scores.truncated)[0])
             raise ApiError(
                 413,
                 "validation",
-                f"texts[{first}] with the query is longer than the model's maximum of {model.max_length} "
-                "tokens; send truncate=true to cut it",
+                f"texts[{first}] with the query is longer than the model's limit{_limit(served)}; "
+                "send truncate=true to cut it",
             )
         values = scores.logits if body.raw_scores else scores.relevance
         order = np.argsort(-values, kind="stable")
@@ -596,9 +627,9 @@ def create_app(
         status = "shutting_down" if state.shutting_down else ("ok" if alive else "unhealthy")
         body = {
             "status": status,
-            "model": model.name,
+            "model": served.name,
             "embed_model": embed_model.name if embed_model is not None else None,
-            "max_length": model.max_length,
+            "max_length": served.max_length,
             "queue_pairs": sum(b.pending_items for b in state.batchers),
             "queue_requests": sum(b.pending_requests for b in state.batchers),
         }

@@ -1,15 +1,16 @@
-"""What the server needs from a model: the :class:`RerankModel` and :class:`EmbedModel` protocols.
+"""What the server computes per pair (:class:`PairScores`) and the model protocols it relies on.
 
-The server never imports a concrete model class; ``crossrank serve`` adapts the
-:class:`crossrank.CrossEncoder` (see :mod:`crossrank.server.adapters`) and tests plug in a
-deterministic fake. Keeping the surface this small keeps the batching logic testable on its own.
+The server serves any reranker with the :class:`crossrank.types.Reranker` protocol through one adapter,
+:class:`crossrank.server.adapters.ServedReranker`. A reranker that can also report its raw scores and
+per-pair token counts (crossrank's :class:`~crossrank.CrossEncoder`) meets :class:`PairPredictor` as
+well, and the adapter uses that. ``/embed`` is served by an :class:`EmbedModel`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -21,50 +22,68 @@ class PairScores:
     Attributes
     ----------
     logits : numpy.ndarray of float32, shape (n,)
-        Raw model outputs (before any activation).
+        Raw scores (TEI's ``raw_scores``): a cross-encoder's output before its activation; for a
+        reranker without an activation, the same as ``relevance``.
     relevance : numpy.ndarray of float32, shape (n,)
-        Calibrated 0-1 relevance (the model's activation applied to ``logits``).
+        What the reranker's ``rank`` returns as ``score`` (a cross-encoder's calibrated 0-1 relevance).
     truncated : numpy.ndarray of bool, shape (n,)
-        Whether the pair was cut to the model's maximum length.
-    num_tokens : numpy.ndarray of int64, shape (n,)
-        Tokens fed to the model for each pair (after truncation, special tokens included).
+        Whether some of the pair did not reach the model.
+    num_tokens : numpy.ndarray of int64, shape (n,), or None
+        Tokens fed to the model per pair (special tokens included); None when the reranker does not
+        report them. When it reports only a total per query, the query's first row carries the total
+        and its other rows 0, so the sum over one request's rows is exact.
     """
 
     logits: np.ndarray
     relevance: np.ndarray
     truncated: np.ndarray
-    num_tokens: np.ndarray
+    num_tokens: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.logits)
         for name in ("relevance", "truncated", "num_tokens"):
-            if len(getattr(self, name)) != n:
-                raise ValueError(f"PairScores.{name} has {len(getattr(self, name))} rows, expected {n}")
+            value = getattr(self, name)
+            if value is not None and len(value) != n:
+                raise ValueError(f"PairScores.{name} has {len(value)} rows, expected {n}")
 
     def __len__(self) -> int:
         return len(self.logits)
 
     def __getitem__(self, index: slice) -> PairScores:
+        tokens = None if self.num_tokens is None else self.num_tokens[index]
+        return PairScores(self.logits[index], self.relevance[index], self.truncated[index], tokens)
+
+    @staticmethod
+    def concat(parts: Sequence[PairScores]) -> PairScores:
+        """Join the rows of several results (token counts are kept only when every part has them)."""
+        tokens = (
+            np.concatenate([p.num_tokens for p in parts if p.num_tokens is not None]).astype(np.int64)
+            if parts and all(p.num_tokens is not None for p in parts)
+            else None
+        )
         return PairScores(
-            self.logits[index], self.relevance[index], self.truncated[index], self.num_tokens[index]
+            np.concatenate([p.logits for p in parts]).astype(np.float32),
+            np.concatenate([p.relevance for p in parts]).astype(np.float32),
+            np.concatenate([p.truncated for p in parts]).astype(bool),
+            tokens,
         )
 
 
 @runtime_checkable
-class RerankModel(Protocol):
-    """A cross-encoder as the server sees it."""
+class PairPredictor(Protocol):
+    """Optional, beside :class:`crossrank.types.Reranker`: a pair scorer that reports details.
 
-    #: Name reported in responses and ``/health``.
-    name: str
-    #: Most tokens of one pair (query + document + special tokens).
-    max_length: int
+    crossrank's :class:`~crossrank.CrossEncoder` meets it: ``predict(pairs, return_details=True)``
+    returns an object with ``scores`` (after the activation), ``logits`` (float32 ``[n, num_labels]``),
+    ``truncated`` (bool ``[n]``) and ``n_tokens`` (int ``[n]``), packing every pair of every query into
+    one plan, as its ``score_batch`` does. The server then answers TEI's ``raw_scores`` with the logits
+    and reports token usage.
+    """
 
-    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> PairScores:
-        """Score ``pairs`` (called on the inference thread with the merged pairs of one step)."""
-        ...
+    num_labels: int
 
-    def truncate_document(self, text: str, max_tokens: int) -> tuple[str, bool]:
-        """Return the prefix of ``text`` made of its first ``max_tokens`` tokens, and whether it was cut."""
+    def predict(self, pairs: Any, *, return_details: bool = ...) -> Any:
+        """Score ``(query, document)`` pairs; with ``return_details=True`` give the details above."""
         ...
 
 

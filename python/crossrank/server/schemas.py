@@ -87,7 +87,7 @@ class MetaTokens(BaseModel):
 class Meta(BaseModel):
     api_version: ApiVersion
     billed_units: BilledUnits
-    tokens: MetaTokens
+    tokens: MetaTokens | None = None
     warnings: list[str] | None = None
 
 
@@ -143,7 +143,7 @@ class HealthResponse(BaseModel):
     status: Literal["ok", "shutting_down", "unhealthy"]
     model: str
     embed_model: str | None
-    max_length: int
+    max_length: int | None
     queue_pairs: int
     queue_requests: int
 
