@@ -3,29 +3,58 @@
 Each input list may be
 
 * a run ``{query id: {doc id: score}}`` (the output is a run),
-* a pair ``(ids, scores)`` or an object with ``.ids`` / ``.scores`` (e.g. ``BM25Index.search``'s
-  ``Results``) holding arrays of shape ``[nq, k]`` (the output is a :class:`FusedResults` of shape
-  ``[nq, width]``) or ``[k]`` for a single query (output ``[n]``),
+* a pair ``(ids, scores)`` or an object with ``.ids`` / ``.scores`` (e.g. the
+  :class:`~crossrank.types.Hits` of ``BM25Index.search``) holding arrays of shape ``[nq, k]`` (the
+  output is a :class:`FusedResults` of shape ``[nq, width]``) or ``[k]`` for a single query
+  (output ``[n]``),
 * a single query's ``{doc id: score}``.
 
 Within each list, documents are ranked by score descending, ties kept in input order. Padding
 entries (score ``-inf``, or id ``None`` / ``-1``, as a top-k search pads rows with fewer hits) are
 dropped. The fused order is deterministic: fused score descending, then best rank over the lists,
 then the first list that holds the document, then its position there.
+
+Ids keep their type: fixed-width string ids come out as wide as the widest input (never cut
+short), integer ids as their common integer type. Ids are all integers or all strings across
+the lists; a mix (``1`` in one list, ``"1"`` in another) is a ``TypeError``, as they would never
+match.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Mapping, Sequence
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, Protocol, overload
 
 import numpy as np
+import numpy.typing as npt
+
+from .._common import check_int
 
 __all__ = ["FusedResults", "fuse", "reciprocal_rank_fusion", "score_fusion"]
 
 Normalization = Literal["minmax", "zscore", "none"]
 Missing = Literal["zero", "min"]
+Method = Literal["rrf", "minmax", "zscore", "sum"]
+
+Run = Mapping[str, Mapping[str, float]]
+"""A TREC-style run: query id -> {doc id -> score}."""
+DocScores = Mapping[str, float] | Mapping[int, float]
+"""One query's list: doc id -> score."""
+
+
+class ScoredIds(Protocol):
+    """Anything with ``ids`` and ``scores`` arrays of one shape (e.g. :class:`crossrank.types.Hits`)."""
+
+    @property
+    def ids(self) -> npt.ArrayLike: ...
+
+    @property
+    def scores(self) -> npt.ArrayLike: ...
+
+
+ResultList = DocScores | ScoredIds | tuple[npt.ArrayLike, npt.ArrayLike]
+"""One result list that fuses into :class:`FusedResults` (see the module doc)."""
 
 
 class FusedResults(NamedTuple):
@@ -78,6 +107,45 @@ def _as_pair(obj: Any) -> tuple[Any, Any] | None:
     return None
 
 
+def _category(value: object) -> str:
+    """The id kind that must not mix with another: number, str, bytes (anything else: other)."""
+    if isinstance(value, (bool, np.bool_)):
+        return "bool"
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return "number"
+    if isinstance(value, (str, np.str_)):
+        return "str"
+    if isinstance(value, (bytes, np.bytes_)):
+        return "bytes"
+    return "other"
+
+
+def _categories(ids: np.ndarray) -> set[str]:
+    kind = ids.dtype.kind
+    if kind in "iuf":
+        return {"number"}
+    if kind == "U":
+        return {"str"}
+    if kind == "S":
+        return {"bytes"}
+    if kind == "b":
+        return {"bool"}
+    return {_category(x) for x in ids.ravel().tolist() if x is not None}
+
+
+def _check_id_kinds(per_list: Sequence[set[str]]) -> None:
+    """Refuse ids that mix numbers, strings and bytes (they could never match each other)."""
+    seen: dict[str, int] = {}
+    for i, cats in enumerate(per_list):
+        for c in sorted(cats & {"number", "str", "bytes", "bool"}):
+            seen.setdefault(c, i)
+    if "bool" in seen:
+        raise TypeError(f"list {seen['bool']} has bool ids; ids must be all integers or all strings")
+    if len(seen) > 1:
+        where = ", ".join(f"{c} ids in list {i}" for c, i in sorted(seen.items(), key=lambda kv: kv[1]))
+        raise TypeError(f"ids mix kinds ({where}): use all integers or all strings, e.g. map them with str()")
+
+
 def _split_inputs(
     lists: Sequence[Any],
 ) -> tuple[str, list[str] | None, list[list[_QueryList]], np.dtype | None]:
@@ -107,6 +175,7 @@ def _split_inputs(
         raise TypeError("all result lists must have the same form (all runs, all dicts, or all arrays)")
     kind = kinds.pop()
     if kind == "run":
+        _check_id_kinds([{_category(d) for docs in run.values() for d in docs} for run in lists])
         qids: list[str] = []
         seen: set[str] = set()
         for run in lists:
@@ -126,6 +195,7 @@ def _split_inputs(
                 row[j] = (ids.astype(object), sc)
         return "run", qids, per_query, None
     if kind == "dict":
+        _check_id_kinds([{_category(d) for d in x} for x in lists])
         row = [
             _clean(np.array(list(d.keys()), dtype=object), list(d.values()), f"list {i}")
             for i, d in enumerate(lists)
@@ -136,7 +206,10 @@ def _split_inputs(
     ndims = {a[1].ndim for a in arrays}
     if ndims - {1, 2} or len(ndims) != 1:
         raise ValueError("array result lists must all be 1-D [k] (one query) or all 2-D [nq, k]")
-    dtype = arrays[0][0].dtype
+    _check_id_kinds([_categories(ids) for ids, _ in arrays])
+    dtypes = [ids.dtype for ids, _ in arrays]
+    # The widest common type: 'U4' and 'U9' give 'U9' (never cut an id short); any object -> object.
+    dtype = np.dtype(object) if any(d.kind == "O" for d in dtypes) else np.result_type(*dtypes)
     if ndims == {1}:
         return "single", None, [[_clean(i, s, f"list {n}") for n, (i, s) in enumerate(arrays)]], dtype
     nqs = {a[1].shape[0] for a in arrays}
@@ -200,7 +273,7 @@ def _assemble(
     fused: list[_QueryList],
     dtype: np.dtype | None,
     top_k: int | None,
-) -> Any:
+) -> dict[str, dict[str, float]] | FusedResults:
     if top_k is not None:
         fused = [(i[:top_k], s[:top_k]) for i, s in fused]
     if kind == "run":
@@ -229,17 +302,29 @@ def _assemble(
 
 
 def _check_top_k(top_k: int | None) -> None:
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise ValueError(f"top_k must be a positive int or None, got {top_k!r}")
+    if top_k is not None:
+        check_int(top_k, "top_k", minimum=1)
 
 
+@overload
 def reciprocal_rank_fusion(
-    lists: Sequence[Any],
+    lists: Sequence[Run], *, k: float = ..., weights: Sequence[float] | None = ..., top_k: int | None = ...
+) -> dict[str, dict[str, float]]: ...
+@overload
+def reciprocal_rank_fusion(
+    lists: Sequence[ResultList],
+    *,
+    k: float = ...,
+    weights: Sequence[float] | None = ...,
+    top_k: int | None = ...,
+) -> FusedResults: ...
+def reciprocal_rank_fusion(
+    lists: Sequence[Run] | Sequence[ResultList],
     *,
     k: float = 60.0,
     weights: Sequence[float] | None = None,
     top_k: int | None = None,
-) -> Any:
+) -> dict[str, dict[str, float]] | FusedResults:
     """Fuse ranked lists by reciprocal rank: ``score(d) = sum_i w_i / (k + rank_i(d))``.
 
     Cormack, Clarke & Buettcher (2009), "Reciprocal rank fusion outperforms Condorcet and
@@ -297,14 +382,32 @@ def _normalise(scores: np.ndarray, how: Normalization) -> np.ndarray:
     raise ValueError(f"normalization must be 'minmax', 'zscore' or 'none', got {how!r}")
 
 
+@overload
 def score_fusion(
-    lists: Sequence[Any],
+    lists: Sequence[Run],
+    *,
+    normalization: Normalization = ...,
+    weights: Sequence[float] | None = ...,
+    missing: Missing = ...,
+    top_k: int | None = ...,
+) -> dict[str, dict[str, float]]: ...
+@overload
+def score_fusion(
+    lists: Sequence[ResultList],
+    *,
+    normalization: Normalization = ...,
+    weights: Sequence[float] | None = ...,
+    missing: Missing = ...,
+    top_k: int | None = ...,
+) -> FusedResults: ...
+def score_fusion(
+    lists: Sequence[Run] | Sequence[ResultList],
     *,
     normalization: Normalization = "minmax",
     weights: Sequence[float] | None = None,
     missing: Missing = "zero",
     top_k: int | None = None,
-) -> Any:
+) -> dict[str, dict[str, float]] | FusedResults:
     """Fuse lists by a weighted sum of per-query normalised scores (CombSUM over normalised scores).
 
     Each list's scores for one query are normalised on their own: ``minmax`` maps them to
@@ -356,26 +459,70 @@ def score_fusion(
     return _assemble(kind, qids, fused, dtype, top_k)
 
 
+@overload
 def fuse(
-    lists: Sequence[Any],
-    method: Literal["rrf", "minmax", "zscore", "sum"] = "rrf",
+    lists: Sequence[Run],
+    method: Method = ...,
+    *,
+    weights: Sequence[float] | None = ...,
+    top_k: int | None = ...,
+    k: float = ...,
+    missing: Missing = ...,
+) -> dict[str, dict[str, float]]: ...
+@overload
+def fuse(
+    lists: Sequence[ResultList],
+    method: Method = ...,
+    *,
+    weights: Sequence[float] | None = ...,
+    top_k: int | None = ...,
+    k: float = ...,
+    missing: Missing = ...,
+) -> FusedResults: ...
+def fuse(
+    lists: Sequence[Run] | Sequence[ResultList],
+    method: Method = "rrf",
     *,
     weights: Sequence[float] | None = None,
     top_k: int | None = None,
     k: float = 60.0,
     missing: Missing = "zero",
-) -> Any:
+) -> dict[str, dict[str, float]] | FusedResults:
     """Fuse by name: ``"rrf"`` (:func:`reciprocal_rank_fusion`), ``"minmax"`` / ``"zscore"`` /
     ``"sum"`` (raw scores) (:func:`score_fusion`).
+
+    Parameters
+    ----------
+    lists : sequence of result lists
+        All runs (the output is a run), or all ``{doc: score}`` dicts / ``(ids, scores)`` pairs /
+        objects with ``.ids`` and ``.scores`` (the output is :class:`FusedResults`).
+    method : {"rrf", "minmax", "zscore", "sum"}
+        The fusion.
+    weights : sequence of float, optional
+        One non-negative weight per list.
+    top_k : int, optional
+        Keep the best ``top_k`` per query.
+    k : float
+        The RRF constant (``"rrf"`` only).
+    missing : {"zero", "min"}
+        Score fusion only: what a list contributes for a document it lacks.
 
     Raises
     ------
     ValueError
         Unknown method, plus everything the chosen function raises.
+    TypeError
+        Unknown list forms, or ids that mix integers and strings.
     """
+    norm: Normalization
     if method == "rrf":
         return reciprocal_rank_fusion(lists, k=k, weights=weights, top_k=top_k)
-    norm = {"minmax": "minmax", "zscore": "zscore", "sum": "none"}.get(method)
-    if norm is None:
+    if method == "minmax":
+        norm = "minmax"
+    elif method == "zscore":
+        norm = "zscore"
+    elif method == "sum":
+        norm = "none"
+    else:
         raise ValueError(f"unknown fusion method {method!r}: expected 'rrf', 'minmax', 'zscore' or 'sum'")
-    return score_fusion(lists, normalization=norm, weights=weights, missing=missing, top_k=top_k)  # type: ignore[arg-type]
+    return score_fusion(lists, normalization=norm, weights=weights, missing=missing, top_k=top_k)
