@@ -271,3 +271,49 @@ def test_dense_retriever_empty_corpus_and_search(embedder):
     res = dr.search(["kitten sounds"], k=3)
     assert res.ids[0].tolist() == ["a", "b"]  # k is capped at the 2 documents
     assert dr.search([], k=2).ids.shape == (0, 2)
+
+
+def test_dense_reranker_protocol_shapes(embedder):
+    rr = DenseReranker(embedder)
+    docs = ["cats purr", "x " * 600, ""]
+    s = rr.score("kittens", docs)
+    assert s.scores.dtype == np.float32
+    assert s.scores.shape == (3,)
+    assert s.truncated.tolist() == [False, True, False]  # 600 tokens do not fit MiniLM's 256
+    rows = rr.rank("kittens", docs, 2, return_documents=True)
+    assert [set(r) for r in rows] == [{"corpus_id", "score", "truncated", "text"}] * 2
+    again = rr.score("kittens", docs)
+    assert (again.stats["cache_hits"], again.stats["cache_misses"]) == (3, 0)
+    assert not hasattr(rr, "timings")
+
+
+def test_dense_reranker_small_cache_is_thread_safe(tiny_bert_embedding_onnx):
+    import threading
+
+    from model_fixtures import tiny_texts
+
+    rr = DenseReranker(tiny_bert_embedding_onnx, precision="fp32", cache_size=3)
+    pool = tiny_texts(40, seed=7, max_words=20)
+    queries = tiny_texts(8, seed=8, max_words=4)
+    jobs = [(queries[i], [pool[(i * 5 + j) % 40] for j in range(12)]) for i in range(8)]
+    want = [DenseReranker(rr.embedder, cache_size=0).score(q, d).scores for q, d in jobs]
+    got: dict[tuple[int, int], np.ndarray] = {}
+    errors: list[BaseException] = []
+
+    def work(t: int) -> None:
+        try:
+            for r in range(3):
+                for i in range(t % 8, 8):  # overlapping documents, evicted again and again
+                    got[(t, r * 8 + i)] = rr.score(*jobs[i]).scores
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(6)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors, errors
+    for (_, key), scores in got.items():
+        np.testing.assert_allclose(scores, want[key % 8], atol=1e-6)
+    assert len(rr._cache) <= 3

@@ -2,61 +2,86 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..models.embedder import Embedder, _check_texts
-from ..text.windows import Aggregation
+from .._common import check_int, check_text, check_texts, text_key
+from ..models.embedder import Embedder
+from ..types import Aggregation, Scores, Window
+from .base import RerankerBase
 
 __all__ = ["DenseReranker", "WindowedScores"]
 
 
-# --------------------------------------------------------------------------------------------------
+class _LockedLRU:
+    """A bounded least-recently-used map of text keys, safe to share between threads.
 
-_V = TypeVar("_V")
+    Values are read out under the lock (a lookup copies references, so a concurrent eviction cannot
+    make an entry vanish between "is it there?" and "give it to me" — the KeyError an unlocked
+    check-then-read raises under concurrency).
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._data: OrderedDict[bytes, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def lookup(self, keys: Sequence[bytes]) -> tuple[dict[bytes, Any], list[int]]:
+        """Cached values by key, and the positions of the first occurrence of every missing key."""
+        found: dict[bytes, Any] = {}
+        missing: list[int] = []
+        seen: set[bytes] = set()
+        with self._lock:
+            for i, k in enumerate(keys):
+                if k in found or k in seen:
+                    continue
+                v = self._data.get(k)
+                if v is None:
+                    seen.add(k)
+                    missing.append(i)
+                else:
+                    self._data.move_to_end(k)
+                    found[k] = v
+        return found, missing
+
+    def store(self, fresh: dict[bytes, Any]) -> None:
+        """Add values, then evict the least recently used beyond ``size`` (0 keeps nothing)."""
+        if self.size <= 0 or not fresh:
+            return
+        with self._lock:
+            self._data.update(fresh)
+            for k in fresh:
+                self._data.move_to_end(k)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._data)
 
 
-def _lru_trim(cache: OrderedDict[bytes, Any], size: int) -> None:
-    """Evict the least recently used entries beyond ``size``."""
-    while len(cache) > size:
-        cache.popitem(last=False)
-
-
-def _lru_merge(
-    cache: OrderedDict[bytes, _V], keys: Sequence[bytes], fresh: dict[bytes, _V], size: int
-) -> list[_V]:
-    """Values for ``keys``: freshly computed ones, else cached ones (marked recently used); then
-    store the fresh values and evict beyond ``size`` (0 keeps nothing)."""
-    out: list[_V] = []
-    for k in keys:
-        v = fresh.get(k)
-        if v is None:
-            v = cache[k]
-            cache.move_to_end(k)
-        out.append(v)
-    if size > 0:
-        cache.update(fresh)
-        _lru_trim(cache, size)
-    return out
-
-
-class DenseReranker:
+class DenseReranker(RerankerBase):
     """Rescore candidate documents by bi-encoder similarity to the query.
 
-    Document embeddings are cached (keyed by a hash of the text, least recently used dropped past
-    ``cache_size``), so documents that come back for several queries are embedded once.
+    Meets the :class:`crossrank.types.Reranker` protocol. Document embeddings are cached (keyed by a
+    hash of the text, least recently used dropped past ``cache_size``), so documents that come back for
+    several queries are embedded once. One instance may be shared across threads: the caches are
+    locked, the inference session is thread-safe, and per-call counters are returned in
+    :attr:`Scores.stats <crossrank.types.Scores.stats>` (``cache_hits``, ``cache_misses``, ``embedded``,
+    ``total_s``).
 
     Parameters
     ----------
     model : Embedder, str or PathLike
-        An :class:`Embedder`, or a model to load one from (``embedder_kwargs`` passed on).
+        An :class:`Embedder`, or a model to load one from (``embedder_kwargs`` passed on, e.g.
+        ``max_batch_tokens``, ``max_batch_size``, ``precision``).
     cache_size : int
         Document embeddings kept (0 disables the cache); with windows, one entry holds a document's
         window vectors.
@@ -71,6 +96,8 @@ class DenseReranker:
         How window similarities become the document's score (``first`` = plain truncation to the window).
     aggregate_k : int
         Windows averaged by ``topk_mean``.
+    **embedder_kwargs
+        Passed to :class:`Embedder` when ``model`` is not one.
 
     Raises
     ------
@@ -89,31 +116,30 @@ class DenseReranker:
         aggregate_k: int = 3,
         **embedder_kwargs: Any,
     ):
+        from ..text.tokenization import TextEncoder, load_tokenizer
         from ..text.windows import check_window_options
 
         self.embedder = model if isinstance(model, Embedder) else Embedder(model, **embedder_kwargs)
-        self.cache_size = int(cache_size)
-        self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
-        self._win_cache: OrderedDict[bytes, _DocWindows] = OrderedDict()
-        self.timings: dict[str, float] = {}
+        self.cache_size = check_int(cache_size, "cache_size", minimum=0)
+        self._cache = _LockedLRU(self.cache_size)  # text key -> (vector, truncated)
+        self._win_cache = _LockedLRU(self.cache_size)  # text key + window tag -> _DocWindows
         self.windowed = window_size is not None or window_stride is not None
+        # An untruncated tokenizer: window token ids with offsets, and prefix counts for truncation flags.
+        self._win_tokenizer = load_tokenizer(self.embedder.files.tokenizer_path)
+        self._counter = TextEncoder(self._win_tokenizer, cache_tokens=0)
         self._prompt_ids: np.ndarray = np.zeros(0, np.int32)
-        limit = self.embedder.max_length
-        if self.windowed:
-            from ..text.tokenization import load_tokenizer
-
-            self._win_tokenizer = load_tokenizer(self.embedder.files.tokenizer_path)  # no truncation
-            prompt = next(
-                (self.embedder.prompts[n] for n in ("document", "passage") if n in self.embedder.prompts), ""
+        prompt = next(
+            (self.embedder.prompts[n] for n in ("document", "passage") if n in self.embedder.prompts), ""
+        )
+        if prompt:
+            self._prompt_ids = np.asarray(
+                self._win_tokenizer.encode(prompt, add_special_tokens=False).ids, dtype=np.int32
             )
-            if prompt:
-                self._prompt_ids = np.asarray(
-                    self._win_tokenizer.encode(prompt, add_special_tokens=False).ids, dtype=np.int32
-                )
-            head, tail = self.embedder.special_tokens()
-            limit = self.embedder.max_length - len(head) - len(tail) - len(self._prompt_ids)
-        check_window_options(window_size, window_stride, limit, aggregate, aggregate_k)
-        self.window_size = window_size if window_size is not None else limit
+        head, tail = self.embedder.special_tokens()
+        # Document tokens one model row holds beside the special tokens and the document prompt.
+        self._room = self.embedder.max_length - len(head) - len(tail) - len(self._prompt_ids)
+        check_window_options(window_size, window_stride, self._room, aggregate, aggregate_k)
+        self.window_size = window_size if window_size is not None else self._room
         self.window_stride = window_stride if window_stride is not None else max(1, self.window_size // 2)
         self.aggregate: Aggregation = aggregate
         self.aggregate_k = aggregate_k
@@ -121,59 +147,82 @@ class DenseReranker:
     def __repr__(self) -> str:
         return f"DenseReranker({self.embedder!r})"
 
-    @staticmethod
-    def _key(text: str) -> bytes:
-        return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    # ------------------------------------------------------------------ embeddings
+    def _truncated(self, docs: list[str]) -> np.ndarray:
+        """Whether each document has more tokens than the model reads (prefix tokenization: cheap)."""
+        ids = self._counter.encode(docs, max_tokens=self._room, cache=False)
+        return np.fromiter((len(x) > self._room for x in ids), dtype=bool, count=len(docs))
+
+    def _embed(
+        self, docs: list[str], show_progress: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+        """Vectors ``[n, dim]``, truncation flags ``[n]`` and cache counters of ``docs``."""
+        keys = [text_key(d) for d in docs]
+        found, missing = self._cache.lookup(keys)
+        fresh: dict[bytes, tuple[np.ndarray, bool]] = {}
+        if missing:
+            todo = [docs[i] for i in missing]
+            vecs = self.embedder.encode_documents(todo, show_progress=show_progress)
+            cut = self._truncated(todo)
+            for i, v, c in zip(missing, vecs, cut.tolist(), strict=True):
+                fresh[keys[i]] = (v, c)
+            self._cache.store(fresh)
+        counts = {"cache_hits": float(len(found)), "cache_misses": float(len(missing))}
+        if not docs:
+            return np.zeros((0, self.embedder.dim or 0), np.float32), np.zeros(0, bool), counts
+        rows = [fresh[k] if k in fresh else found[k] for k in keys]
+        return np.stack([v for v, _ in rows]), np.array([c for _, c in rows], dtype=bool), counts
 
     def embed_documents(self, documents: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
-        """Return document embeddings (float32 [n, dim]), from the cache where possible."""
-        docs = _check_texts(documents, "documents")
-        keys = [self._key(d) for d in docs]
-        todo: dict[bytes, int] = {}
-        for i, k in enumerate(keys):
-            if k not in self._cache and k not in todo:
-                todo[k] = i
-        fresh: dict[bytes, np.ndarray] = {}
-        if todo:
-            vecs = self.embedder.encode_documents(
-                [docs[i] for i in todo.values()], show_progress=show_progress
-            )
-            fresh = dict(zip(todo, vecs, strict=True))
-        rows = _lru_merge(self._cache, keys, fresh, self.cache_size)
-        dim = self.embedder.dim or 0
-        return np.stack(rows) if rows else np.zeros((0, dim), dtype=np.float32)
+        """Return document embeddings, from the cache where possible.
 
-    def add_to_cache(self, documents: Sequence[str], vectors: np.ndarray) -> None:
-        """Seed the cache with embeddings computed elsewhere (e.g. while indexing the corpus)."""
-        docs = _check_texts(documents, "documents")
-        vecs = np.asarray(vectors, dtype=np.float32)
-        if vecs.ndim != 2 or vecs.shape[0] != len(docs):
-            raise ValueError(f"vectors must be [{len(docs)}, dim], got {vecs.shape}")
-        for d, v in zip(docs, vecs, strict=True):
-            self._cache[self._key(d)] = v
-        _lru_trim(self._cache, self.cache_size)
-
-    def score_batch(self, queries: Sequence[str], documents: Sequence[Sequence[str]]) -> list[np.ndarray]:
-        """Score many queries' candidates at once: unique documents are embedded in one sorted pass.
+        Parameters
+        ----------
+        documents : sequence of str
+            The texts.
+        show_progress : bool
+            A tqdm bar over the texts that must be embedded.
 
         Returns
         -------
-        list of numpy.ndarray of float32
-            ``[len(documents[i])]`` per query.
+        numpy.ndarray
+            float32 ``[n, dim]``, in input order.
+
+        Raises
+        ------
+        TypeError
+            ``documents`` is a lone str or holds a non-str.
         """
-        qs = _check_texts(queries, "queries")
-        if len(documents) != len(qs):
-            raise ValueError(f"got {len(documents)} document lists for {len(qs)} queries")
-        flat = [d for docs in documents for d in _check_texts(docs, "documents")]
-        doc_vecs = self.embed_documents(flat)
-        q_vecs = self.embedder.encode_queries(qs) if qs else np.zeros((0, 0), np.float32)
-        out, start = [], 0
-        for i, docs in enumerate(documents):
-            n = len(docs)
-            sims = self._similarity(q_vecs[i], doc_vecs[start : start + n]) if n else np.zeros(0)
-            out.append(np.asarray(sims, dtype=np.float32))
-            start += n
-        return out
+        docs = check_texts(documents, "documents")
+        return self._embed(docs, show_progress)[0]
+
+    def add_to_cache(self, documents: Sequence[str], vectors: np.ndarray) -> None:
+        """Seed the cache with embeddings computed elsewhere (e.g. while indexing the corpus).
+
+        Parameters
+        ----------
+        documents : sequence of str
+            The texts the vectors belong to.
+        vectors : numpy.ndarray
+            float32 ``[len(documents), dim]`` embeddings of the same model.
+
+        Raises
+        ------
+        TypeError
+            ``documents`` is a lone str or holds a non-str.
+        ValueError
+            ``vectors`` has the wrong shape.
+        """
+        docs = check_texts(documents, "documents")
+        vecs = np.asarray(vectors, dtype=np.float32)
+        if vecs.ndim != 2 or vecs.shape[0] != len(docs):
+            raise ValueError(f"vectors must be [{len(docs)}, dim], got {vecs.shape}")
+        if self.cache_size <= 0:
+            return
+        # Only the last cache_size entries would survive the eviction: flag and store just those.
+        docs, vecs = docs[-self.cache_size :], vecs[-self.cache_size :]
+        cut = self._truncated(docs)
+        self._cache.store({text_key(d): (v, c) for d, v, c in zip(docs, vecs, cut.tolist(), strict=True)})
 
     def _similarity(self, q: np.ndarray, d: np.ndarray) -> np.ndarray:
         if self.embedder.similarity == "cosine" and not self.embedder.normalize:
@@ -184,22 +233,20 @@ class DenseReranker:
             return -np.linalg.norm(d - q[None, :], ord=ord_, axis=1)
         return d @ q
 
-    def _windows(self, docs: list[str]) -> list[_DocWindows]:
+    # ------------------------------------------------------------------ windows
+    def _windows(self, docs: list[str]) -> tuple[list[_DocWindows], dict[str, float]]:
         """Window vectors and spans of each document (from the cache where possible)."""
         from ..text.windows import tokenize_with_offsets, window_bounds
 
         tag = f"{self.window_size}/{self.window_stride}".encode()
-        keys = [self._key(d) + tag for d in docs]
-        todo: dict[bytes, int] = {}
-        for i, k in enumerate(keys):
-            if k not in self._win_cache and k not in todo:
-                todo[k] = i
+        keys = [text_key(d) + tag for d in docs]
+        found, missing = self._win_cache.lookup(keys)
         fresh: dict[bytes, _DocWindows] = {}
+        n_windows = 0
         # A chunk of documents at a time: their token ids and offsets are dropped once embedded.
-        todo_items = list(todo.items())
-        for c in range(0, len(todo_items), 256):
-            chunk = todo_items[c : c + 256]
-            toks = tokenize_with_offsets(self._win_tokenizer, [docs[i] for _, i in chunk])
+        for c in range(0, len(missing), 256):
+            chunk = missing[c : c + 256]
+            toks = tokenize_with_offsets(self._win_tokenizer, [docs[i] for i in chunk])
             seqs: list[np.ndarray] = []
             spans = []
             for t in toks:
@@ -213,40 +260,28 @@ class DenseReranker:
                     cs = ce = np.zeros(1, np.int64)
                 spans.append((starts, ends, cs, ce))
             vecs = self.embedder.encode_token_ids(seqs)
+            n_windows += len(seqs)
             pos = 0
-            for (k, _), (starts, ends, cs, ce) in zip(chunk, spans, strict=True):
+            for i, (starts, ends, cs, ce) in zip(chunk, spans, strict=True):
                 n = len(starts)
-                fresh[k] = _DocWindows(vecs[pos : pos + n].copy(), starts, ends, cs, ce)
+                fresh[keys[i]] = _DocWindows(vecs[pos : pos + n].copy(), starts, ends, cs, ce)
                 pos += n
-        return _lru_merge(self._win_cache, keys, fresh, self.cache_size)
+        self._win_cache.store(fresh)
+        counts = {
+            "cache_hits": float(len(found)),
+            "cache_misses": float(len(missing)),
+            "windows_embedded": float(n_windows),
+        }
+        return [fresh[k] if k in fresh else found[k] for k in keys], counts
 
-    def score_windows(self, query: str, documents: Sequence[str]) -> WindowedScores:
-        """Score every window of every document, aggregate per document, and name the winning window.
-
-        Works with windows off too (one window per document: the text as the embedder truncates it).
-
-        Returns
-        -------
-        WindowedScores
-        """
+    def _window_scores(self, q: np.ndarray, wins: list[_DocWindows]) -> WindowedScores:
         from ..text.windows import aggregate_windows
 
-        if not isinstance(query, str):
-            raise TypeError(f"query must be a str, got {type(query).__name__}")
-        docs = _check_texts(documents, "documents")
-        q = self.embedder.encode_queries([query])[0]
-        if not self.windowed:
-            sims = self._similarity(q, self.embed_documents(docs)) if docs else np.zeros(0)
-            z = np.zeros(len(docs), np.int64)
-            offs = np.arange(len(docs) + 1, dtype=np.int64)
-            return WindowedScores(
-                np.asarray(sims, np.float64), np.asarray(sims, np.float64), offs, z, z, z, z - 1, z - 1
-            )
-        wins = self._windows(docs)
+        n = len(wins)
         counts = np.array([len(w.starts) for w in wins], dtype=np.int64)
-        offsets = np.zeros(len(docs) + 1, dtype=np.int64)
+        offsets = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
-        if not docs:
+        if not n:
             e = np.zeros(0, np.int64)
             return WindowedScores(np.zeros(0), np.zeros(0), offsets, e, e, e, e, e)
         window_scores = np.concatenate([self._similarity(q, w.vectors) for w in wins]).astype(np.float64)
@@ -266,46 +301,74 @@ class DenseReranker:
             pick("char_ends"),
         )
 
-    def score(self, query: str, documents: Sequence[str]) -> np.ndarray:
-        """Return the similarity of each document to the query (float32 [n]; cosine for cosine models).
+    def score_windows(self, query: str, documents: Sequence[str]) -> WindowedScores:
+        """Score every window of every document, aggregate per document, and name the winning window.
 
-        With windows, the aggregated similarity of the document's windows (``aggregate``).
-        """
-        if not isinstance(query, str):
-            raise TypeError(f"query must be a str, got {type(query).__name__}")
-        t0 = time.perf_counter()
-        if self.windowed:
-            out = self.score_windows(query, documents).scores.astype(np.float32)
-            self.timings = {"rerank_s": time.perf_counter() - t0}
-            return out
-        docs = self.embed_documents(documents)
-        q = self.embedder.encode_queries([query])[0]
-        out = self._similarity(q, docs).astype(np.float32) if docs.shape[0] else np.zeros(0, np.float32)
-        self.timings = {"rerank_s": time.perf_counter() - t0}
-        return out
+        Works with windows off too (one window per document: the text as the embedder truncates it).
 
-    def rank(self, query: str, documents: Sequence[str], top_k: int | None = None) -> list[dict[str, Any]]:
-        """Rank documents for a query; like ``CrossEncoder.rank``.
+        Parameters
+        ----------
+        query : str
+            The query.
+        documents : sequence of str
+            The candidates.
 
         Returns
         -------
-        list of dict
-            ``{"corpus_id": index into documents, "score": float}``, best first (ties by index); with
-            windows also ``"window": {"index", "start_token", "end_token", "start_char", "end_char"}``
-            of the best window (``documents[i][start_char:end_char]`` is its text).
+        WindowedScores
+
+        Raises
+        ------
+        TypeError
+            A non-str query or document.
         """
-        if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
-            raise ValueError(f"top_k must be a positive int or None, got {top_k!r}")
+        check_text(query, "query")
+        docs = check_texts(documents, "documents")
+        q = self.embedder.encode_queries([query])[0]
         if not self.windowed:
-            scores = self.score(query, documents)
-            order = np.argsort(-scores, kind="stable")[:top_k]
-            return [{"corpus_id": int(i), "score": float(scores[i])} for i in order]
+            sims = self._similarity(q, self._embed(docs)[0]) if docs else np.zeros(0)
+            z = np.zeros(len(docs), np.int64)
+            offs = np.arange(len(docs) + 1, dtype=np.int64)
+            return WindowedScores(
+                np.asarray(sims, np.float64), np.asarray(sims, np.float64), offs, z, z, z, z - 1, z - 1
+            )
+        return self._window_scores(q, self._windows(docs)[0])
+
+    # ------------------------------------------------------------------ the reranker protocol
+    def _score_many(self, queries: list[str], documents_per_query: list[list[str]]) -> list[Scores]:
+        """All queries in one embedding pass, every distinct document embedded at most once."""
         t0 = time.perf_counter()
-        ws = self.score_windows(query, documents)
-        self.timings = {"rerank_s": time.perf_counter() - t0}
-        scores = ws.scores.astype(np.float32)
-        order = np.argsort(-scores, kind="stable")[:top_k]
-        return [{"corpus_id": int(i), "score": float(scores[i]), "window": ws.window(int(i))} for i in order]
+        q_vecs = self.embedder.encode_queries(queries)
+        flat = [d for docs in documents_per_query for d in docs]
+        out: list[Scores] = []
+        if not self.windowed:
+            vecs, cut, counts = self._embed(flat)
+            pieces: list[tuple[np.ndarray, np.ndarray, list[Window | None] | None]] = []
+            pos = 0
+            for q, docs in zip(q_vecs, documents_per_query, strict=True):
+                n = len(docs)
+                sims = np.asarray(self._similarity(q, vecs[pos : pos + n]), dtype=np.float32)
+                pieces.append((sims, cut[pos : pos + n], None))
+                pos += n
+        else:
+            wins, counts = self._windows(flat)
+            pieces = []
+            pos = 0
+            for q, docs in zip(q_vecs, documents_per_query, strict=True):
+                n = len(docs)
+                ws = self._window_scores(q, wins[pos : pos + n])
+                # Windows cover every token: nothing is left out.
+                pieces.append((ws.scores, np.zeros(n, bool), [ws.window(i) for i in range(n)]))
+                pos += n
+        stats = {
+            **counts,
+            "queries": float(len(queries)),
+            "documents": float(len(flat)),
+            "total_s": time.perf_counter() - t0,
+        }
+        for scores, cut_q, windows in pieces:
+            out.append(Scores(scores, cut_q, windows, dict(stats)))
+        return out
 
 
 @dataclass(frozen=True)
@@ -342,12 +405,18 @@ class WindowedScores(NamedTuple):
     best_start_char: np.ndarray
     best_end_char: np.ndarray
 
-    def window(self, i: int) -> dict[str, int]:
-        """The winning window of document ``i`` as a JSON-ready dict."""
-        return {
-            "index": int(self.best_window[i]),
-            "start_token": int(self.best_start[i]),
-            "end_token": int(self.best_end[i]),
-            "start_char": int(self.best_start_char[i]),
-            "end_char": int(self.best_end_char[i]),
-        }
+    def window(self, i: int) -> Window:
+        """The winning window of document ``i``.
+
+        Parameters
+        ----------
+        i : int
+            Document index.
+        """
+        return Window(
+            index=int(self.best_window[i]),
+            start_token=int(self.best_start[i]),
+            end_token=int(self.best_end[i]),
+            start_char=int(self.best_start_char[i]),
+            end_char=int(self.best_end_char[i]),
+        )
