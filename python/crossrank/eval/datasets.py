@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import urllib.parse
 import urllib.request
@@ -15,6 +16,8 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .trec import text_lines
 
 __all__ = [
     "BeirDataset",
@@ -63,62 +66,133 @@ def doc_text(title: str, text: str) -> str:
     return title or text
 
 
-def _read_jsonl(path: Path) -> Iterator[dict]:
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(rec, dict) or "_id" not in rec:
-                raise ValueError(f"{path}:{lineno}: expected an object with an '_id' field")
-            yield rec
+def _read_jsonl(path: Path) -> Iterator[tuple[int, str, dict[str, object]]]:
+    """Yield (line number, id, record) of each non-blank line; the id is checked here."""
+    for lineno, line in text_lines(path):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise ValueError(f"{path}:{lineno}: not valid JSON ({getattr(exc, 'msg', exc)})") from None
+        if not isinstance(rec, dict) or "_id" not in rec:
+            raise ValueError(f"{path}:{lineno}: expected an object with an '_id' field")
+        raw = rec["_id"]
+        if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+            what = "null" if raw is None else type(raw).__name__
+            raise ValueError(f"{path}:{lineno}: '_id' must be a str (or an int), got {what}")
+        rec_id = str(raw)
+        if not rec_id.strip():
+            raise ValueError(f"{path}:{lineno}: '_id' is empty")
+        yield lineno, rec_id, rec
 
 
-def read_corpus(path: str | os.PathLike) -> tuple[list[str], list[str], list[str]]:
-    """Read ``corpus.jsonl`` into (doc_ids, titles, texts). Duplicate ids raise ValueError."""
+def _text_field(rec: dict[str, object], key: str, path: Path, lineno: int) -> str:
+    value = rec.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"{path}:{lineno}: '{key}' must be a str or null, got {type(value).__name__}")
+    return value
+
+
+def read_corpus(path: str | os.PathLike[str]) -> tuple[list[str], list[str], list[str]]:
+    """Read ``corpus.jsonl`` into (doc_ids, titles, texts).
+
+    Parameters
+    ----------
+    path : path-like
+        The JSONL file (UTF-8; a byte order mark is dropped).
+
+    Raises
+    ------
+    ValueError
+        A line that is not a JSON object, a missing, null or empty ``_id``, a duplicate id, or a
+        ``title`` / ``text`` that is not a string (the message gives the file and line).
+    """
+    path = Path(path)
     ids: list[str] = []
     titles: list[str] = []
     texts: list[str] = []
-    seen: set[str] = set()
-    for rec in _read_jsonl(Path(path)):
-        doc_id = str(rec["_id"])
+    seen: dict[str, int] = {}
+    for lineno, doc_id, rec in _read_jsonl(path):
         if doc_id in seen:
-            raise ValueError(f"{path}: duplicate document id {doc_id!r}")
-        seen.add(doc_id)
+            raise ValueError(
+                f"{path}:{lineno}: duplicate document id {doc_id!r} (first on line {seen[doc_id]})"
+            )
+        seen[doc_id] = lineno
         ids.append(doc_id)
-        titles.append(str(rec.get("title") or ""))
-        texts.append(str(rec.get("text") or ""))
+        titles.append(_text_field(rec, "title", path, lineno))
+        texts.append(_text_field(rec, "text", path, lineno))
     return ids, titles, texts
 
 
-def read_queries(path: str | os.PathLike) -> dict[str, str]:
-    """Read ``queries.jsonl`` into {query id: text}."""
-    return {str(rec["_id"]): str(rec.get("text") or "") for rec in _read_jsonl(Path(path))}
+def read_queries(path: str | os.PathLike[str]) -> dict[str, str]:
+    """Read ``queries.jsonl`` into {query id: text}.
+
+    Parameters
+    ----------
+    path : path-like
+        The JSONL file (UTF-8; a byte order mark is dropped).
+
+    Raises
+    ------
+    ValueError
+        As :func:`read_corpus` (for ``text``).
+    """
+    path = Path(path)
+    queries: dict[str, str] = {}
+    seen: dict[str, int] = {}
+    for lineno, qid, rec in _read_jsonl(path):
+        if qid in seen:
+            raise ValueError(f"{path}:{lineno}: duplicate query id {qid!r} (first on line {seen[qid]})")
+        seen[qid] = lineno
+        queries[qid] = _text_field(rec, "text", path, lineno)
+    return queries
 
 
-def read_qrels(path: str | os.PathLike) -> dict[str, dict[str, int]]:
-    """Read a BEIR qrels TSV (header optional) or a TREC qrels file into {qid: {docid: grade}}."""
+# Last column names of a qrels header line ("query-id corpus-id score" in BEIR).
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_HEADER_NAMES = frozenset({"score", "relevance", "rel", "grade", "label", "judgment", "judgement"})
+
+
+def read_qrels(path: str | os.PathLike[str]) -> dict[str, dict[str, int]]:
+    """Read a BEIR qrels TSV (header optional) or a TREC qrels file into {qid: {docid: grade}}.
+
+    The first line is a header only when its last column is a column name (``score``,
+    ``relevance``, ...); any other line must be ``query-id corpus-id grade`` or TREC's
+    ``query-id iteration doc-id grade`` with an integer grade.
+
+    Parameters
+    ----------
+    path : path-like
+        The qrels file (UTF-8; a byte order mark is dropped).
+
+    Raises
+    ------
+    ValueError
+        A malformed line, or a grade that is not an integer (``nan``, ``None``, ``1.5``); the
+        message gives the file and line.
+    """
     qrels: dict[str, dict[str, int]] = {}
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if lineno == 1 and not parts[-1].lstrip("-").isdigit():
-                continue  # header line
-            if len(parts) == 3:
-                qid, did, grade = parts
-            elif len(parts) == 4:  # TREC: qid iteration docid grade
-                qid, _, did, grade = parts
-            else:
-                raise ValueError(f"{path}:{lineno}: expected 'query-id corpus-id score', got {line!r}")
-            try:
-                qrels.setdefault(qid, {})[did] = int(grade)
-            except ValueError:
-                raise ValueError(f"{path}:{lineno}: relevance {grade!r} is not an integer") from None
+    first = True
+    for lineno, line in text_lines(path):
+        parts = line.split()
+        if not parts:
+            continue
+        if first and len(parts) in (3, 4) and parts[-1].lower() in _HEADER_NAMES:
+            first = False
+            continue  # header line
+        first = False
+        if len(parts) == 3:
+            qid, did, grade = parts
+        elif len(parts) == 4:  # TREC: qid iteration docid grade
+            qid, _, did, grade = parts
+        else:
+            raise ValueError(f"{path}:{lineno}: expected 'query-id corpus-id score', got {line.strip()!r}")
+        if not _INTEGER.fullmatch(grade):
+            raise ValueError(f"{path}:{lineno}: relevance {grade!r} is not an integer")
+        qrels.setdefault(qid, {})[did] = int(grade)
     return qrels
 
 

@@ -129,15 +129,26 @@ class Evaluation:
 def rank_documents(docs: Mapping[str, float]) -> list[str]:
     """Return doc ids ordered like trec_eval: score descending, then doc id descending.
 
+    Parameters
+    ----------
+    docs : mapping of str to float
+        Doc id -> score.
+
     Raises
     ------
     ValueError
         A score is NaN (it has no place in an order).
+    TypeError
+        A score is not a number.
     """
     if not docs:
         return []
     ids = list(docs)
-    scores = np.fromiter((float(docs[d]) for d in ids), dtype=np.float64, count=len(ids))
+    try:
+        scores = np.fromiter((float(docs[d]) for d in ids), dtype=np.float64, count=len(ids))
+    except (TypeError, ValueError):
+        bad = next(d for d in ids if not _is_number(docs[d]))
+        raise TypeError(f"score of document {bad!r} is {docs[bad]!r}; scores must be numbers") from None
     if np.isnan(scores).any():
         bad = ids[int(np.flatnonzero(np.isnan(scores))[0])]
         raise ValueError(f"score of document {bad!r} is NaN; remove it or give it a number")
@@ -147,6 +158,22 @@ def rank_documents(docs: Mapping[str, float]) -> list[str]:
     order_arr = np.asarray(order, dtype=np.int64)
     stable = np.argsort(-scores[order_arr], kind="stable")
     return [ids[i] for i in order_arr[stable]]
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _grades(qid: str, judged: Mapping[str, int]) -> np.ndarray:
+    """The grades of one query as float64, each checked to be an integer (NaN/None/1.5 refused)."""
+    out = np.empty(len(judged), dtype=np.float64)
+    for i, (did, g) in enumerate(judged.items()):
+        if isinstance(g, (bool, np.bool_)) or not isinstance(g, (int, float, np.integer, np.floating)):
+            raise TypeError(f"qrels[{qid!r}][{did!r}] is {g!r}: grades must be integers")
+        if not (math.isfinite(g) and float(g).is_integer()):
+            raise ValueError(f"qrels[{qid!r}][{did!r}] is {g!r}: grades must be integers")
+        out[i] = g
+    return out
 
 
 def _query_values(
@@ -220,7 +247,10 @@ def evaluate(
     Raises
     ------
     ValueError
-        Unknown measure, empty qrels, a NaN score, or a bad ``missing``.
+        Unknown measure, empty qrels, a NaN score, a grade that is NaN or not integral, or a bad
+        ``missing``.
+    TypeError
+        A grade or a score that is not a number (e.g. None).
     """
     parsed = [parse_measure(m) for m in measures]
     if not parsed:
@@ -231,6 +261,7 @@ def evaluate(
         raise ValueError("qrels are empty: there is nothing to evaluate against")
     names = [str(m) for m in parsed]
     per_query: dict[str, dict[str, float]] = {n: {} for n in names}
+    grades = {qid: _grades(qid, judged) for qid, judged in qrels.items()}  # checked before any work
     for qid, judged in qrels.items():
         docs = run.get(qid)
         if not docs:
@@ -241,7 +272,7 @@ def evaluate(
             continue
         ranked = rank_documents(docs)
         ranked_grades = np.fromiter((judged.get(d, 0) for d in ranked), dtype=np.float64, count=len(ranked))
-        judged_grades = np.fromiter(judged.values(), dtype=np.float64, count=len(judged))
+        judged_grades = grades[qid]
         for n, v in zip(
             names, _query_values(ranked_grades, judged_grades, parsed, rel_threshold), strict=True
         ):

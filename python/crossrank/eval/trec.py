@@ -4,62 +4,102 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 __all__ = ["read_run", "write_run"]
 
 
-def read_run(path: str | os.PathLike) -> dict[str, dict[str, float]]:
+def read_run(path: str | os.PathLike[str]) -> dict[str, dict[str, float]]:
     """Read a TREC run into ``{query id: {doc id: score}}``.
 
     Lines are split on any whitespace. The six standard fields are read from the front; anything
     after the tag (comments, extra columns) is ignored, and a missing tag is accepted. The second
     field (``Q0``) and the rank are not used: evaluation orders by score. A document listed twice
-    for one query keeps its highest score.
+    for one query keeps its highest score. A UTF-8 byte order mark at the start is dropped.
+
+    Parameters
+    ----------
+    path : path-like
+        The run file (UTF-8).
 
     Raises
     ------
     FileNotFoundError
         The file does not exist.
     ValueError
-        A line with fewer than 5 fields, or a score that is not a finite number (message gives
-        the file and line).
+        A line with fewer than 5 fields, a score that is not a finite number, or bytes that are
+        not UTF-8 (the message gives the file and line).
     """
     run: dict[str, dict[str, float]] = {}
-    with open(Path(path), encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            parts = line.split()
-            if not parts or parts[0].startswith("#"):
-                continue
-            if len(parts) < 5:
-                raise ValueError(
-                    f"{path}:{lineno}: expected 'qid Q0 docid rank score [tag]', got {line.strip()!r}"
-                )
-            qid, _, did, _, raw = parts[:5]
-            try:
-                score = float(raw)
-            except ValueError:
-                raise ValueError(f"{path}:{lineno}: score {raw!r} is not a number") from None
-            if not math.isfinite(score):
-                raise ValueError(f"{path}:{lineno}: score {raw!r} is not finite")
-            docs = run.setdefault(qid, {})
-            if did not in docs or score > docs[did]:
-                docs[did] = score
+    for lineno, line in text_lines(path):
+        parts = line.split()
+        if not parts or parts[0].startswith("#"):
+            continue
+        if len(parts) < 5:
+            raise ValueError(
+                f"{path}:{lineno}: expected 'qid Q0 docid rank score [tag]', got {line.strip()!r}"
+            )
+        qid, _, did, _, raw = parts[:5]
+        try:
+            score = float(raw)
+        except ValueError:
+            raise ValueError(f"{path}:{lineno}: score {raw!r} is not a number") from None
+        if not math.isfinite(score):
+            raise ValueError(f"{path}:{lineno}: score {raw!r} is not finite")
+        docs = run.setdefault(qid, {})
+        if did not in docs or score > docs[did]:
+            docs[did] = score
     return run
 
 
-def write_run(
-    run: Mapping[str, Mapping[str, float]], path: str | os.PathLike, *, tag: str = "crossrank"
-) -> None:
-    """Write ``{query id: {doc id: score}}`` as a TREC run, each query ranked like trec_eval.
+def text_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
+    """Yield (line number, line) of a UTF-8 text file; a leading byte order mark is dropped.
 
-    Ranks start at 1; scores are written with ``repr`` precision so reading them back is exact.
+    Parameters
+    ----------
+    path : path-like
+        The file.
 
     Raises
     ------
     ValueError
-        An id or the tag contains whitespace (the format could not be read back), or a score is NaN.
+        A line that is not UTF-8 (the message gives the file and line).
+    """
+    with open(Path(path), "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValueError(
+                    f"{path}:{lineno}: not UTF-8 text ({exc.reason}); re-encode the file"
+                ) from None
+
+
+def write_run(
+    run: Mapping[str, Mapping[str, float]], path: str | os.PathLike[str], *, tag: str = "crossrank"
+) -> None:
+    """Write ``{query id: {doc id: score}}`` as a TREC run, each query ranked like trec_eval.
+
+    Ranks start at 1; scores are written with ``repr`` precision so reading them back is exact.
+    Everything is checked before the file is written.
+
+    Parameters
+    ----------
+    run : mapping of str to mapping of str to float
+        Query id -> {doc id -> score}.
+    path : path-like
+        The file to write.
+    tag : str
+        The run name in the last column.
+
+    Raises
+    ------
+    ValueError
+        An id or the tag contains whitespace (the format could not be read back), or a score is
+        NaN or infinite (:func:`read_run` refuses those).
     """
     from .evaluate import rank_documents
 
@@ -72,5 +112,10 @@ def write_run(
         for rank, did in enumerate(rank_documents(docs), 1):
             if not did or any(c.isspace() for c in did):
                 raise ValueError(f"doc id {did!r} of query {qid!r} is empty or contains whitespace")
-            lines.append(f"{qid} Q0 {did} {rank} {float(docs[did])!r} {tag}\n")
+            score = float(docs[did])
+            if not math.isfinite(score):
+                raise ValueError(
+                    f"score {score} of doc {did!r} for query {qid!r} is not finite; give it a number"
+                )
+            lines.append(f"{qid} Q0 {did} {rank} {score!r} {tag}\n")
     Path(path).write_text("".join(lines), encoding="utf-8")
