@@ -67,6 +67,11 @@ class Analyzer:
     ValueError
         An unknown option value.
 
+    Notes
+    -----
+    Thread safety: an Analyzer is immutable after construction (the C++ analyzer is only read), so
+    one instance may be shared across threads; the GIL is released while it works.
+
     Examples
     --------
     >>> Analyzer().analyze("The running dogs of Zürich")
