@@ -190,3 +190,111 @@ def test_resealed_manifest_is_still_validated(saved: Path, edit, match: str) -> 
     _rewrite_manifest(saved, edit)
     with pytest.raises(StateError, match=match):
         BM25Index.load(saved)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Atomic saves, one manifest convention
+# ---------------------------------------------------------------------------------------------------
+def test_save_is_atomic_and_leaves_no_temporaries(saved: Path) -> None:
+    before = {p.name: p.stat().st_ino for p in saved.iterdir()}
+    BM25Index.from_tokens([["x"], ["y"]]).save(saved)
+    after = {p.name: p.stat().st_ino for p in saved.iterdir()}
+    assert set(after) >= {"manifest.json", "docs.bin"}
+    assert not set(before.values()) & set(after.values())  # new files, none rewritten in place
+    assert [p.name for p in saved.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_save_refuses_a_folder_of_other_files(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match=r"not a saved 'crossrank\.bm25'"):
+        BM25Index.from_tokens(DOCS).save(tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
+    (tmp_path / "empty").mkdir()
+    BM25Index.from_tokens(DOCS).save(tmp_path / "empty")  # an empty folder is fine
+    assert len(BM25Index.load(tmp_path / "empty")) == len(DOCS)
+
+
+def test_a_failed_save_changes_nothing(saved: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from crossrank.retrieve import bm25_io
+
+    files = {p.name: p.read_bytes() for p in saved.iterdir()}
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(bm25_io, "manifest_body", boom)  # fails after the arrays are written
+    with pytest.raises(OSError, match="disk full"):
+        BM25Index.from_tokens([["x"], ["y"]]).save(saved)
+    assert {p.name: p.read_bytes() for p in saved.iterdir()} == files
+    assert [p.name for p in saved.parent.iterdir() if p.name.startswith(".")] == []
+    assert len(BM25Index.load(saved)) == len(DOCS)
+
+
+def test_manifest_uses_the_shared_convention(saved: Path) -> None:
+    manifest = json.loads((saved / "manifest.json").read_text())
+    assert manifest["format"] == "crossrank.bm25"
+    assert manifest["format_version"] == 1
+    assert "version" not in manifest
+    assert isinstance(manifest["crossrank_version"], str)
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda m: m.update(arrays=[1, 2]), "field 'arrays' must be dict"),
+        (lambda m: m.update(params="lucene"), "field 'params' must be dict"),
+        (lambda m: m.update(n_docs="4"), "field 'n_docs' must be int"),
+        (lambda m: m.update(ids_kind=None), "field 'ids_kind' must be str"),
+        (lambda m: m["arrays"].update(docs="docs.bin"), "an array entry is str"),
+        (lambda m: m["arrays"]["docs"].update(file=7), "field 'file' must be str"),
+        (lambda m: m["arrays"]["docs"].update(shape=[True]), r"docs\.bin: invalid shape"),
+        (lambda m: m["params"].update(k1="1.2"), "invalid parameters"),
+        (lambda m: m["params"].pop("k1"), "invalid parameters"),
+        (lambda m: m.update(analyzer=["not", "a", "config"]), "invalid analyzer config|malformed manifest"),
+        (lambda m: m.update(format_version=True), "invalid format version"),
+    ],
+)
+def test_manifest_type_errors_are_state_errors(saved: Path, edit, match: str) -> None:
+    _rewrite_manifest(saved, edit)
+    with pytest.raises(StateError, match=match):
+        BM25Index.load(saved)
+
+
+def test_duplicate_saved_ids_are_refused(tmp_path: Path) -> None:
+    BM25Index.from_tokens(DOCS, ids=["a", "b", "c", "d"]).save(tmp_path / "ix")
+    chars = tmp_path / "ix" / "ids_chars.bin"
+    chars.write_bytes(b"aacd")  # ids "a", "a", "c", "d"
+
+    def reseal(m):
+        import hashlib
+
+        m["arrays"]["ids_chars"]["sha256"] = hashlib.sha256(b"aacd").hexdigest()
+
+    _rewrite_manifest(tmp_path / "ix", reseal)
+    with pytest.raises(StateError, match="not unique"):
+        BM25Index.load(tmp_path / "ix")
+
+
+def test_surrogate_ids_round_trip(tmp_path: Path) -> None:
+    ids = ["a", "\ud800lone", "東京", ""]
+    BM25Index.from_tokens(DOCS, ids=ids).save(tmp_path / "ix")
+    assert BM25Index.load(tmp_path / "ix").ids.tolist() == ids
+
+
+def test_huge_k_is_capped_at_the_corpus() -> None:
+    index = BM25Index.from_tokens(DOCS)
+    res = index.search_tokens(QUERIES, k=10**30)
+    assert res.ids.shape == res.scores.shape == (len(QUERIES), len(DOCS))
+    with pytest.raises(TypeError, match="k must be an int"):
+        index.search_tokens(QUERIES, k=2.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="num_threads"):
+        index.search_tokens(QUERIES, num_threads=True)  # type: ignore[arg-type]
+
+
+def test_results_are_hits() -> None:
+    from crossrank.retrieve.bm25 import Results
+    from crossrank.types import Hits
+
+    res = BM25Index.from_tokens(DOCS).search_tokens(QUERIES, k=2)
+    assert type(res) is Hits
+    assert Results is Hits
