@@ -478,3 +478,69 @@ def test_scoring_releases_the_gil():
     worker.join()
     assert span[0] > 0.1
     assert gap < 0.5 * span[0]
+
+
+def test_store_save_over_an_open_store_keeps_it_working(tmp_path, small_packed):
+    """Re-saving a store (e.g. re-indexing while a ColBERT reranker serves) never rewrites the files
+    an open store has mapped: it keeps scoring its old data instead of dying with SIGBUS."""
+    root = tmp_path / "s"
+    old = PackedDocs(small_packed)
+    PackedDocStore.save(root, old, ids=["a", "b", "c"])
+    opened = PackedDocStore.open(root)
+    q = np.ones((2, 10), np.float32)
+    before = maxsim(q, opened)
+    bigger = PackedDocs([*small_packed, *small_packed], dtype="fp16")
+    PackedDocStore.save(root, bigger, overwrite=True)
+    np.testing.assert_array_equal(maxsim(q, opened), before)  # the old inodes are still mapped
+    assert opened.ids == ["a", "b", "c"]
+    reopened = PackedDocStore.open(root)
+    assert len(reopened) == 6 and reopened.ids is None  # noqa: PT018
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_store_save_validates_before_touching_anything(tmp_path, small_packed):
+    root = tmp_path / "s"
+    PackedDocStore.save(root, PackedDocs(small_packed), ids=["a", "b", "c"])
+    files = {p.name: p.read_bytes() for p in root.iterdir()}
+    with pytest.raises(ValueError, match="ids has 2"):
+        PackedDocStore.save(root, PackedDocs(small_packed), ids=["x", "y"], overwrite=True)
+    with pytest.raises(ValueError, match="JSON"):
+        PackedDocStore.save(root, PackedDocs(small_packed), metadata={"bad": object()}, overwrite=True)
+    with pytest.raises(TypeError, match="metadata must be a dict"):
+        PackedDocStore.save(root, PackedDocs(small_packed), metadata=["x"], overwrite=True)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="single str"):
+        PackedDocStore.save(root, PackedDocs(small_packed), ids="abc", overwrite=True)
+    assert {p.name: p.read_bytes() for p in root.iterdir()} == files
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("keep")
+    with pytest.raises(FileExistsError, match="not a saved"):
+        PackedDocStore.save(tmp_path / "other", PackedDocs(small_packed), overwrite=True)
+    assert (tmp_path / "other" / "notes.txt").read_text() == "keep"
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"dim": "10"}, "field 'dim' must be int"),
+        ({"dim": 10**30}, "invalid dtype/dim"),
+        ({"n_docs": None}, "field 'n_docs' must be int"),
+        ({"files": ["tokens.bin"]}, "field 'files' must be dict"),
+        ({"files": {"tokens.bin": {"bytes": "1"}, "offsets.bin": {}}}, "field 'bytes' must be int"),
+        ({"metadata": [1]}, "field 'metadata' must be dict"),
+        ({"format_version": True}, "invalid format version"),
+    ],
+)
+def test_store_manifest_type_errors_are_state_errors(tmp_path, small_packed, change, match):
+    root = tmp_path / "s"
+    PackedDocStore.save(root, PackedDocs(small_packed))
+    _edit_manifest(root, **change)
+    with pytest.raises(StateError, match=match):
+        PackedDocStore.open(root)
+
+
+def test_store_manifest_uses_the_shared_convention(tmp_path, small_packed):
+    PackedDocStore.save(tmp_path / "s", PackedDocs(small_packed))
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert manifest["format"] == "crossrank.packed_docs"
+    assert manifest["format_version"] == 1
+    assert "version" not in manifest
