@@ -187,3 +187,74 @@ def test_bad_method_and_parameters() -> None:
 def test_bool_labels_accepted() -> None:
     x, y = synthetic(500, a=1.0, b=0.0, seed=7)
     assert Calibrator.fit(x, y.astype(bool)) == Calibrator.fit(x, y)
+
+
+def test_old_version_key_still_loads_and_saves_use_format_version(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    old = tmp_path / "old.json"
+    old.write_text(
+        '{"format": "crossrank-calibration", "version": 1, "method": "platt", "a": 2.0, "b": -1.0}'
+    )
+    cal = Calibrator.load(old)
+    assert (cal.a, cal.b, cal.method) == (2.0, -1.0, "platt")
+    written = cal.save(tmp_path / "new.json")
+    data = json.loads(written.read_text())
+    assert data["format_version"] == 1 and "version" not in data  # noqa: PT018
+    assert Calibrator.load(written) == cal
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.json", "old.json"]  # no temp file left
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (
+            '{"format": "crossrank-calibration", "format_version": 2, "method": "platt", "a": 1, "b": 0}',
+            "upgrade",
+        ),
+        (
+            '{"format": "crossrank-calibration", "format_version": "1", "method": "platt", "a": 1, "b": 0}',
+            "format version",
+        ),
+        (
+            '{"format": "crossrank-calibration", "format_version": 1, "method": "platt", "a": "1", "b": 0}',
+            "field 'a'",
+        ),
+        (
+            '{"format": "crossrank-calibration", "format_version": 1, "method": 3, "a": 1, "b": 0}',
+            "field 'method'",
+        ),
+        (
+            '{"format": "crossrank-calibration", "format_version": 1, "method": "platt", "a": 1, "b": 0, "n_pairs": 1.5}',
+            "field 'n_pairs'",
+        ),
+        (
+            '{"format": "crossrank-calibration", "format_version": 1, "method": "platt", "a": 1, "b": 0, "log_loss_after": "x"}',
+            "log_loss_after",
+        ),
+        (
+            '{"format": "crossrank-calibration", "format_version": 1, "method": "platt", "a": NaN, "b": 0}',
+            "invalid calibration",
+        ),
+        ('"just a string"', "not a crossrank calibration"),
+    ],
+)
+def test_load_type_errors_are_state_errors(tmp_path, content: str, match: str) -> None:  # type: ignore[no-untyped-def]
+    p = tmp_path / "c.json"
+    p.write_text(content)
+    with pytest.raises(StateError, match=match):
+        Calibrator.load(p)
+
+
+def test_a_failed_save_keeps_the_old_file(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from crossrank import _common
+
+    Calibrator("temperature", 0.5, 0.0).save(tmp_path)
+    before = (tmp_path / CALIBRATION_FILE).read_bytes()
+
+    def boom(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OSError("disk full")
+
+    monkeypatch.setattr(_common, "write_json", boom)
+    with pytest.raises(OSError, match="disk full"):
+        Calibrator("platt", 2.0, 1.0).save(tmp_path)
+    assert (tmp_path / CALIBRATION_FILE).read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == [CALIBRATION_FILE]
