@@ -13,7 +13,7 @@ import pytest
 
 from crossrank import ColBERTReranker, PackedDocs
 from crossrank.errors import StateError
-from crossrank.rerank.colbert import read_safetensors
+from crossrank.rerank.colbert_checkpoint import read_safetensors
 from crossrank.text.tokenization import load_tokenizer
 from reference.maxsim_reference import maxsim_reference
 
@@ -99,7 +99,7 @@ def test_documents_drop_punctuation_and_report_truncation(reranker, minilm_dir):
 
 
 def test_rerank_scores_match_float64_maxsim_and_are_json_safe(reranker):
-    out = reranker.rerank("what is the capital of france?", DOCS, return_documents=True)
+    out = reranker.rank("what is the capital of france?", DOCS, return_documents=True)
     assert out[0]["corpus_id"] == 0
     assert sorted(r["corpus_id"] for r in out) == [0, 1, 2, 3]
     (q,) = reranker.encode_queries(["what is the capital of france?"])
@@ -110,16 +110,16 @@ def test_rerank_scores_match_float64_maxsim_and_are_json_safe(reranker):
     assert all(type(r["score"]) is float for r in out)
     assert out[0]["text"] == DOCS[0]
     json.dumps(out)
-    assert [r["corpus_id"] for r in reranker.rerank("capital of france", DOCS, top_k=2)] == [
+    assert [r["corpus_id"] for r in reranker.rank("capital of france", DOCS, top_k=2)] == [
         r["corpus_id"] for r in out[:2]
     ]
-    assert reranker.rerank("q", []) == []
+    assert reranker.rank("q", []) == []
 
 
 def test_fp16_storage_ranks_like_fp32(minilm_dir, reranker):
     fp16 = ColBERTReranker(minilm_dir, dtype="fp16")
-    a = reranker.rerank("semiconductor defects", DOCS)
-    b = fp16.rerank("semiconductor defects", DOCS)
+    a = reranker.rank("semiconductor defects", DOCS)
+    b = fp16.rank("semiconductor defects", DOCS)
     assert [r["corpus_id"] for r in a] == [r["corpus_id"] for r in b]
     np.testing.assert_allclose([r["score"] for r in a], [r["score"] for r in b], rtol=1e-3)
 
@@ -182,23 +182,23 @@ def test_colbert_ai_layout_reads_artifact_metadata(minilm_dir, tmp_path):
     assert "colbert-ai" in repr(r)
 
 
-def test_unknown_marker_and_bad_arguments_are_value_errors(minilm_dir, reranker):
+def test_unknown_marker_and_bad_arguments_are_typed_errors(minilm_dir, reranker):
     with pytest.raises(ValueError, match="query_marker"):
         ColBERTReranker(minilm_dir, query_marker="[NOPE]")
     with pytest.raises(ValueError, match="dtype"):
         ColBERTReranker(minilm_dir, dtype="int8")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="doc_maxlen"):
         ColBERTReranker(minilm_dir, doc_maxlen=2)
-    with pytest.raises(ValueError, match="batch_size"):
-        ColBERTReranker(minilm_dir, batch_size=0)
-    with pytest.raises(ValueError, match="query must be a str"):
-        reranker.rerank(None, DOCS)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"documents\[1\]"):
-        reranker.rerank("q", ["a", 3])  # type: ignore[list-item]
-    with pytest.raises(ValueError, match="list of str"):
-        reranker.rerank("q", "just one string")
+    with pytest.raises(ValueError, match="max_batch_size"):
+        ColBERTReranker(minilm_dir, max_batch_size=0)
+    with pytest.raises(TypeError, match="query must be a str"):
+        reranker.rank(None, DOCS)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"documents\[1\]"):
+        reranker.rank("q", ["a", 3])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="sequence of str"):
+        reranker.rank("q", "just one string")
     with pytest.raises(ValueError, match="top_k"):
-        reranker.rerank("q", DOCS, top_k=-1)
+        reranker.rank("q", DOCS, top_k=-1)
 
 
 def test_index_store_round_trip_and_mismatch(minilm_dir, reranker, tmp_path):
@@ -209,7 +209,7 @@ def test_index_store_round_trip_and_mismatch(minilm_dir, reranker, tmp_path):
         fresh.rerank_ids("capital of france", ["a"])
     fresh.load_index(tmp_path / "idx")
     got = fresh.rerank_ids("capital of france", ["c", "a", "d"], top_k=2)
-    direct = reranker.rerank("capital of france", [DOCS[2], DOCS[0], DOCS[3]])
+    direct = reranker.rank("capital of france", [DOCS[2], DOCS[0], DOCS[3]])
     assert [g["corpus_id"] for g in got] == [["c", "a", "d"][r["corpus_id"]] for r in direct[:2]]
     np.testing.assert_allclose([g["score"] for g in got], [r["score"] for r in direct[:2]], rtol=1e-6)
     with pytest.raises(KeyError, match="zzz"):
@@ -235,20 +235,19 @@ def test_read_safetensors_rejects_garbage(tmp_path):
 
 def test_document_vector_cache_reuses_encodings(minilm_dir):
     r = ColBERTReranker(minilm_dir, dtype="fp32")
-    first = r.rerank("capital of france", [*DOCS, DOCS[0]])
-    assert (r.cache_hits, r.cache_misses) == (0, 4)  # the repeated text is encoded once
-    second = r.rerank("capital of france", [*DOCS, DOCS[0]])
-    assert (r.cache_hits, r.cache_misses) == (5, 4)
-    assert first == second
+    first = r.score("capital of france", [*DOCS, DOCS[0]])
+    assert (first.stats["cache_hits"], first.stats["cache_misses"]) == (0, 4)  # the repeat is encoded once
+    second = r.score("capital of france", [*DOCS, DOCS[0]])
+    assert (second.stats["cache_hits"], second.stats["cache_misses"]) == (5, 0)
+    np.testing.assert_array_equal(first.scores, second.scores)
     vecs, _ = r.encode_documents(DOCS[:1])
     assert not vecs[0].flags.writeable
     r.clear_cache()
-    r.rerank("capital of france", DOCS[:1])
-    assert r.cache_misses == 5
+    assert r.score("capital of france", DOCS[:1]).stats["cache_misses"] == 1
     tiny = ColBERTReranker(minilm_dir, cache_mb=0.001)  # ~1 KB: vectors of 384 floats do not fit
-    tiny.rerank("q", DOCS)
-    tiny.rerank("q", DOCS)
-    assert tiny.cache_hits == 0
+    tiny.score("q", DOCS)
+    assert tiny.score("q", DOCS).stats["cache_hits"] == 0
+    assert not hasattr(r, "cache_hits")
     with pytest.raises(ValueError, match="cache_mb"):
         ColBERTReranker(minilm_dir, cache_mb=-1)
 
@@ -257,3 +256,45 @@ def test_long_document_is_tokenized_as_a_prefix_and_marked_truncated(reranker):
     (vec,), cut = reranker.encode_documents(["word " * 200_000], cache=False)
     assert cut.tolist() == [True]
     assert vec.shape == (180, 384)  # [CLS] [D] 177 x "word" [SEP]: no punctuation to skip
+
+
+def test_small_cache_shared_by_threads_gives_single_thread_scores(minilm_dir):
+    import threading
+
+    r = ColBERTReranker(minilm_dir, dtype="fp32", cache_mb=0.05)  # room for two or three documents
+    pool = [f"{d} number {i}" for i in range(6) for d in DOCS[:3]]
+    jobs = [(f"query {i} about france", [pool[(i * 4 + j) % len(pool)] for j in range(7)]) for i in range(6)]
+    plain = ColBERTReranker(minilm_dir, dtype="fp32", cache_mb=0)
+    want = [plain.score(q, d).scores for q, d in jobs]
+    got: list[tuple[int, np.ndarray]] = []
+    errors: list[BaseException] = []
+
+    def work(t: int) -> None:
+        try:
+            for i in [*range(t, 6), *range(t)]:
+                got.append((i, r.score(*jobs[i]).scores))
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors, errors
+    assert len(got) == 24
+    for i, scores in got:
+        np.testing.assert_allclose(scores, want[i], rtol=1e-6)
+
+
+def test_windowed_score_batch_equals_score(minilm_dir):
+    r = ColBERTReranker(minilm_dir, dtype="fp32", window_size=8, window_stride=4, num_threads=2)
+    queries = ["capital of france", "defect density", "cats"]
+    docs = [[DOCS[0], DOCS[1] * 3], [DOCS[2], "", DOCS[0]], [DOCS[1]]]
+    batch = r.score_batch(queries, docs)
+    for q, d, b in zip(queries, docs, batch, strict=True):
+        one = r.score(q, d)
+        np.testing.assert_allclose(b.scores, one.scores, rtol=1e-6)
+        assert b.windows == one.windows
+        assert not b.truncated.any()
+    assert batch[0].stats["queries"] == 3

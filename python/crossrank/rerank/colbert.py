@@ -28,193 +28,58 @@ GPU MaxSim path.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import string
-import struct
+import threading
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
-from ..errors import ModelNotFoundError, StateError
+from .._common import check_int, check_text, check_texts, check_top_k, text_key
+from ..errors import StateError
 from ..text.windows import (
-    Aggregation,
     aggregate_windows,
     check_window_options,
     tokenize_with_offsets,
     window_bounds,
 )
+from ..types import Aggregation, Scores, Window
+from .base import RerankerBase, ranked_from_scores
+from .colbert_checkpoint import (
+    ColBERTSettings,
+    find_projection,
+    hub_side_files,
+    read_safetensors,
+    settings_from_checkpoint,
+)
 from .maxsim import DType, PackedDocs, PackedDocStore, _check_dtype, maxsim
 
-__all__ = ["ColBERTReranker", "ColBERTSettings"]
-
-_SAFETENSORS_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64}
+__all__ = ["ColBERTReranker", "ColBERTSettings", "RankedId", "read_safetensors", "settings_from_checkpoint"]
 
 
-@dataclass(frozen=True)
-class ColBERTSettings:
-    """How queries and documents are turned into token ids (defaults: ColBERTv2).
-
-    Attributes
-    ----------
-    query_maxlen, doc_maxlen : int
-        Token budgets including [CLS], the marker and [SEP].
-    query_marker, doc_marker : str or None
-        Marker tokens inserted after [CLS] ("[unused0]"/"[unused1]" in colbert-ai checkpoints,
-        "[Q] "/"[D] " in PyLate ones); None inserts nothing.
-    query_augmentation : bool
-        Pad queries with [MASK] up to ``query_maxlen`` and score those vectors too.
-    attend_to_mask_tokens : bool
-        Let the encoder attend to the [MASK] padding (colbert-ai default False).
-    skiplist : tuple of str
-        Document tokens whose vectors are dropped (punctuation).
-    source : str
-        Where the settings came from: "colbert-ai", "pylate" or "defaults".
-    """
-
-    query_maxlen: int = 32
-    doc_maxlen: int = 180
-    query_marker: str | None = "[unused0]"
-    doc_marker: str | None = "[unused1]"
-    query_augmentation: bool = True
-    attend_to_mask_tokens: bool = False
-    skiplist: tuple[str, ...] = tuple(string.punctuation)
-    source: str = "defaults"
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+_Spans = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # token starts, ends, char starts, ends
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise StateError(f"{path} is not valid JSON: {e}") from e
-    return data if isinstance(data, dict) else None
+class RankedId(TypedDict):
+    """One row of :meth:`ColBERTReranker.rerank_ids`: a corpus id of the index and its score."""
+
+    corpus_id: str
+    score: float
+    truncated: bool
 
 
-def settings_from_checkpoint(dirs: Sequence[Path]) -> ColBERTSettings:
-    """Read ColBERT settings from a colbert-ai ``artifact.metadata`` or a PyLate config in ``dirs``."""
-    for d in dirs:
-        meta = _read_json(d / "artifact.metadata")
-        if meta is not None:
-            base = ColBERTSettings()
-            return replace(
-                base,
-                query_maxlen=int(meta.get("query_maxlen", base.query_maxlen)),
-                doc_maxlen=int(meta.get("doc_maxlen", base.doc_maxlen)),
-                query_marker=meta.get("query_token_id", base.query_marker),
-                doc_marker=meta.get("doc_token_id", base.doc_marker),
-                attend_to_mask_tokens=bool(meta.get("attend_to_mask_tokens", False)),
-                skiplist=tuple(string.punctuation) if meta.get("mask_punctuation", True) else (),
-                source="colbert-ai",
-                extra={"dim": meta.get("dim")},
-            )
-    for d in dirs:
-        st = _read_json(d / "config_sentence_transformers.json")
-        if st is not None and ("query_prefix" in st or "document_prefix" in st):
-            base = ColBERTSettings()
-            skip = st.get("skiplist_words")
-            return replace(
-                base,
-                query_maxlen=int(st.get("query_length") or base.query_maxlen),
-                doc_maxlen=int(st.get("document_length") or base.doc_maxlen),
-                query_marker=st.get("query_prefix", "[Q] "),
-                doc_marker=st.get("document_prefix", "[D] "),
-                query_augmentation=bool(st.get("do_query_expansion", True)),
-                attend_to_mask_tokens=bool(st.get("attend_to_expansion_tokens", False)),
-                skiplist=tuple(skip) if isinstance(skip, list) else base.skiplist,
-                source="pylate",
-            )
-    return ColBERTSettings()
-
-
-def read_safetensors(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
-    """Read the named tensors of a ``.safetensors`` file with NumPy (fp32/fp16/fp64/bf16).
-
-    Raises
-    ------
-    crossrank.errors.StateError
-        A header that does not parse or a tensor that lies outside the file.
-    """
-    with open(path, "rb") as f:
-        raw = f.read(8)
-        if len(raw) != 8:
-            raise StateError(f"{path} is not a safetensors file (too short)")
-        (n,) = struct.unpack("<Q", raw)
-        try:
-            header = json.loads(f.read(n))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise StateError(f"{path} has a corrupted safetensors header: {e}") from e
-        out: dict[str, np.ndarray] = {}
-        for name in names:
-            info = header.get(name)
-            if info is None:
-                continue
-            begin, end = info["data_offsets"]
-            f.seek(8 + n + begin)
-            buf = f.read(end - begin)
-            if len(buf) != end - begin:
-                raise StateError(f"{path} is truncated (tensor {name!r})")
-            if info["dtype"] == "BF16":
-                arr = (np.frombuffer(buf, "<u2").astype(np.uint32) << 16).view(np.float32)
-            elif info["dtype"] in _SAFETENSORS_DTYPES:
-                arr = np.frombuffer(buf, np.dtype(_SAFETENSORS_DTYPES[info["dtype"]]).newbyteorder("<"))
-            else:
-                raise StateError(f"{path}: tensor {name!r} has unsupported dtype {info['dtype']}")
-            out[name] = arr.astype(np.float32).reshape(info["shape"])
-        return out
-
-
-def find_projection(dirs: Sequence[Path]) -> tuple[np.ndarray, np.ndarray | None] | None:
-    """Return the checkpoint's linear projection (weight [out, in] float32, bias or None), if any.
-
-    Looks for PyLate's ``1_Dense/model.safetensors`` (``linear.weight``) and colbert-ai's
-    ``linear.weight`` in ``model.safetensors``.
-    """
-    for d in dirs:
-        for path, prefix in ((d / "1_Dense" / "model.safetensors", ""), (d / "model.safetensors", "")):
-            if path.is_file():
-                t = read_safetensors(path, [prefix + "linear.weight", prefix + "linear.bias"])
-                if "linear.weight" in t:
-                    return t["linear.weight"], t.get("linear.bias")
-        if (d / "1_Dense" / "pytorch_model.bin").is_file():
-            raise ModelNotFoundError(
-                f"{d / '1_Dense'} stores its projection as pytorch_model.bin; convert it to "
-                "model.safetensors (safetensors.torch.save_file) so crossrank can read it without torch"
-            )
-    return None
-
-
-def _hub_side_files(model: str, local_files_only: bool) -> Path | None:
-    """Fetch the ColBERT-specific files resolve_model does not (metadata, projection) for a hub id."""
-    try:
-        from huggingface_hub import hf_hub_download
-    except ImportError:  # pragma: no cover - a hard dependency
-        return None
-    root: Path | None = None
-    for name in ("artifact.metadata", "config_sentence_transformers.json", "1_Dense/model.safetensors"):
-        try:
-            p = Path(hf_hub_download(model, name, local_files_only=local_files_only))
-            root = p.parents[1] if name.startswith("1_Dense/") else p.parent
-        except Exception:
-            continue
-    return root
-
-
-def _check_text(x: Any, what: str) -> str:
-    if not isinstance(x, str):
-        raise ValueError(f"{what} must be a str, got {type(x).__name__}")
-    return x
-
-
-class ColBERTReranker:
+class ColBERTReranker(RerankerBase):
     """Rerank candidates with ColBERT late interaction (token vectors + MaxSim).
+
+    Meets the :class:`crossrank.types.Reranker` protocol. One instance may be shared across threads:
+    the document-vector cache is locked, the encoder session and the MaxSim kernel are thread-safe, and
+    per-call counters come back in :attr:`Scores.stats <crossrank.types.Scores.stats>`
+    (``cache_hits``, ``cache_misses``, ``encoded``, ``total_s``). :meth:`index` and :meth:`load_index`
+    replace the instance's store: do not call them while other threads call :meth:`rerank_ids`.
 
     Parameters
     ----------
@@ -227,8 +92,11 @@ class ColBERTReranker:
         Storage of document vectors for MaxSim.
     query_marker, doc_marker : str or None, optional
         Override the marker tokens (see :class:`ColBERTSettings`); ``""`` disables a marker.
-    batch_size : int
-        Sequences per encoder call.
+    max_batch_size : int
+        Sequences per encoder call at most.
+    max_batch_tokens : int
+        Rows × padded length per encoder call at most (sequences are sorted by length first), which
+        bounds the activations' memory.
     backend, precision : str
         Passed to :func:`crossrank.models.onnx_session.load_backend`.
     num_threads : int, optional
@@ -239,7 +107,7 @@ class ColBERTReranker:
         Never touch the network.
     cache_mb : float
         Bound of the in-memory cache of document vectors (keyed by a BLAKE2b hash of the text,
-        least recently used evicted; 0 disables it). ``cache_hits`` / ``cache_misses`` count uses.
+        least recently used evicted; 0 disables it). Each call's ``Scores.stats`` counts its hits.
     window_size : int, optional
         Long documents: instead of truncating at ``doc_maxlen``, split each document into windows of
         this many tokens (default and maximum: what ``doc_maxlen`` holds beside [CLS], the marker and
@@ -271,7 +139,8 @@ class ColBERTReranker:
         dtype: DType = "fp16",
         query_marker: str | None = None,
         doc_marker: str | None = None,
-        batch_size: int = 32,
+        max_batch_size: int = 32,
+        max_batch_tokens: int = 16384,
         backend: str = "auto",
         precision: str = "fp32",
         num_threads: int | None = None,
@@ -288,17 +157,15 @@ class ColBERTReranker:
         from ..text.tokenization import TextEncoder, load_tokenizer
 
         self.dtype: str = _check_dtype(dtype)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        self.batch_size = batch_size
+        self.max_batch_size = check_int(max_batch_size, "max_batch_size", minimum=1)
+        self.max_batch_tokens = check_int(max_batch_tokens, "max_batch_tokens", minimum=1)
         self.num_threads = num_threads
         if isinstance(cache_mb, bool) or not isinstance(cache_mb, int | float) or cache_mb < 0:
             raise ValueError(f"cache_mb must be a number >= 0, got {cache_mb!r}")
         self._cache_limit = int(cache_mb * 2**20)
         self._doc_cache: OrderedDict[bytes, tuple[np.ndarray, bool]] = OrderedDict()
         self._cache_bytes = 0
-        self.cache_hits = 0
-        self.cache_misses = 0
+        self._cache_lock = threading.Lock()
         self.model_name = os.fspath(model)
         files = resolve_model(
             model, onnx_file=onnx_file, local_files_only=local_files_only, task="token-embedding"
@@ -308,7 +175,7 @@ class ColBERTReranker:
         if given.is_dir() and given.resolve() != files.root:
             dirs.append(given.resolve())
         elif not given.exists():
-            hub_root = _hub_side_files(self.model_name, local_files_only)
+            hub_root = hub_side_files(self.model_name, local_files_only)
             if hub_root is not None:
                 dirs.append(hub_root)
         settings = settings_from_checkpoint(dirs)
@@ -404,8 +271,7 @@ class ColBERTReranker:
         """Encode sequences (sorted into batches by length); return float32 [len_i, dim] each."""
         out: list[np.ndarray | None] = [None] * len(seqs)
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
-        for b in range(0, len(order), self.batch_size):
-            idx = order[b : b + self.batch_size]
+        for idx in self._batches(order, [len(x) for x in seqs]):
             width = max(len(seqs[i]) for i in idx)
             ids = np.full((len(idx), width), self._special["pad"], dtype=np.int64)
             att = np.zeros((len(idx), width), dtype=np.int64)
@@ -423,6 +289,21 @@ class ColBERTReranker:
             for r, i in enumerate(idx):
                 out[i] = vecs[r, : len(seqs[i])]
         return [o if o is not None else np.zeros((0, 0), np.float32) for o in out]
+
+    def _batches(self, order: list[int], lengths: list[int]) -> list[list[int]]:
+        """Cut length-sorted rows into batches under max_batch_size and max_batch_tokens (padded)."""
+        out: list[list[int]] = []
+        cur: list[int] = []
+        for i in order:  # ascending length: the row being added sets the padded width
+            if cur and (
+                len(cur) >= self.max_batch_size or (len(cur) + 1) * lengths[i] > self.max_batch_tokens
+            ):
+                out.append(cur)
+                cur = []
+            cur.append(i)
+        if cur:
+            out.append(cur)
+        return out
 
     def _project(self, hidden: np.ndarray) -> np.ndarray:
         if self.projection is not None:
@@ -444,13 +325,23 @@ class ColBERTReranker:
     def encode_queries(self, queries: Sequence[str]) -> list[np.ndarray]:
         """Encode queries to token vectors.
 
+        Parameters
+        ----------
+        queries : sequence of str
+            The queries.
+
         Returns
         -------
         list of numpy.ndarray
             float32 [query_maxlen, dim] each with augmentation (else [n_tokens_i, dim]),
             L2-normalised.
+
+        Raises
+        ------
+        TypeError
+            ``queries`` is a lone str or holds a non-str.
         """
-        qs = [_check_text(q, f"queries[{i}]") for i, q in enumerate(queries)]
+        qs = check_texts(queries, "queries")
         s = self.settings
         seqs, attend = [], []
         room = self._room(self._q_marker, s.query_maxlen)
@@ -473,6 +364,7 @@ class ColBERTReranker:
         Parameters
         ----------
         documents : sequence of str
+            The texts.
         cache : bool
             Reuse / keep vectors in the in-memory document cache (bounded by ``cache_mb``); a
             reranker sees the same candidates again and again while only the query changes.
@@ -483,38 +375,49 @@ class ColBERTReranker:
             float32 [n_kept_i, dim] each, L2-normalised (read-only when they come from the cache).
         truncated : numpy.ndarray
             bool [n_docs]: the document had more tokens than ``doc_maxlen`` allows.
+
+        Raises
+        ------
+        TypeError
+            ``documents`` is a lone str or holds a non-str.
         """
-        docs = [_check_text(d, f"documents[{i}]") for i, d in enumerate(documents)]
-        use_cache = cache and self._cache_limit > 0
-        keys = (
-            [hashlib.blake2b(d.encode("utf-8"), digest_size=16).digest() for d in docs] if use_cache else []
-        )
+        vecs, cut, _ = self._encode_documents(check_texts(documents, "documents"), cache)
+        return vecs, cut
+
+    def _encode_documents(
+        self, docs: list[str], cache: bool
+    ) -> tuple[list[np.ndarray], np.ndarray, dict[str, float]]:
+        """Vectors, truncation flags and this call's cache counters (hits, misses = texts encoded)."""
+        if not (cache and self._cache_limit > 0):
+            vecs, cut = self._encode_uncached(docs)
+            return vecs, cut, {"cache_hits": 0.0, "cache_misses": float(len(docs))}
+        keys = [text_key(d) for d in docs]
         found: dict[bytes, tuple[np.ndarray, bool]] = {}
         todo: list[int] = []
-        for i in range(len(docs)):
-            hit = self._doc_cache.get(keys[i]) if use_cache else None
-            if hit is not None:
-                self._doc_cache.move_to_end(keys[i])
-                found[keys[i]] = hit
-                self.cache_hits += 1
-            elif not use_cache or keys[i] not in found:
-                todo.append(i)
-                if use_cache:
-                    found[keys[i]] = (np.zeros((0, 0), np.float32), False)  # placeholder: one encode per text
+        hits = 0
+        with self._cache_lock:  # read the hits out under the lock: another thread may evict them next
+            for i, k in enumerate(keys):
+                hit = self._doc_cache.get(k)
+                if hit is not None:
+                    self._doc_cache.move_to_end(k)
+                    found[k] = hit
+                    hits += 1
+                elif k not in found:
+                    todo.append(i)
+                    found[k] = (np.zeros((0, 0), np.float32), False)  # placeholder: one encode per text
         if todo:
-            self.cache_misses += len(todo)
             vecs, cut = self._encode_uncached([docs[i] for i in todo])
-            for j, i in enumerate(todo):
-                if use_cache:
+            with self._cache_lock:
+                for j, i in enumerate(todo):
                     vecs[j].flags.writeable = False
                     found[keys[i]] = (vecs[j], bool(cut[j]))
                     self._cache_put(keys[i], vecs[j], bool(cut[j]))
-            if not use_cache:
-                return vecs, cut
         out = [found[k] for k in keys]
-        return [v for v, _ in out], np.array([c for _, c in out], dtype=bool)
+        counts = {"cache_hits": float(hits), "cache_misses": float(len(todo))}
+        return [v for v, _ in out], np.array([c for _, c in out], dtype=bool), counts
 
     def _cache_put(self, key: bytes, vec: np.ndarray, cut: bool) -> None:
+        """Store one entry (the caller holds ``_cache_lock``)."""
         if vec.nbytes > self._cache_limit:
             return
         old = self._doc_cache.pop(key, None)
@@ -528,8 +431,9 @@ class ColBERTReranker:
 
     def clear_cache(self) -> None:
         """Forget the cached document vectors."""
-        self._doc_cache.clear()
-        self._cache_bytes = 0
+        with self._cache_lock:
+            self._doc_cache.clear()
+            self._cache_bytes = 0
 
     def _encode_uncached(self, docs: list[str]) -> tuple[list[np.ndarray], np.ndarray]:
         seqs, attend, truncated = [], [], []
@@ -559,69 +463,35 @@ class ColBERTReranker:
         assert self.dim is not None  # set by _project
         return self.dim
 
-    # ------------------------------------------------------------------ ranking
-    def _ranked(
-        self,
-        scores: np.ndarray,
-        truncated: np.ndarray,
-        top_k: int | None,
-        texts: Sequence[str] | None,
-        ids: Sequence[Any] | None,
-    ) -> list[dict[str, Any]]:
-        order = np.argsort(-scores, kind="stable")
-        if top_k is not None:
-            order = order[:top_k]
-        out = []
-        for i in order:
-            row: dict[str, Any] = {
-                "corpus_id": ids[i] if ids is not None else int(i),
-                "score": float(scores[i]),
-                "truncated": bool(truncated[i]),
-            }
-            if texts is not None:
-                row["text"] = texts[i]
-            out.append(row)
-        return out
-
-    @staticmethod
-    def _check_top_k(top_k: int | None) -> None:
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0):
-            raise ValueError(f"top_k must be an int >= 0 or None, got {top_k!r}")
-
-    def rerank(
-        self,
-        query: str,
-        documents: Sequence[str],
-        *,
-        top_k: int | None = None,
-        return_documents: bool = False,
-    ) -> list[dict[str, Any]]:
-        """Rank documents for one query, best first (same shape as ``CrossEncoder.rank``).
-
-        Returns
-        -------
-        list of dict
-            ``{"corpus_id": int, "score": float, "truncated": bool[, "text": str]}`` sorted by
-            MaxSim score, highest first, ties in input order; scores are Python floats.
-
-        Raises
-        ------
-        ValueError
-            A query or document that is not a str, or ``top_k < 0``.
-        """
-        _check_text(query, "query")
-        if isinstance(documents, str | bytes) or not isinstance(documents, Sequence | np.ndarray):
-            raise ValueError(f"documents must be a list of str, got {type(documents).__name__}")
-        self._check_top_k(top_k)
-        docs = list(documents)
-        if not docs:
-            return []
-        (q,) = self.encode_queries([query])
+    # ------------------------------------------------------------------ the reranker protocol
+    def _score_many(self, queries: list[str], documents_per_query: list[list[str]]) -> list[Scores]:
+        """Queries encoded in one pass; all candidates encoded (through the cache) and packed once."""
+        t0 = time.perf_counter()
+        q_vecs = self.encode_queries(queries)
+        flat = [d for docs in documents_per_query for d in docs]
         if self.windowed:
-            return self._rerank_windows(q, docs, top_k, return_documents)
-        packed, truncated = self.pack_documents(docs)
-        scores = maxsim(q, packed, num_threads=self.num_threads)
-        return self._ranked(scores, truncated, top_k, docs if return_documents else None, None)
+            return self._score_windows_many(q_vecs, documents_per_query, t0)
+        vecs, cut, counts = self._encode_documents(flat, cache=True)
+        dim = self.dim if self.dim is not None else self._probe_dim()
+        packed = PackedDocs(vecs, dtype=self.dtype, dim=dim, num_threads=self.num_threads)  # type: ignore[arg-type]
+        raw: list[np.ndarray] = []
+        pos = 0
+        for q, docs in zip(q_vecs, documents_per_query, strict=True):
+            rows = np.arange(pos, pos + len(docs), dtype=np.int64)
+            raw.append(np.asarray(maxsim(q, packed, doc_ids=rows, num_threads=self.num_threads)))
+            pos += len(docs)
+        stats = {
+            **counts,
+            "queries": float(len(queries)),
+            "documents": float(len(flat)),
+            "total_s": time.perf_counter() - t0,
+        }
+        out: list[Scores] = []
+        pos = 0
+        for sc in raw:
+            out.append(Scores(sc, cut[pos : pos + len(sc)], None, dict(stats)))
+            pos += len(sc)
+        return out
 
     # Windows encoded and scored per block: bounds the window vectors held at once (256 windows x 180
     # tokens x 128 dims x 4 bytes = 24 MB for ColBERTv2).
@@ -630,29 +500,47 @@ class ColBERTReranker:
     def score_windows(self, query: str, documents: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """MaxSim score of every token window of every document (windows on or off).
 
+        Parameters
+        ----------
+        query : str
+            The query.
+        documents : sequence of str
+            The candidates.
+
         Returns
         -------
         window_scores : numpy.ndarray
             float64 [n_windows], documents' windows one after another.
         window_offsets : numpy.ndarray
             int64 [n_docs + 1].
+
+        Raises
+        ------
+        TypeError
+            A non-str query or document.
         """
-        _check_text(query, "query")
-        docs = [_check_text(d, f"documents[{i}]") for i, d in enumerate(documents)]
+        check_text(query, "query")
+        docs = check_texts(documents, "documents")
         (q,) = self.encode_queries([query])
-        scores, offsets, _ = self._window_scores(q, docs)
+        ((scores, offsets, _),), _ = self._window_scores([q], [docs])
         return scores, offsets
 
     def _window_scores(
-        self, q: np.ndarray, docs: list[str]
-    ) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]]:
-        """Per-window MaxSim scores, window offsets per document, and per document (starts, ends, char spans)."""
+        self, q_vecs: list[np.ndarray], documents_per_query: list[list[str]]
+    ) -> tuple[list[tuple[np.ndarray, np.ndarray, list[_Spans]]], int]:
+        """Per query: window MaxSim scores, window offsets per document, and per document its spans.
+
+        Windows of every query's documents are encoded a block at a time; each block is packed once
+        and scored against the queries whose windows it holds. Returns the results and the number of
+        windows encoded.
+        """
         size, stride = self.window_size, self.window_stride
-        spans: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
-        pieces: list[tuple[int, np.ndarray]] = []  # (global window row, token ids) still to score
-        scores_parts: list[np.ndarray] = []
-        offsets = np.zeros(len(docs) + 1, dtype=np.int64)
-        total = 0
+        nq = len(q_vecs)
+        spans: list[list[_Spans]] = [[] for _ in range(nq)]
+        parts: list[list[np.ndarray]] = [[] for _ in range(nq)]
+        offsets = [np.zeros(len(d) + 1, dtype=np.int64) for d in documents_per_query]
+        pieces: list[tuple[int, np.ndarray]] = []  # (query, token ids) still to score
+        encoded = 0
 
         def flush() -> None:
             if not pieces:
@@ -669,50 +557,66 @@ class ColBERTReranker:
             ]
             dim = self.dim if self.dim is not None else self._probe_dim()
             packed = PackedDocs(kept, dtype=self.dtype, dim=dim, num_threads=self.num_threads)  # type: ignore[arg-type]
-            scores_parts.append(np.asarray(maxsim(q, packed, num_threads=self.num_threads), dtype=np.float64))
+            owner = np.array([qi for qi, _ in pieces], dtype=np.int64)
+            for qi in np.unique(owner).tolist():  # pieces are in query order: rows of qi are contiguous
+                rows = np.flatnonzero(owner == qi).astype(np.int64)
+                got = maxsim(q_vecs[qi], packed, doc_ids=rows, num_threads=self.num_threads)
+                parts[qi].append(np.asarray(got, dtype=np.float64))
             pieces.clear()
 
-        for i, doc in enumerate(docs):
-            (t,) = tokenize_with_offsets(self.tokenizer, [doc])
-            starts, ends = window_bounds(len(t.ids), size, stride)
-            if len(t.ids):
-                cs, ce = t.offsets[starts, 0], t.offsets[ends - 1, 1]
-            else:
-                cs = ce = np.zeros(1, np.int64)
-            spans.append((starts, ends, cs, ce))
-            for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
-                pieces.append((total, t.ids[s:e]))
-                total += 1
-                if len(pieces) >= self._WINDOW_BLOCK:
-                    flush()
-            offsets[i + 1] = total
-            del t
+        for qi, docs in enumerate(documents_per_query):
+            total = 0
+            for i, doc in enumerate(docs):
+                (t,) = tokenize_with_offsets(self.tokenizer, [doc])
+                starts, ends = window_bounds(len(t.ids), size, stride)
+                if len(t.ids):
+                    cs, ce = t.offsets[starts, 0], t.offsets[ends - 1, 1]
+                else:
+                    cs = ce = np.zeros(1, np.int64)
+                spans[qi].append((starts, ends, cs, ce))
+                for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+                    pieces.append((qi, t.ids[s:e]))
+                    total += 1
+                    encoded += 1
+                    if len(pieces) >= self._WINDOW_BLOCK:
+                        flush()
+                offsets[qi][i + 1] = total
+                del t
         flush()
-        scores = np.concatenate(scores_parts) if scores_parts else np.zeros(0)
-        return scores, offsets, spans
+        out = [
+            (np.concatenate(parts[qi]) if parts[qi] else np.zeros(0), offsets[qi], spans[qi])
+            for qi in range(nq)
+        ]
+        return out, encoded
 
-    def _rerank_windows(
-        self, q: np.ndarray, docs: list[str], top_k: int | None, return_documents: bool
-    ) -> list[dict[str, Any]]:
-        window_scores, offsets, spans = self._window_scores(q, docs)
-        agg, best = aggregate_windows(window_scores, offsets, self.aggregate, self.aggregate_k)
-        out = self._ranked(
-            agg, np.zeros(len(docs), dtype=bool), top_k, docs if return_documents else None, None
-        )
-        for row in out:
-            i = row["corpus_id"]
-            b = int(best[i])
-            starts, ends, cs, ce = spans[i]
-            row["window"] = {
-                "index": b,
-                "start_token": int(starts[b]),
-                "end_token": int(ends[b]),
-                "start_char": int(cs[b]),
-                "end_char": int(ce[b]),
-            }
+    def _score_windows_many(
+        self, q_vecs: list[np.ndarray], documents_per_query: list[list[str]], t0: float
+    ) -> list[Scores]:
+        results, encoded = self._window_scores(q_vecs, documents_per_query)
+        n_docs = sum(len(d) for d in documents_per_query)
+        stats = {
+            "queries": float(len(q_vecs)),
+            "documents": float(n_docs),
+            "windows_encoded": float(encoded),
+            "total_s": time.perf_counter() - t0,
+        }
+        out: list[Scores] = []
+        for window_scores, offsets, spans in results:
+            agg, best = aggregate_windows(window_scores, offsets, self.aggregate, self.aggregate_k)
+            windows: list[Window | None] = []
+            for (starts, ends, cs, ce), b in zip(spans, best.tolist(), strict=True):
+                windows.append(
+                    Window(
+                        index=int(b),
+                        start_token=int(starts[b]),
+                        end_token=int(ends[b]),
+                        start_char=int(cs[b]),
+                        end_char=int(ce[b]),
+                    )
+                )
+            # Windows cover every token: nothing is left out.
+            out.append(Scores(agg, np.zeros(len(spans), bool), windows, dict(stats)))
         return out
-
-    rank = rerank
 
     # ------------------------------------------------------------------ on-disk store
     def _store_metadata(self) -> dict[str, Any]:
@@ -775,14 +679,24 @@ class ColBERTReranker:
         return store
 
     def rerank_ids(
-        self, query: str, candidate_ids: Sequence[str], *, top_k: int | None = None
-    ) -> list[dict[str, Any]]:
+        self, query: str, candidate_ids: Sequence[str], top_k: int | None = None
+    ) -> list[RankedId]:
         """Rank corpus ids from the index (see :meth:`index`) for one query, best first.
+
+        Parameters
+        ----------
+        query : str
+            The query.
+        candidate_ids : sequence of str
+            Ids of the index to score.
+        top_k : int, optional
+            Keep the best ``top_k`` (an int >= 1); None keeps all.
 
         Returns
         -------
-        list of dict
-            ``{"corpus_id": str, "score": float, "truncated": bool}``, highest score first.
+        list of RankedId
+            ``{"corpus_id": str, "score": float, "truncated": bool}``, highest score first, ties in
+            input order.
 
         Raises
         ------
@@ -790,22 +704,30 @@ class ColBERTReranker:
             No index built or loaded.
         KeyError
             A candidate id that is not in the index.
+        TypeError, ValueError
+            A non-str query, or a bad ``top_k`` (the same rule as :meth:`rank`).
         """
-        _check_text(query, "query")
-        self._check_top_k(top_k)
-        if self.store is None or self.store.ids is None:
+        check_text(query, "query")
+        check_top_k(top_k, 0)
+        store = self.store
+        if store is None or store.ids is None:
             raise StateError("no document index; call index(...) or load_index(path) first")
-        pos = {cid: i for i, cid in enumerate(self.store.ids)}
+        pos = {cid: i for i, cid in enumerate(store.ids)}
+        ids = [str(c) for c in candidate_ids]
         try:
-            rows = np.array([pos[str(c)] for c in candidate_ids], dtype=np.int64)
+            rows = np.array([pos[c] for c in ids], dtype=np.int64)
         except KeyError as e:
             raise KeyError(f"candidate id {e.args[0]!r} is not in the index") from None
         if rows.size == 0:
             return []
         (q,) = self.encode_queries([query])
-        scores = maxsim(q, self.store.docs, doc_ids=rows, num_threads=self.num_threads)
-        trunc_all = np.asarray(self.store.metadata.get("truncated", [0] * len(self.store)), dtype=bool)
-        return self._ranked(scores, trunc_all[rows], top_k, None, [str(c) for c in candidate_ids])
+        scores = np.asarray(maxsim(q, store.docs, doc_ids=rows, num_threads=self.num_threads), np.float32)
+        trunc_all = np.asarray(store.metadata.get("truncated", [0] * len(store)), dtype=bool)
+        ranked = ranked_from_scores(Scores(scores, trunc_all[rows]), ids, top_k)
+        return [
+            RankedId(corpus_id=ids[r["corpus_id"]], score=r["score"], truncated=r["truncated"])
+            for r in ranked
+        ]
 
     def __repr__(self) -> str:
         s = self.settings
