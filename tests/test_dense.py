@@ -241,6 +241,72 @@ def test_index_bad_input():
         DenseIndex(8, use_gpu=True)
 
 
+def test_old_manifest_with_version_key_loads(tmp_path):
+    index = DenseIndex.build(_data(20), ids=[f"d{i}" for i in range(20)])
+    root = tmp_path / "idx"
+    index.save(root)
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest["format"] == "crossrank.DenseIndex" and manifest["format_version"] == 1  # noqa: PT018
+    manifest["version"] = manifest.pop("format_version")  # as v0.1 wrote it
+    del manifest["crossrank_version"]
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    assert DenseIndex.load(root).ids == index.ids
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda m: m.pop("sha256"), "field 'sha256' is missing"),
+        (lambda m: m["sha256"].pop("ids.json"), "field 'ids.json' is missing"),
+        (lambda m: m.update(sha256=["x"]), "field 'sha256' must be dict"),
+        (lambda m: m.update(dim="16"), "field 'dim' must be int"),
+        (lambda m: m.update(kind="lsh"), "field 'kind'"),
+        (lambda m: m.update(params=[]), "field 'params' must be dict"),
+        (lambda m: m["params"].update(evil=1), "unknown keys"),
+        (lambda m: m["params"].update(nprobe="16"), "invalid saved index"),
+        (lambda m: m.update(size=3), "disagree"),
+    ],
+)
+def test_manifest_problems_are_state_errors(tmp_path, edit, match):
+    root = tmp_path / "idx"
+    DenseIndex.build(_data(20)).save(root)
+    manifest = json.loads((root / "manifest.json").read_text())
+    edit(manifest)
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(StateError, match=match):
+        DenseIndex.load(root)
+
+
+def test_save_is_atomic_and_validated_first(tmp_path):
+    root = tmp_path / "idx"
+    DenseIndex.build(_data(20), ids=list(range(20))).save(root)
+    files = {p.name: p.read_bytes() for p in root.iterdir()}
+    with pytest.raises(ValueError, match="untrained"):
+        DenseIndex(16, kind="ivfpq").save(root)
+    assert {p.name: p.read_bytes() for p in root.iterdir()} == files
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("keep")
+    with pytest.raises(FileExistsError, match="not a saved"):
+        DenseIndex.build(_data(20)).save(tmp_path / "other")
+    DenseIndex.build(_data(30)).save(root)  # replaces the old index as a whole
+    assert len(DenseIndex.load(root)) == 30
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_ids_are_checked_when_added():
+    index = DenseIndex.build(_data(4))
+    with pytest.raises(TypeError, match=r"ids\[0\] must be a str or an int, got NoneType"):
+        index.add(_data(1, seed=5), ids=[None])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="got tuple"):
+        index.add(_data(1, seed=5), ids=[("a", 1)])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="single str"):
+        index.add(_data(1, seed=5), ids="a")
+    index.add(_data(1, seed=5), ids=[np.int64(99)])
+    assert index.ids[-1] == 99 and type(index.ids[-1]) is int  # noqa: PT018
+    with pytest.raises(TypeError, match="k must be an int"):
+        index.search(_data(1), k=2.5)  # type: ignore[arg-type]
+
+
 def test_dense_reranker_orders_by_cosine(embedder):
     rr = DenseReranker(embedder)
     docs = [
