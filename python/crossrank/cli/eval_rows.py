@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from ..types import FusionMethod
+
 DEFAULT_RUN = "bm25_top100"
 """The run a re-ranking set's ``runs/`` folder is reranked with when it holds several and none is chosen."""
 
@@ -108,7 +110,7 @@ def model_label(spec: str) -> str:
 
 
 def fuse_runs(
-    reranked: Run, first: Run, method: str = "rrf", *, depth: int, k: float = 60.0
+    reranked: Run, first: Run, method: FusionMethod = "rrf", *, depth: int, k: float = 60.0
 ) -> tuple[Run, np.ndarray]:
     """Fuse each query's reranked list with its first-stage list; return the run and seconds per query.
 
@@ -132,7 +134,7 @@ def fuse_runs(
     secs = np.zeros(len(reranked))
     for i, (qid, docs) in enumerate(reranked.items()):
         t0 = time.perf_counter()
-        res = fuse([docs, first.get(qid, {})], method, top_k=depth, k=k)  # type: ignore[arg-type]
+        res = fuse([docs, first.get(qid, {})], method, top_k=depth, k=k)
         out[qid] = dict(zip(map(str, res.ids.tolist()), res.scores.tolist(), strict=True))
         secs[i] = time.perf_counter() - t0
     return out, secs
@@ -142,7 +144,7 @@ def pairs_per_second(pairs: int, seconds: float) -> dict[str, float] | None:
     """The rerank throughput entry of a row (None when nothing was reranked)."""
     if pairs <= 0:
         return None
-    return {"pairs": float(pairs), "seconds": seconds, "pairs_per_s": pairs / seconds if seconds > 0 else 0.0}
+    return {"pairs": pairs, "seconds": seconds, "pairs_per_s": pairs / seconds if seconds > 0 else 0.0}
 
 
 @dataclass
