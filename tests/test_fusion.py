@@ -150,3 +150,43 @@ def test_empty_lists_give_empty_results():
     out = reciprocal_rank_fusion([{}, {}])
     assert out.ids.shape == (0,)
     assert reciprocal_rank_fusion([{"q": {}}, {"q": {}}]) == {"q": {}}
+
+
+def test_string_ids_keep_their_full_width():
+    short = (np.array([["l", "b"]]), np.array([[2.0, 1.0]]))  # dtype <U1
+    long = (np.array([["longdocid", "b"]]), np.array([[3.0, 1.0]]))  # dtype <U9
+    for lists in ([short, long], [long, short]):
+        for method in ("rrf", "minmax", "sum"):
+            out = fuse(lists, method)  # type: ignore[arg-type]
+            assert "longdocid" in out.ids[0].tolist()
+            assert out.ids.dtype == np.dtype("<U9")
+    single = fuse([(np.array(["a"]), np.array([1.0])), (np.array(["abcdefgh"]), np.array([1.0]))])
+    assert sorted(single.ids.tolist()) == ["a", "abcdefgh"]
+    ints = fuse([(np.array([[1]], np.int32), np.array([[1.0]])), (np.array([[2**40]]), np.array([[1.0]]))])
+    assert ints.ids.dtype == np.int64 and sorted(ints.ids[0].tolist()) == [1, 2**40]  # noqa: PT018
+
+
+@pytest.mark.parametrize(
+    "lists",
+    [
+        [(np.array([[1, 2]]), np.array([[2.0, 1.0]])), (np.array([["1", "x"]]), np.array([[2.0, 1.0]]))],
+        [(np.array([1, "a"], dtype=object), np.array([2.0, 1.0]))],
+        [{"a": 1.0}, {1: 2.0}],
+        [{"q1": {"d1": 1.0}}, {"q1": {2: 1.0}}],
+        [(np.array([[True, False]]), np.array([[2.0, 1.0]]))],
+    ],
+)
+def test_mixed_id_kinds_are_a_type_error(lists):
+    with pytest.raises(TypeError, match="ids"):
+        fuse(lists)
+
+
+def test_hits_fuse_directly():
+    from crossrank.types import Hits
+
+    a = Hits(np.array([["d1", "d2"]], dtype=object), np.array([[2.0, 1.0]], np.float32))
+    b = Hits(np.array([["d2", None]], dtype=object), np.array([[5.0, -np.inf]], np.float32))
+    out = fuse([a, b], top_k=5)
+    assert out.ids[0].tolist() == ["d2", "d1"]
+    with pytest.raises(TypeError, match="top_k"):
+        fuse([a, b], top_k=2.0)  # type: ignore[arg-type]
