@@ -200,3 +200,41 @@ def test_trec_bad_files(tmp_path):
         write_run({"q 1": {"d": 1.0}}, tmp_path / "x.trec")
     with pytest.raises(ValueError, match="whitespace"):
         write_run({"q": {"d": 1.0}}, tmp_path / "x.trec", tag="a b")
+
+
+def test_trec_reader_drops_a_bom_and_names_bad_bytes(tmp_path):
+    bom = tmp_path / "bom.trec"
+    bom.write_bytes(b"\xef\xbb\xbfq1 Q0 d1 1 2.5 t\nq2 Q0 d1 1 1.0 t\n")
+    assert read_run(bom) == {"q1": {"d1": 2.5}, "q2": {"d1": 1.0}}
+    bad = tmp_path / "latin1.trec"
+    bad.write_bytes(b"q1 Q0 d1 1 2.5 t\nq\xe9 Q0 d1 1 1.0 t\n")
+    with pytest.raises(ValueError, match=r"latin1\.trec:2: not UTF-8"):
+        read_run(bad)
+
+
+@pytest.mark.parametrize("score", [float("inf"), float("-inf"), float("nan")])
+def test_write_run_refuses_non_finite_scores(tmp_path, score):
+    out = tmp_path / "x.trec"
+    with pytest.raises(ValueError, match=r"not finite|NaN"):
+        write_run({"q": {"d1": 1.0, "d2": score}}, out)
+    assert not out.exists()  # checked before anything is written
+
+
+@pytest.mark.parametrize(
+    ("grade", "error"),
+    [(float("nan"), ValueError), (None, TypeError), (1.5, ValueError), ("2", TypeError), (True, TypeError)],
+)
+def test_evaluate_rejects_bad_grades(grade, error):
+    with pytest.raises(error, match=r"qrels\['q'\]\['d2'\].*grades must be integers"):
+        evaluate({"q": {"d1": 1.0}}, {"q": {"d1": 1, "d2": grade}}, ["nDCG@10"])
+
+
+def test_evaluate_accepts_integral_float_and_numpy_grades():
+    ints = evaluate({"q": {"d1": 1.0, "d2": 0.5}}, {"q": {"d1": 1, "d2": 2}}, ["nDCG@10"])
+    floats = evaluate({"q": {"d1": 1.0, "d2": 0.5}}, {"q": {"d1": 1.0, "d2": np.int64(2)}}, ["nDCG@10"])
+    assert ints.aggregate == floats.aggregate
+
+
+def test_evaluate_rejects_scores_that_are_not_numbers():
+    with pytest.raises(TypeError, match="'d2' is None"):
+        evaluate({"q": {"d1": 1.0, "d2": None}}, {"q": {"d1": 1}}, ["AP"])  # type: ignore[dict-item]
