@@ -145,9 +145,11 @@ def test_load_llm() -> None:
 
 
 def test_an_option_the_kind_does_not_take_is_a_value_error(tiny_bert_onnx: Path, minilm_dir: Path) -> None:
-    with pytest.raises(ValueError, match="max_batch_tokens do not apply to a colbert reranker"):
-        load_reranker(f"colbert:{minilm_dir}", max_batch_tokens=4096)
-    with pytest.raises(ValueError, match="window_size do not apply to a cross-encoder reranker"):
+    with pytest.raises(ValueError, match="activation do not apply to colbert rerankers"):
+        load_reranker(f"colbert:{minilm_dir}", activation="sigmoid")
+    with pytest.raises(ValueError, match="max_batch_tokens do not apply to llm rerankers"):
+        load_reranker("llm:http://127.0.0.1:9/v1@m", max_batch_tokens=4096)
+    with pytest.raises(ValueError, match="window_size do not apply to cross-encoder rerankers"):
         load_reranker(str(tiny_bert_onnx), window_size=64)
     with pytest.raises(ValueError, match="nope"):
         load_reranker(f"dense:{minilm_dir}", nope=1)

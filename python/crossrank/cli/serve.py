@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--max-batch-tokens",
         type=int,
         default=None,
-        help="token budget of one model batch (cross-encoder and dense: models)",
+        help="token budget of one model batch (local models: not llm:)",
     )
     p.add_argument(
         "--precision",

@@ -119,7 +119,7 @@ def _check_options(kind: RerankerKind, options: dict[str, Any], *targets: Callab
     unknown = sorted(set(options) - names)
     if unknown:
         raise ValueError(
-            f"option(s) {', '.join(unknown)} do not apply to a {kind} reranker; "
+            f"option(s) {', '.join(unknown)} do not apply to {kind} rerankers; "
             f"it takes {', '.join(sorted(names))}"
         )
 
