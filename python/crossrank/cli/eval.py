@@ -25,10 +25,11 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
+from ..types import FusionMethod
 from .eval_plot import save_plot
 from .eval_rows import (
     PlannedRow,
@@ -136,17 +137,6 @@ class _RunRetriever:
         return FusedResults(ids, scores)
 
 
-def _is_bi_encoder(model: str) -> bool:
-    root = Path(model).expanduser()
-    modules = root / "modules.json"
-    if not modules.is_file():
-        return False
-    try:
-        return any(str(m.get("type", "")).endswith(".Pooling") for m in json.loads(modules.read_text()))
-    except (json.JSONDecodeError, AttributeError):
-        return False
-
-
 def _embedder(model: str, args: argparse.Namespace, embedders: dict[str, Any]) -> Any:
     """One Embedder per model (``../x`` and ``/abs/x`` share one)."""
     from ..models.embedder import Embedder
@@ -158,30 +148,22 @@ def _embedder(model: str, args: argparse.Namespace, embedders: dict[str, Any]) -
 
 
 def load_reranker(spec: str, args: argparse.Namespace, embedders: dict[str, Any]) -> Any:
-    """Turn ``--reranker`` into a reranker object.
+    """Turn ``--reranker`` into a reranker (:func:`crossrank.rerank.spec.load_reranker` reads the spec).
 
-    ``dense:MODEL`` (or a bi-encoder folder) rescores by bi-encoder similarity, ``llm:BASE_URL@MODEL``
-    is the LLM listwise reranker (``crossrank.rerank.llm``), anything else a cross-encoder.
+    A ``dense:`` reranker shares its :class:`~crossrank.Embedder` with the Dense stage when both name
+    one model, so the corpus is embedded once.
     """
-    if spec.startswith("llm:"):
-        target = spec[4:]
-        if "@" not in target:
-            raise ValueError(
-                "--reranker llm: expects llm:BASE_URL@MODEL, e.g. llm:http://localhost:8000/v1@qwen2.5"
-            )
-        base_url, model = target.rsplit("@", 1)
-        try:
-            from ..rerank.llm import LLMReranker
-        except ImportError as exc:
-            raise ImportError(f"the LLM reranker is not available in this build ({exc})") from None
-        return LLMReranker(base_url, model)
-    from ..rerank.dense import DenseReranker
+    from ..rerank.spec import load_reranker as load_spec
+    from ..rerank.spec import parse_reranker_spec
 
-    if spec.startswith("dense:") or _is_bi_encoder(spec):
-        return DenseReranker(_embedder(spec.removeprefix("dense:"), args, embedders))
-    from ..rerank.cross_encoder import CrossEncoder
+    kind, target = parse_reranker_spec(spec)
+    if kind == "dense":
+        from ..rerank.dense import DenseReranker
 
-    return CrossEncoder(spec, num_threads=args.threads, precision=args.precision)
+        return DenseReranker(_embedder(target, args, embedders))
+    if kind == "llm":
+        return load_spec(spec)  # no local model: precision and threads do not apply
+    return load_spec(spec, precision=args.precision, num_threads=args.threads)
 
 
 def _corpus_vectors(emb: Any, texts: list[str], use_cache: bool) -> tuple[np.ndarray, float, bool]:
@@ -313,6 +295,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--depth must be >= 1, got {args.depth}")
     if args.max_queries is not None and args.max_queries < 1:
         raise ValueError(f"--max-queries must be >= 1, got {args.max_queries}")
+    if args.reranker is not None:
+        from ..rerank.spec import parse_reranker_spec
+
+        parse_reranker_spec(args.reranker)  # a malformed spec fails before any work
     t_all = time.perf_counter()
     root = fetch_dataset(args.dataset)
     ds = load_beir(root, split=args.split)
@@ -439,7 +425,9 @@ def run(args: argparse.Namespace) -> int:
         add_row(row.name, run_, None if given else lat, t0, **extra)
         if row.first is not None and args.rerank_fusion != "none":
             t0 = time.perf_counter()
-            fused, fuse_s = fuse_runs(run_, runs[id(row.first)], args.rerank_fusion, depth=args.depth)
+            fused, fuse_s = fuse_runs(
+                run_, runs[id(row.first)], cast(FusionMethod, args.rerank_fusion), depth=args.depth
+            )
             tag = " (fused)" if args.rerank_fusion == "rrf" else f" (fused, {args.rerank_fusion})"
             add_row(row.name + tag, fused, lat + fuse_s, t0, fused_from=[row.name, row.first.name], **extra)
 
