@@ -13,7 +13,7 @@ import pytest
 
 from crossrank.cli import main
 from crossrank.cli.eval_plot import LATENCY_LABEL, latency_limits, make_figure, visible_tick_labels
-from crossrank.cli.eval_rows import PlannedRow, dedupe, model_key, pick_run
+from crossrank.cli.eval_rows import PlannedRow, dedupe, model_key, pick_run, reranker_kind
 from crossrank.eval.trec import read_run
 
 DOCS = {
@@ -130,6 +130,29 @@ def test_dedupe_keeps_one_row_per_key_and_names_by_what_differs():
         "run + dense rerank (a)",
         "run + dense rerank (b)",
     ]
+
+
+def test_rows_are_named_by_reranker_kind():
+    from crossrank.rerank.colbert import ColBERTReranker
+    from crossrank.rerank.cross_encoder import CrossEncoder
+    from crossrank.rerank.dense import DenseReranker
+    from crossrank.rerank.llm import LLMReranker
+
+    labels = {
+        cls: reranker_kind(object.__new__(cls))
+        for cls in (CrossEncoder, DenseReranker, ColBERTReranker, LLMReranker)
+    }
+    assert labels == {
+        CrossEncoder: "cross-encoder",
+        DenseReranker: "dense rerank",
+        ColBERTReranker: "ColBERT",
+        LLMReranker: "LLM",
+    }
+
+    class MyReranker:
+        pass
+
+    assert reranker_kind(MyReranker()) == "MyReranker"
 
 
 def test_model_key_resolves_relative_paths(tmp_path, monkeypatch):
