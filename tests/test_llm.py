@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -109,7 +110,7 @@ def test_sliding_windows_rejects_bad_sizes(window: object, step: object) -> None
 )
 def test_window_arithmetic_through_server(server: FakeOpenAIServer, n: int, window: int, step: int) -> None:
     docs, rel = make_docs(n, seed=n)
-    res = reranker(server, window=window, step=step).rerank(QUERY, docs)
+    res = reranker(server, window=window, step=step).rerank_detailed(QUERY, docs)
     wins = sliding_windows(n, window, step)
     assert res.n_calls == len(wins) == len(server.requests)
     assert [(c.start, c.end) for c in res.calls] == wins
@@ -133,8 +134,8 @@ def test_window_arithmetic_through_server(server: FakeOpenAIServer, n: int, wind
 
 def test_trivial_lists_make_no_calls(server: FakeOpenAIServer) -> None:
     r = reranker(server)
-    assert r.rerank(QUERY, []).order.tolist() == []
-    one = r.rerank(QUERY, ["only"])
+    assert r.rerank_detailed(QUERY, []).order.tolist() == []
+    one = r.rerank_detailed(QUERY, ["only"])
     assert one.order.tolist() == [0]
     assert one.n_calls == 0
     assert one.scores.tolist() == [1.0]
@@ -196,7 +197,7 @@ def test_server_misbehaviour_is_repaired(
 ) -> None:
     server.behaviour.mode = mode
     docs, _ = make_docs(35, seed=3)
-    res = reranker(server).rerank(QUERY, docs)
+    res = reranker(server).rerank_detailed(QUERY, docs)
     assert sorted(res.order.tolist()) == list(range(35))
     assert res.n_calls == 3
     if exact:
@@ -212,7 +213,7 @@ def test_server_misbehaviour_is_repaired(
 def test_missing_ids_keep_their_order(server: FakeOpenAIServer) -> None:
     server.behaviour.mode = "missing"  # answers only the best half of each window
     docs, rel = make_docs(8, seed=5)
-    res = reranker(server).rerank(QUERY, docs)
+    res = reranker(server).rerank_detailed(QUERY, docs)
     best = sorted(range(8), key=lambda i: -rel[i])[:4]
     rest = [i for i in range(8) if i not in best]
     assert res.order.tolist() == best + rest
@@ -224,7 +225,7 @@ def test_retries_on_429_and_500_then_succeeds(server: FakeOpenAIServer) -> None:
     server.behaviour.fail_statuses = [429, 500, 503]
     docs, _ = make_docs(12)
     t0 = time.monotonic()
-    res = reranker(server, max_retries=3, backoff_base=0.05).rerank(QUERY, docs)
+    res = reranker(server, max_retries=3, backoff_base=0.05).rerank_detailed(QUERY, docs)
     elapsed = time.monotonic() - t0
     assert res.order.tolist() == reference_rerank(docs, 20, 10)
     assert [r.status for r in server.requests] == [429, 500, 503, 200]
@@ -239,7 +240,7 @@ def test_retry_after_header_is_honoured(server: FakeOpenAIServer) -> None:
     server.behaviour.fail_statuses = [429]
     server.behaviour.retry_after = "0.4"
     t0 = time.monotonic()
-    res = reranker(server, backoff_base=0.01).rerank(QUERY, make_docs(5)[0])
+    res = reranker(server, backoff_base=0.01).rerank_detailed(QUERY, make_docs(5)[0])
     assert time.monotonic() - t0 >= 0.4
     assert res.usage.n_retries == 1
 
@@ -247,21 +248,21 @@ def test_retry_after_header_is_honoured(server: FakeOpenAIServer) -> None:
 def test_retries_exhausted_raise(server: FakeOpenAIServer) -> None:
     server.behaviour.fail_statuses = [500] * 3
     with pytest.raises(LLMRequestError, match="after 3 attempt"):
-        reranker(server, max_retries=2).rerank(QUERY, make_docs(5)[0])
+        reranker(server, max_retries=2).rerank_detailed(QUERY, make_docs(5)[0])
     assert len(server.requests) == 3
 
 
 def test_client_error_is_not_retried(server: FakeOpenAIServer) -> None:
     server.behaviour.fail_statuses = [400]
     with pytest.raises(LLMRequestError, match="check the URL"):
-        reranker(server).rerank(QUERY, make_docs(5)[0])
+        reranker(server).rerank_detailed(QUERY, make_docs(5)[0])
     assert len(server.requests) == 1
 
 
 def test_on_error_keep_keeps_window_order(server: FakeOpenAIServer) -> None:
     docs, _ = make_docs(35, seed=1)
     server.behaviour.fail_statuses = [401]  # the first (bottom) window fails, the others succeed
-    res = reranker(server, on_error="keep").rerank(QUERY, docs)
+    res = reranker(server, on_error="keep").rerank_detailed(QUERY, docs)
     assert [c.status for c in res.calls] == ["failed", "ok", "ok"]
     order = list(range(35))
     for s, e in sliding_windows(35, 20, 10)[1:]:
@@ -276,7 +277,7 @@ def test_connection_refused_is_retried_then_raises() -> None:
     srv.stop()
     r = LLMReranker(url, "m", max_retries=1, backoff_base=0.01, timeout=2)
     with pytest.raises(LLMRequestError, match="after 2 attempt"):
-        r.rerank(QUERY, ["a", "b"])
+        r.rerank_detailed(QUERY, ["a", "b"])
 
 
 # ------------------------------------------------------------------------------------------ deadline
@@ -285,7 +286,7 @@ def test_deadline_returns_input_order(server: FakeOpenAIServer) -> None:
     docs, _ = make_docs(35)
     r = reranker(server, deadline=0.5)
     t0 = time.monotonic()
-    res = r.rerank(QUERY, docs)
+    res = r.rerank_detailed(QUERY, docs)
     elapsed = time.monotonic() - t0
     assert res.timed_out
     assert elapsed < 0.5 + 1.0
@@ -297,7 +298,7 @@ def test_deadline_keeps_finished_windows(server: FakeOpenAIServer) -> None:
     server.behaviour.delay_s = 0.4
     docs, _ = make_docs(47)  # 4 windows of 0.4 s each; the deadline lets one or two finish
     t0 = time.monotonic()
-    res = reranker(server, deadline=1.0).rerank(QUERY, docs)
+    res = reranker(server, deadline=1.0).rerank_detailed(QUERY, docs)
     assert time.monotonic() - t0 < 1.0 + 1.0
     assert res.timed_out
     done = sum(c.status == "ok" for c in res.calls)
@@ -309,7 +310,7 @@ def test_deadline_during_backoff(server: FakeOpenAIServer) -> None:
     server.behaviour.fail_statuses = [429] * 10
     server.behaviour.retry_after = "5"
     t0 = time.monotonic()
-    res = reranker(server, deadline=0.6, backoff_max=5.0).rerank(QUERY, make_docs(5)[0])
+    res = reranker(server, deadline=0.6, backoff_max=5.0).rerank_detailed(QUERY, make_docs(5)[0])
     assert time.monotonic() - t0 < 0.6 + 1.0
     assert len(server.requests) == 1  # the 5 s Retry-After cannot fit: no second attempt
     assert res.timed_out
@@ -322,7 +323,7 @@ def test_concurrency_limit(server: FakeOpenAIServer, limit: int) -> None:
     server.behaviour.delay_s = 0.25  # long enough for every worker to be in flight at once, even under load
     queries = [QUERY] * 8
     docs = [make_docs(6, seed=s)[0] for s in range(8)]
-    res = reranker(server, max_concurrency=limit).rerank_many(queries, docs)
+    res = reranker(server, max_concurrency=limit).rerank_detailed_batch(queries, docs)
     assert server.max_in_flight == limit
     assert [x.order.tolist() for x in res] == [reference_rerank(d, 20, 10) for d in docs]
 
@@ -333,8 +334,8 @@ def test_async_forms(server: FakeOpenAIServer) -> None:
     docs = [make_docs(6, seed=s)[0] for s in range(5)]
 
     async def main() -> list[list[int]]:
-        single = await r.arerank(QUERY, docs[0])
-        many = await r.arerank_many([QUERY] * 5, docs)
+        single = await r.arerank_detailed(QUERY, docs[0])
+        many = await r.arerank_detailed_batch([QUERY] * 5, docs)
         return [single.order.tolist()] + [x.order.tolist() for x in many]
 
     got = asyncio.run(main())
@@ -342,13 +343,13 @@ def test_async_forms(server: FakeOpenAIServer) -> None:
     assert server.max_in_flight <= 2
 
 
-def test_rerank_many_checks_lengths(server: FakeOpenAIServer) -> None:
+def test_rerank_detailed_batch_checks_lengths(server: FakeOpenAIServer) -> None:
     r = reranker(server)
-    with pytest.raises(ValueError, match="one list of documents each"):
-        r.rerank_many([QUERY, QUERY], [["a"]])
-    with pytest.raises(ValueError, match="single string"):
-        r.rerank_many(QUERY, [["a"]])
-    assert r.rerank_many([], []) == []
+    with pytest.raises(ValueError, match="one list per query"):
+        r.rerank_detailed_batch([QUERY, QUERY], [["a"]])
+    with pytest.raises(TypeError, match="single str"):
+        r.rerank_detailed_batch(QUERY, [["a"]])
+    assert r.rerank_detailed_batch([], []) == []
 
 
 # ------------------------------------------------------------------------------------------ accounting
@@ -365,14 +366,14 @@ def _server_usage(srv: FakeOpenAIServer) -> tuple[int, int]:
 def test_token_and_cost_accounting(server: FakeOpenAIServer) -> None:
     docs, _ = make_docs(35)
     r = reranker(server, price_per_1k_prompt=0.5, price_per_1k_completion=1.5)
-    res = r.rerank(QUERY, docs)
+    res = r.rerank_detailed(QUERY, docs)
     pt, ct = _server_usage(server)
     assert (res.usage.prompt_tokens, res.usage.completion_tokens) == (pt, ct)
     assert res.usage.total_tokens == pt + ct
     assert res.usage.cost == pytest.approx((pt * 0.5 + ct * 1.5) / 1000)
     assert sum(c.prompt_tokens for c in res.calls) == pt
     assert sum(c.cost or 0.0 for c in res.calls) == pytest.approx(res.usage.cost)
-    res2 = r.rerank(QUERY, docs[:5])
+    res2 = r.rerank_detailed(QUERY, docs[:5])
     assert r.total_usage.prompt_tokens == res.usage.prompt_tokens + res2.usage.prompt_tokens
     assert r.total_usage.n_requests == 4
     assert r.total_usage.cost == pytest.approx(res.usage.cost + res2.usage.cost)
@@ -380,7 +381,7 @@ def test_token_and_cost_accounting(server: FakeOpenAIServer) -> None:
 
 def test_accounting_without_prices_or_usage(server: FakeOpenAIServer) -> None:
     server.behaviour.usage = False
-    res = reranker(server).rerank(QUERY, make_docs(25)[0])
+    res = reranker(server).rerank_detailed(QUERY, make_docs(25)[0])
     assert res.usage.cost is None
     assert res.usage.prompt_tokens == 0
     assert res.usage.usage_missing == res.n_calls == 2
@@ -389,7 +390,7 @@ def test_accounting_without_prices_or_usage(server: FakeOpenAIServer) -> None:
 # ------------------------------------------------------------------------------------------ truncation
 def test_whitespace_truncation(server: FakeOpenAIServer) -> None:
     docs = ["w " * 50, "short doc", "a\n\nb   c"]
-    res = reranker(server, max_passage_tokens=8, tokenizer="whitespace").rerank(QUERY, docs)
+    res = reranker(server, max_passage_tokens=8, tokenizer="whitespace").rerank_detailed(QUERY, docs)
     sent = server.requests[0].passages
     assert sent == ["w w w w w w", "short doc", "a b c"]  # floor(0.75 * 8) = 6 words
     assert res.truncated.tolist() == [True, False, False]
@@ -406,7 +407,7 @@ def test_hf_tokenizer_truncation(server: FakeOpenAIServer, minilm_dir: object) -
     r_obj = reranker(
         server, max_passage_tokens=200, tokenizer=Tokenizer.from_file(str(minilm_dir) + "/tokenizer.json")
     )  # type: ignore[operator]
-    r_obj.rerank(QUERY, [long, "x"])
+    r_obj.rerank_detailed(QUERY, [long, "x"])
     assert len(tok.encode(server.requests[0].passages[0], add_special_tokens=False).ids) == 200
     server.requests.clear()
     r = reranker(server, max_passage_tokens=12, tokenizer=minilm_dir)
@@ -415,7 +416,7 @@ def test_hf_tokenizer_truncation(server: FakeOpenAIServer, minilm_dir: object) -
         "Photosynthesis converts light energy into chemical energy stored in glucose molecules " * 3,
         "tiny",
     ]
-    res = r.rerank(QUERY, docs)
+    res = r.rerank_detailed(QUERY, docs)
     sent = server.requests[0].passages
     assert len(tok.encode(sent[0], add_special_tokens=False).ids) == 12
     assert docs[0].startswith(sent[0])
@@ -431,9 +432,10 @@ def test_bad_tokenizer_path(tmp_path: object) -> None:
 # ------------------------------------------------------------------------------------------ rank()
 def test_rank_shape_matches_cross_encoder(server: FakeOpenAIServer) -> None:
     docs, rel = make_docs(9)
-    rows = reranker(server).rank(QUERY, docs, top_k=3, return_documents=True)
+    rows = reranker(server).rank(QUERY, docs, 3, return_documents=True)
     assert [r["corpus_id"] for r in rows] == sorted(range(9), key=lambda i: -rel[i])[:3]
-    assert [r["score"] for r in rows] == [1.0, 0.5, 1 / 3]
+    assert [r["score"] for r in rows] == [9.0, 8.0, 7.0]  # rank r of n scores n - r
+    assert set(rows[0]) == {"corpus_id", "score", "truncated", "text"}
     assert all(type(r["score"]) is float and type(r["corpus_id"]) is int for r in rows)
     assert rows[0]["text"] == docs[rows[0]["corpus_id"]]
     json.dumps(rows)
@@ -442,9 +444,9 @@ def test_rank_shape_matches_cross_encoder(server: FakeOpenAIServer) -> None:
 
 def test_top_k(server: FakeOpenAIServer) -> None:
     docs, _ = make_docs(9)
-    res = reranker(server).rerank(QUERY, docs, top_k=20)
+    res = reranker(server).rerank_detailed(QUERY, docs, top_k=20)
     assert len(res.order) == 9
-    res = reranker(server).rerank(QUERY, docs, top_k=2)
+    res = reranker(server).rerank_detailed(QUERY, docs, top_k=2)
     assert len(res.order) == 2
     assert len(res.ranks) == 9
 
@@ -483,13 +485,13 @@ def test_bad_url_and_model() -> None:
 def test_bad_inputs_to_rerank(server: FakeOpenAIServer) -> None:
     r = reranker(server)
     with pytest.raises(TypeError, match="query"):
-        r.rerank(1, ["a"])  # type: ignore[arg-type]
+        r.rerank_detailed(1, ["a"])  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="single str"):
-        r.rerank(QUERY, "abc")
+        r.rerank_detailed(QUERY, "abc")
     with pytest.raises(TypeError, match=r"documents\[1\]"):
-        r.rerank(QUERY, ["a", None])  # type: ignore[list-item]
+        r.rerank_detailed(QUERY, ["a", None])  # type: ignore[list-item]
     with pytest.raises(ValueError, match="top_k"):
-        r.rerank(QUERY, ["a"], top_k=0)
+        r.rerank_detailed(QUERY, ["a"], top_k=0)
     assert server.requests == []
 
 
@@ -503,7 +505,7 @@ def test_missing_openai_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None
 def test_parse_llm_spec(server: FakeOpenAIServer) -> None:
     r = parse_llm_spec(f"llm:{server.base_url}@Qwen/Qwen2.5-7B-Instruct", window=4, step=2)
     assert (r.base_url, r.model, r.window, r.step) == (server.base_url, "Qwen/Qwen2.5-7B-Instruct", 4, 2)
-    assert r.rank(QUERY, make_docs(3)[0])[0]["score"] == 1.0
+    assert r.rank(QUERY, make_docs(3)[0])[0]["score"] == 3.0
     r = parse_llm_spec("llm:http://user:pw@host:11434/v1@llama3.1:8b")
     assert (r.base_url, r.model) == ("http://user:pw@host:11434/v1", "llama3.1:8b")
 
@@ -524,3 +526,22 @@ def test_prompt_format() -> None:
     assert "[1] alpha\n[2] beta" in user
     assert "Search Query: what is x." in user
     assert "[2] > [1]" in user
+
+
+@pytest.mark.parametrize("limit", [1, 3])
+def test_score_batch_runs_queries_concurrently(server: FakeOpenAIServer, limit: int) -> None:
+    server.behaviour.delay_s = 0.25
+    docs = [make_docs(6, seed=s)[0] for s in range(6)]
+    r = reranker(server, max_concurrency=limit)
+    batch = r.score_batch([QUERY] * 6, docs)
+    assert server.max_in_flight == limit
+    for d, s in zip(docs, batch, strict=True):
+        order = reference_rerank(d, 20, 10)
+        assert [int(i) for i in np.argsort(-s.scores, kind="stable")] == order
+        assert s.scores.dtype == np.float32
+        assert s.scores.max() == 6.0
+        assert not s.truncated.any()
+        assert s.stats["calls"] == 1
+        assert s.stats["prompt_tokens"] > 0
+    assert not hasattr(r, "last_stats")
+    assert r.total_usage.n_requests == 6  # cumulative, under a lock

@@ -14,7 +14,31 @@ import numpy as np
 from .._common import check_bool, check_text, check_texts, check_top_k
 from ..types import RankedDoc, Scores
 
-__all__ = ["RerankerBase", "ranked_from_scores"]
+__all__ = ["RerankerBase", "check_batch", "ranked_from_scores"]
+
+
+def check_batch(
+    queries: Sequence[str], documents_per_query: Sequence[Sequence[str]]
+) -> tuple[list[str], list[list[str]]]:
+    """Check a batch of queries with one document list each; return them as lists.
+
+    Raises
+    ------
+    TypeError
+        A non-str query or document (the message names its index), or a lone str for either argument.
+    ValueError
+        ``queries`` and ``documents_per_query`` differ in length.
+    """
+    qs = check_texts(queries, "queries")
+    if isinstance(documents_per_query, (str, bytes)):
+        raise TypeError("documents_per_query must be a sequence of document lists, got a single str")
+    dpq = list(documents_per_query)
+    if len(dpq) != len(qs):
+        raise ValueError(f"got {len(qs)} queries but {len(dpq)} document lists; pass one list per query")
+    docs = [
+        check_texts(d, f"documents_per_query[{i}]" if len(qs) > 1 else "documents") for i, d in enumerate(dpq)
+    ]
+    return qs, docs
 
 
 def ranked_from_scores(
@@ -94,16 +118,7 @@ class RerankerBase:
         ValueError
             ``queries`` and ``documents_per_query`` differ in length.
         """
-        qs = check_texts(queries, "queries")
-        if isinstance(documents_per_query, (str, bytes)):
-            raise TypeError("documents_per_query must be a sequence of document lists, got a single str")
-        dpq = list(documents_per_query)
-        if len(dpq) != len(qs):
-            raise ValueError(f"got {len(qs)} queries but {len(dpq)} document lists")
-        docs = [
-            check_texts(d, f"documents_per_query[{i}]" if len(qs) > 1 else "documents")
-            for i, d in enumerate(dpq)
-        ]
+        qs, docs = check_batch(queries, documents_per_query)
         live = [i for i, d in enumerate(docs) if d]
         out = [Scores.empty() for _ in qs]
         if live:
