@@ -129,6 +129,7 @@ def in_process_baseline(args: argparse.Namespace, requests: list[tuple[str, list
     """Score every request's pairs in this process, one request (query) at a time."""
     sys.path[:0] = [*crossrank_src(), str(REPO / "tests")]  # tests/ for py:server_fakes:...
     from crossrank.cli.serve import load_models
+    from crossrank.server import ServedReranker
 
     ns = argparse.Namespace(
         model=args.model,
@@ -136,16 +137,18 @@ def in_process_baseline(args: argparse.Namespace, requests: list[tuple[str, list
         max_length=args.max_length,
         max_batch_tokens=args.max_batch_tokens,
         num_threads=None,
+        precision=None,
     )
-    model, _ = load_models(ns)
+    reranker, _ = load_models(ns)
+    model = ServedReranker(reranker)  # what the server's inference thread calls, one request per step
     # Warm-up pass over every request: the model's document-token cache then holds all candidates,
     # the same steady state the server reaches after its warm-up (which also sends every request once).
     for query, docs in requests:
-        model.score_pairs([(query, d) for d in docs])
+        model.score_items([(0, query, d) for d in docs])
     t0 = time.perf_counter()
     pairs = 0
     for query, docs in requests:
-        model.score_pairs([(query, d) for d in docs])
+        model.score_items([(0, query, d) for d in docs])
         pairs += len(docs)
     elapsed = time.perf_counter() - t0
     return {"requests": len(requests), "pairs": pairs, "seconds": elapsed, "pairs_per_s": pairs / elapsed}
