@@ -26,6 +26,7 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
+from crossrank.types import Scores
 from server_fakes import RAISE, FakeReranker, fake_logit, sigmoid
 from server_process import CROSSRANK_ROOT, REPO, ServerProcess
 
@@ -138,6 +139,38 @@ def test_a_reranker_without_activation_or_token_counts():
     assert (health["status"], health["model"], health["max_length"]) == ("ok", "fake-reranker", 12)
 
 
+class TokenCountingFake(FakeReranker):
+    """Reports the tokens it read per query in ``Scores.stats["tokens"]`` (as the protocol allows)."""
+
+    def _score_many(self, queries: list[str], documents_per_query: list[list[str]]) -> list[Scores]:
+        out = super()._score_many(queries, documents_per_query)
+        return [
+            Scores(
+                s.scores,
+                s.truncated,
+                stats={"tokens": float(sum(len(q.split()) + len(d.split()) for d in docs))},
+            )
+            for s, q, docs in zip(out, queries, documents_per_query, strict=True)
+        ]
+
+
+def test_token_counts_from_scores_stats_are_summed_per_request():
+    jobs = [(QUERIES[i % 4], DOCS[i : i + 3]) for i in range(6)]
+
+    async def go(c: httpx.AsyncClient) -> list[httpx.Response]:
+        return await asyncio.gather(
+            *(c.post("/v1/rerank", json={"query": q, "documents": d}) for q, d in jobs)
+        )
+
+    fake = TokenCountingFake()
+    responses = run_app(fake, go, max_wait_ms=500)
+    assert len(fake.calls) < len(jobs)  # merged, and still each request gets its own count
+    for (q, docs), r in zip(jobs, responses, strict=True):
+        want = sum(len(q.split()) + len(d.split()) for d in docs)
+        assert r.json()["usage"]["total_tokens"] == want
+        assert r.json()["meta"]["tokens"]["input_tokens"] == want
+
+
 def test_served_reranker_refuses_what_it_cannot_serve():
     from crossrank.server import ServedReranker
 
@@ -242,14 +275,22 @@ def served(request: pytest.FixtureRequest) -> Iterator[Callable[..., ServerProce
 
 
 def test_serve_dense_spec_matches_in_process_rank(served, minilm_dir):
+    from crossrank.models.embedder import Embedder
     from crossrank.rerank.spec import load_reranker
 
-    srv = served("--model", f"dense:{minilm_dir}")
+    # The same bi-encoder also serves /embed (the spec form is accepted there too).
+    srv = served("--model", f"dense:{minilm_dir}", "--embed-model", f"dense:{minilm_dir}")
     reranker = load_reranker(f"dense:{minilm_dir}")
     check_cohere_matches_in_process(srv, reranker)
     health = httpx.get(srv.url + "/health").json()
     assert health["model"] == f"dense:{minilm_dir}"
     assert health["max_length"] == reranker.embedder.max_length  # type: ignore[attr-defined]
+    texts = ["what causes tides", "the moon pulls the oceans"]
+    r = httpx.post(srv.url + "/embed", json={"inputs": texts}, timeout=60)
+    assert r.status_code == 200, r.text
+    want = Embedder(minilm_dir).encode(texts)
+    want = want / np.linalg.norm(want, axis=1, keepdims=True)
+    np.testing.assert_allclose(np.asarray(r.json(), dtype=np.float32), want, atol=1e-5)
 
 
 def test_serve_colbert_spec_matches_in_process_rank(served, colbert_model):
