@@ -7,7 +7,9 @@ import pytest
 
 from crossrank import BM25Index
 from crossrank.pipeline import Pipeline
+from crossrank.rerank.base import RerankerBase, ranked_from_scores
 from crossrank.retrieve.fusion import reciprocal_rank_fusion
+from crossrank.types import Reranker, Scores
 
 DOCS = {
     "d1": "the cat sat on the mat",
@@ -36,29 +38,44 @@ class LengthRetriever:
         return FakeResults(ids, sc)
 
 
-class ScoreReranker:  # score(query, documents): number of shared words
+def shared_words(query, documents):
+    qw = set(query.split())
+    return np.array([len(qw & set(d.split())) + len(d) * 1e-3 for d in documents], dtype=np.float32)
+
+
+class ScoreReranker(RerankerBase):  # the protocol through the base class: number of shared words
+    def __init__(self):
+        self.batch_calls = 0
+
+    def _score_many(self, queries, documents_per_query):
+        self.batch_calls += 1
+        return [
+            Scores(shared_words(q, d), np.zeros(len(d), bool))
+            for q, d in zip(queries, documents_per_query, strict=True)
+        ]
+
+
+class PlainReranker:  # the protocol without the base class
     def score(self, query, documents):
-        qw = set(query.split())
-        return np.array([len(qw & set(d.split())) + len(d) * 1e-3 for d in documents])
+        return Scores(shared_words(query, documents), np.zeros(len(documents), bool))
+
+    def score_batch(self, queries, documents_per_query):
+        return [self.score(q, d) for q, d in zip(queries, documents_per_query, strict=True)]
+
+    def rank(self, query, documents, top_k=None, *, return_documents=False):
+        return ranked_from_scores(
+            self.score(query, documents), documents, top_k, return_documents=return_documents
+        )
 
 
-class RankReranker(ScoreReranker):
-    score = None  # only rank()
-
-    def rank(self, query, documents, top_k=None):
-        s = ScoreReranker.score(self, query, documents)
-        return [{"corpus_id": int(i), "score": float(s[i])} for i in np.argsort(-s)][:top_k]
+class OnlyScore:  # the old duck-typed shapes are refused now
+    def score(self, query, documents):
+        return shared_words(query, documents)
 
 
-class OrderOnlyReranker:  # rank() without scores, like a listwise LLM: the order decides
-    def rank(self, query, documents, top_k=None):
-        s = ScoreReranker().score(query, documents)
-        return [{"corpus_id": int(i)} for i in np.argsort(-s)][:top_k]
-
-
-class PredictReranker:
+class OnlyPredict:
     def predict(self, pairs):
-        return ScoreReranker().score(pairs[0][0], [d for _, d in pairs]) if pairs else []
+        return shared_words(pairs[0][0], [d for _, d in pairs])
 
 
 @pytest.fixture(scope="module")
@@ -83,15 +100,14 @@ def test_hybrid_equals_rrf_of_the_lists(bm25):
     assert res.ids == [x for x in ref.ids[0] if x is not None]
 
 
-@pytest.mark.parametrize(
-    "reranker", [ScoreReranker(), RankReranker(), OrderOnlyReranker(), PredictReranker()]
-)
-def test_rerankers_of_every_shape(bm25, reranker):
+@pytest.mark.parametrize("reranker", [ScoreReranker(), PlainReranker()])
+def test_any_protocol_reranker(bm25, reranker):
+    assert isinstance(reranker, Reranker)
     pipe = Pipeline([bm25, LengthRetriever()], documents=DOCS, reranker=reranker, depth=5, top_k=2)
     q = "dogs chase cats"
     res = pipe.search(q)
     cands = pipe.search_batch([q])[0]
-    ref = ScoreReranker().score(q, [DOCS[d] for d in DOCS])
+    ref = shared_words(q, [DOCS[d] for d in DOCS])
     expected = [list(DOCS)[i] for i in np.argsort(-ref)[:2]]
     assert res.ids == expected
     assert cands.ids == expected
@@ -126,8 +142,13 @@ def test_bad_configuration(bm25):
         Pipeline([bm25], fusion="borda")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="document texts"):
         Pipeline([bm25], reranker=ScoreReranker())
-    with pytest.raises(TypeError, match="cannot rerank"):
-        Pipeline([bm25], reranker=object(), documents=DOCS)
+    for bad in (object(), OnlyScore(), OnlyPredict()):
+        with pytest.raises(TypeError, match="cannot rerank"):
+            Pipeline([bm25], reranker=bad, documents=DOCS)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="rerank_fusion"):
+        Pipeline([bm25], reranker=ScoreReranker(), documents=DOCS, rerank_fusion="borda")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="pass a reranker"):
+        Pipeline([bm25], rerank_fusion="rrf")
     with pytest.raises(ValueError, match="weights"):
         Pipeline([bm25], weights=[1.0, 2.0])
     pipe = Pipeline([bm25], documents={"d1": "x"}, reranker=ScoreReranker())
@@ -137,3 +158,82 @@ def test_bad_configuration(bm25):
         pipe.search(["cats"])  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         pipe.search_batch("cats")
+
+
+def test_search_batch_calls_score_batch_once(bm25):
+    rr = ScoreReranker()
+    pipe = Pipeline([bm25, LengthRetriever()], documents=DOCS, reranker=rr, depth=5, top_k=3)
+    qs = ["cats", "quantum qubits", "market", "dogs chase cats"]
+    batch = pipe.search_batch(qs)
+    assert rr.batch_calls == 1
+    for q, r in zip(qs, batch, strict=True):
+        one = pipe.search(q)
+        assert r.ids == one.ids
+        np.testing.assert_allclose(r.scores, one.scores, rtol=1e-6)
+
+
+def test_rerank_fusion_rrf_equals_rrf_of_the_two_lists(bm25):
+    q = "dogs chase cats"
+    base = Pipeline([bm25], depth=5, top_k=5)
+    first = base.search(q)
+    pipe = Pipeline(
+        [bm25], documents=DOCS, reranker=ScoreReranker(), rerank_fusion="rrf", rrf_k=10, depth=5, top_k=5
+    )
+    got = pipe.search(q)
+    rer = shared_words(q, [DOCS[d] for d in first.ids])
+    reranked = [first.ids[i] for i in np.argsort(-rer, kind="stable")]
+    runs = [
+        {"q": {d: 1.0 / (i + 1) for i, d in enumerate(first.ids)}},
+        {"q": {d: 1.0 / (i + 1) for i, d in enumerate(reranked)}},
+    ]
+    ref = reciprocal_rank_fusion(runs, k=10)["q"]
+    want = sorted(ref, key=lambda d: -ref[d])
+    assert got.ids == want
+    np.testing.assert_allclose(got.scores, [ref[d] for d in want], rtol=1e-12)
+    assert pipe.search_batch([q])[0].ids == want
+    plain = Pipeline([bm25], documents=DOCS, reranker=ScoreReranker(), rerank_fusion="none", depth=5, top_k=5)
+    assert plain.search(q).ids == reranked
+
+
+class FixedRetriever:
+    """``n`` candidates per query drawn from a seeded permutation of the corpus (scores descending)."""
+
+    def __init__(self, n_docs: int, n: int):
+        self.n_docs, self.n = n_docs, n
+
+    def search(self, queries, *, k=10):
+        # Seeded by the query text, so search(q) and search_batch([..., q, ...]) see the same candidates.
+        rows = [
+            np.random.default_rng(sum(map(ord, q))).permutation(self.n_docs)[: min(k, self.n)]
+            for q in queries
+        ]
+        ids = np.stack(rows)
+        scores = np.tile(-np.arange(ids.shape[1], dtype=np.float64), (len(queries), 1))
+        return FakeResults(ids, scores)
+
+
+def test_search_batch_packs_cross_encoder_pairs_across_queries(tiny_bert_onnx, monkeypatch):
+    from crossrank import CrossEncoder
+    from model_fixtures import tiny_texts
+
+    ce = CrossEncoder(tiny_bert_onnx, precision="fp32", activation="none", max_batch_size=64)
+    corpus = tiny_texts(400, seed=17, min_words=5, max_words=40)
+    queries = tiny_texts(8, seed=18, min_words=2, max_words=6)
+    runs = [0]
+    real_run = ce.backend.run
+
+    def counting_run(feeds):
+        runs[0] += 1
+        return real_run(feeds)
+
+    monkeypatch.setattr(ce.backend, "run", counting_run)
+    pipe = Pipeline([FixedRetriever(len(corpus), 50)], documents=corpus, reranker=ce, depth=50, top_k=50)
+    separate = [pipe.search(q) for q in queries]
+    separate_runs, runs[0] = runs[0], 0
+    batch = pipe.search_batch(queries)
+    batch_runs = runs[0]
+    assert all(r.candidates == 50 for r in batch)
+    assert batch_runs < separate_runs, (batch_runs, separate_runs)
+    for one, b in zip(separate, batch, strict=True):
+        assert b.ids == one.ids
+        np.testing.assert_allclose(b.scores, one.scores, atol=1e-5, rtol=0)
