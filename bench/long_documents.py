@@ -95,7 +95,7 @@ def rerank(
         texts = [corpus[d] for d in docs]
         if full:
             plain = truncating.score(queries[q], texts)
-            runs["truncate@256"][q] = dict(zip(docs, plain.tolist(), strict=True))
+            runs["truncate@256"][q] = dict(zip(docs, plain.scores.tolist(), strict=True))
         ws = windowed.score_windows(queries[q], texts)
         n_windows += len(ws.window_scores)
         n_docs += len(docs)

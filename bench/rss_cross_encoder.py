@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     import psutil
 
     from crossrank import CrossEncoder
+    from crossrank.rerank.base import ranked_from_scores
 
     rng = np.random.default_rng(0)
     docs = [" ".join(rng.choice(WORDS, size=args.words)) for _ in range(args.docs)]
@@ -135,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     ce.rank("warm up", ["a short document"])
     baseline = psutil.Process().memory_info().rss / 2**20
-    ranked = ce.rank("what increases cancer risk in patients?", docs, top_k=10)
+    scored = ce.score("what increases cancer risk in patients?", docs)
+    ranked = ranked_from_scores(scored, docs, 10)
     peak = peak_rss_mb()
     cfg = ce.files.config
     bound = (
@@ -144,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         * (8 * cfg["hidden_size"] + cfg["intermediate_size"] + 2 * cfg["num_attention_heads"] * ce.max_length)
         / 2**20
     )
-    s = ce.last_stats
+    s = scored.stats
     print(
         json.dumps(
             {
@@ -155,8 +157,8 @@ def main(argv: list[str] | None = None) -> int:
                 "baseline_rss_mb": baseline,
                 "peak_rss_mb": peak,
                 "bound_mb": bound,
-                "truncated": int(s.n_truncated) if s else 0,
-                "seconds": s.total_s if s else 0.0,
+                "truncated": int(s.get("truncated", 0)),
+                "seconds": s.get("total_s", 0.0),
                 "top": ranked[0]["corpus_id"],
             }
         )
