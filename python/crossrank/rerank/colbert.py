@@ -13,7 +13,7 @@ followed here (read from the checkpoint when it says otherwise):
   is applied to the encoder output in NumPy unless the ONNX graph already includes it, then every
   vector is L2-normalised.
 
-Checkpoint layouts read: colbert-ai (``artifact.metadata`` with ``query_token_id`` "[unused0]",
+Checkpoint layouts read (by :mod:`crossrank.rerank.colbert_checkpoint`): colbert-ai (``artifact.metadata`` with ``query_token_id`` "[unused0]",
 ``doc_token_id`` "[unused1]", ``query_maxlen``, ``doc_maxlen``...; ``linear.weight`` in
 ``model.safetensors``) and PyLate / sentence-transformers (``config_sentence_transformers.json`` with
 ``query_prefix`` "[Q] ", ``document_prefix`` "[D] ", ``query_length``, ``document_length``,
@@ -453,7 +453,21 @@ class ColBERTReranker(RerankerBase):
     def pack_documents(
         self, documents: Sequence[str], *, cache: bool = True
     ) -> tuple[PackedDocs, np.ndarray]:
-        """Encode and pack documents for :func:`crossrank.maxsim` (returns (packed, truncated))."""
+        """Encode and pack documents for :func:`crossrank.maxsim`.
+
+        Parameters
+        ----------
+        documents : sequence of str
+            The texts.
+        cache : bool
+            Use the document-vector cache (see :meth:`encode_documents`).
+
+        Returns
+        -------
+        packed : PackedDocs
+        truncated : numpy.ndarray
+            bool [n_docs].
+        """
         vecs, truncated = self.encode_documents(documents, cache=cache)
         dim = self.dim if self.dim is not None else self._probe_dim()
         return PackedDocs(vecs, dtype=self.dtype, dim=dim, num_threads=self.num_threads), truncated  # type: ignore[arg-type]
@@ -643,10 +657,13 @@ class ColBERTReranker(RerankerBase):
         Parameters
         ----------
         documents : sequence of str
+            The corpus.
         ids : sequence of str, optional
             Corpus ids (default "0", "1", ...).
         path : str or PathLike, optional
             Save a :class:`PackedDocStore` there (reopen later with :meth:`load_index`).
+        overwrite : bool
+            Replace an existing store at ``path``.
 
         Returns
         -------
@@ -663,6 +680,17 @@ class ColBERTReranker(RerankerBase):
 
     def load_index(self, path: str | os.PathLike[str], *, verify: bool = True) -> PackedDocStore:
         """Open a store written by :meth:`index` with the same model and document settings.
+
+        Parameters
+        ----------
+        path : str or PathLike
+            The store's directory.
+        verify : bool
+            Check the stored checksums.
+
+        Returns
+        -------
+        PackedDocStore
 
         Raises
         ------
