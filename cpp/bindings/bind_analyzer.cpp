@@ -50,7 +50,7 @@ CjkMode cjk_from_name(const std::string& name) {
 }  // namespace
 
 void bind_analyzer(py::module_& m) {
-    py::class_<Analyzer>(m, "Analyzer")
+    py::class_<Analyzer>(m, "Analyzer", plain_metaclass())
         .def(py::init(
                  [](bool lowercase, bool stem, std::vector<std::string> stopwords, const std::string& cjk) {
                      AnalyzerConfig c;

@@ -174,7 +174,8 @@ class BM25View {
 }  // namespace
 
 void bind_bm25(py::module_& m) {
-    py::class_<Vocabulary>(m, "Vocabulary", "Term -> id map (ids in order of first insertion).")
+    py::class_<Vocabulary>(m, "Vocabulary", plain_metaclass(),
+                           "Term -> id map (ids in order of first insertion).")
         .def(py::init<>())
         .def("__len__", &Vocabulary::size)
         .def(
@@ -324,7 +325,7 @@ void bind_bm25(py::module_& m) {
         py::arg("term_ptr"), py::arg("docs"), py::arg("tfs"), py::arg("doc_lens"), py::arg("impacts"),
         py::arg("nonoccurrence"));
 
-    py::class_<BM25View>(m, "BM25View",
+    py::class_<BM25View>(m, "BM25View", plain_metaclass(),
                          "An index's search arrays bound once (checked, kept alive); search passes only the "
                          "query. Read-only: one view may be shared across threads.")
         .def(py::init<std::int64_t, const In<std::int64_t>&, const In<std::uint32_t>&, const In<float>&,

@@ -103,7 +103,7 @@ py::tuple ragged_from_sequences(const py::sequence& seqs, const std::string& nam
 }
 
 void bind_pack(py::module_& m) {
-    py::class_<PackPlanCore>(m, "PackPlanCore",
+    py::class_<PackPlanCore>(m, "PackPlanCore", plain_metaclass(),
                              "Plan of packed cross-encoder batches (private; use crossrank.packing).")
         .def_property_readonly("n_pairs", [](const PackPlanCore& s) { return s.plan.n_pairs; })
         .def_property_readonly("n_rows", [](const PackPlanCore& s) { return s.plan.n_rows(); })

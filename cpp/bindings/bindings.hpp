@@ -33,6 +33,11 @@ void bind_analyzer(py::module_& m);  // text analyzer: tokenize, lowercase, stop
 void bind_maxsim(py::module_& m);    // ColBERT MaxSim kernel, packing
 void bind_bm25(py::module_& m);      // BM25 postings, impacts, search; Vocabulary
 
+// Every class of the module is created with the plain `type` metaclass: the classes need none of
+// pybind11's metaclass features (static properties, Python subclasses), and their stubs in
+// _core.pyi then match the runtime for mypy.stubtest.
+inline py::metaclass plain_metaclass() { return py::metaclass(reinterpret_cast<PyObject*>(&PyType_Type)); }
+
 // A C-contiguous NumPy array of exactly T, held by reference (never a copy of the caller's data).
 template <class T>
 using carray = py::array_t<T, py::array::c_style>;

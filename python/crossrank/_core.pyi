@@ -32,6 +32,8 @@ def maxsim_score(
 # --- packing (cross-encoder pairs; crossrank/pack.hpp, used by crossrank.packing) ---
 
 class PackPlanCore:
+    # No constructor: pack_plan() makes one (calling the class raises TypeError).
+    def __init__(self, *args: object, **kwargs: object) -> None: ...
     @property
     def n_pairs(self) -> int: ...
     @property
