@@ -280,3 +280,99 @@ def test_dense_index_sets_faiss_threads_once(monkeypatch: pytest.MonkeyPatch) ->
     assert calls == [2]  # at construction only, never per call
     DenseIndex.build(_vectors(30))
     assert calls == [2]  # None leaves the process-wide setting alone
+
+
+# --------------------------------------------------------------------------------------------------
+# Saves killed mid-way (kill -9): the directory always holds the old index or the new one
+# --------------------------------------------------------------------------------------------------
+_SAVER = r"""
+import sys
+import numpy as np
+kind, root = sys.argv[1], sys.argv[2]
+rng = np.random.default_rng(0)
+if kind == "bm25":
+    from crossrank import BM25Index
+    words = [f"w{i}" for i in range(2000)]
+    big = [" ".join(rng.choice(words, size=40)) for _ in range(20000)]
+    states = [BM25Index.build(big[:50], num_threads=1), BM25Index.build(big, num_threads=1)]
+    save = lambda s: s.save(root)
+elif kind == "store":
+    from crossrank import PackedDocs, PackedDocStore
+    mats = [rng.standard_normal((int(n), 32)).astype(np.float32) for n in rng.integers(1, 60, 3000)]
+    states = [PackedDocs(mats[:5]), PackedDocs(mats)]
+    save = lambda s: PackedDocStore.save(root, s, overwrite=True)
+else:
+    from crossrank.retrieve.dense import DenseIndex
+    x = rng.standard_normal((40000, 64)).astype(np.float32)
+    states = [DenseIndex.build(x[:50]), DenseIndex.build(x)]
+    save = lambda s: s.save(root)
+print("ready", flush=True)
+i = 1
+while True:
+    save(states[i % 2])
+    i += 1
+"""
+
+
+def _open(kind: str, root: str):  # type: ignore[no-untyped-def]
+    if kind == "bm25":
+        return BM25Index.load(root)
+    if kind == "store":
+        from crossrank import PackedDocStore
+
+        return PackedDocStore.open(root)
+    from crossrank.retrieve.dense import DenseIndex
+
+    return DenseIndex.load(root)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["bm25", "store", "dense"])
+def test_a_save_killed_at_any_moment_leaves_the_old_or_the_new_index(tmp_path, kind: str) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    if kind == "dense":
+        pytest.importorskip("faiss")
+    root = str(tmp_path / "ix")
+    child = subprocess.Popen(
+        [sys.executable, "-c", _SAVER, kind, root],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == b"ready"  # noqa: PT018
+        while not os.path.exists(os.path.join(root, "manifest.json")):
+            time.sleep(0.01)
+        held = _open(kind, root)  # opened before the saves that follow
+        sizes = set()
+        rng = np.random.default_rng(1)
+        for _ in range(20):
+            time.sleep(float(rng.uniform(0.0, 0.15)))
+            child.send_signal(signal.SIGSTOP)  # freeze it anywhere in a save: what a kill leaves
+            try:
+                loaded = _open(kind, root)
+            finally:
+                child.send_signal(signal.SIGCONT)
+            sizes.add(len(loaded))
+            sizes.add(len(_open(kind, root)))  # and opened while a save runs: never a mix of two
+        old, new = (5, 3000) if kind == "store" else (50, 20000 if kind == "bm25" else 40000)
+        assert sizes <= {old, new}
+        child.kill()  # and a real kill -9 at the end
+        child.wait(timeout=30)
+        final = _open(kind, root)
+        assert len(final) in {old, new}
+        len(held)  # the object opened before still answers (its files were replaced, not rewritten)
+        if kind == "bm25":
+            held.search(["w1 w2"], k=3)
+        elif kind == "store":
+            from crossrank import maxsim
+
+            maxsim(np.ones((2, 32), np.float32), held)
+        else:
+            held.search(np.ones((1, 64), np.float32), k=3)
+    finally:
+        child.kill()
+        child.wait(timeout=30)

@@ -24,15 +24,16 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from .errors import StateError
 
 MANIFEST = "manifest.json"
+_T = TypeVar("_T")
 VERSION_KEY = "format_version"
 
 
@@ -365,6 +366,50 @@ def _fsync_dir(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _dir_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def read_consistent(path: str | os.PathLike[str], read: Callable[[], _T], *, attempts: int = 5) -> _T:
+    """Run ``read()`` (which opens files under directory ``path``) until no save swapped the
+    directory in the meantime, so it never mixes the files of two saves.
+
+    Every :func:`atomic_directory` save puts a new directory (a new inode) at ``path``: when the
+    directory's identity is the same before and after ``read()``, every file came from one save.
+    Memory maps taken by ``read()`` stay valid after a later save (the old files keep their inodes).
+
+    Parameters
+    ----------
+    path : path-like
+        The saved directory.
+    read : callable
+        Opens and validates what is at ``path``.
+    attempts : int
+        How many times to try while saves keep replacing the directory.
+
+    Raises
+    ------
+    StateError
+        ``path`` was replaced during every attempt; or what ``read()`` raises when no save interfered.
+    """
+    root = Path(path)
+    for attempt in range(attempts):
+        before = _dir_id(root)
+        try:
+            result = read()
+        except (StateError, OSError, ValueError):
+            if _dir_id(root) != before and attempt + 1 < attempts:
+                continue  # a save replaced the directory mid-read: read the new one
+            raise
+        if _dir_id(root) == before:
+            return result
+    raise StateError(f"{root} was replaced by {attempts} saves while being opened; open it again")
 
 
 @contextlib.contextmanager

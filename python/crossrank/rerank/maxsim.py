@@ -32,6 +32,7 @@ from .._common import (
     atomic_directory,
     manifest_body,
     manifest_field,
+    read_consistent,
     read_manifest,
     sha256_bytes,
     sha256_file,
@@ -506,6 +507,10 @@ class PackedDocStore:
             corrupted files (the message names the file and the field).
         """
         root = Path(path)
+        return read_consistent(root, lambda: cls._open(root, verify=verify))
+
+    @classmethod
+    def _open(cls, root: Path, *, verify: bool) -> PackedDocStore:
         manifest, _ = read_manifest(root, cls.FORMAT, cls.VERSION, label="packed document store")
         mpath = root / MANIFEST
         dtype = manifest_field(manifest, "dtype", str, mpath)

@@ -26,6 +26,7 @@ from .._common import (
     atomic_directory,
     manifest_body,
     manifest_field,
+    read_consistent,
     read_manifest,
     sha256_bytes,
     sha256_file,
@@ -186,6 +187,10 @@ def load_state(path: str | os.PathLike[str], *, mmap: bool, verify: bool) -> dic
     root = Path(path)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such index directory")
+    return read_consistent(root, lambda: _load(root, mmap=mmap, verify=verify))
+
+
+def _load(root: Path, *, mmap: bool, verify: bool) -> dict[str, Any]:
     manifest, _ = read_manifest(root, FORMAT_NAME, FORMAT_VERSION, label=_LABEL)
     mpath = root / MANIFEST
     body = {key: val for key, val in manifest.items() if key != "manifest_sha256"}

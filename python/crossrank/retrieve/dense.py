@@ -28,6 +28,7 @@ from .._common import (
     core_threads,
     manifest_body,
     manifest_field,
+    read_consistent,
     read_manifest,
     sha256_file,
     write_json,
@@ -422,10 +423,14 @@ class DenseIndex:
             Missing or corrupted files, a foreign or newer format, a malformed manifest, or sizes
             that disagree (the message names the file and the field).
         """
-        faiss = _faiss()
         root = Path(path)
         if not root.is_dir():
             raise FileNotFoundError(f"no DenseIndex directory at {root}")
+        return read_consistent(root, lambda: cls._load(root, use_gpu=use_gpu, num_threads=num_threads))
+
+    @classmethod
+    def _load(cls, root: Path, *, use_gpu: bool | Literal["auto"], num_threads: int | None) -> DenseIndex:
+        faiss = _faiss()
         manifest, _ = read_manifest(root, _FORMAT, _FORMAT_VERSION, label="DenseIndex")
         mpath = root / MANIFEST
         kind = manifest_field(manifest, "kind", str, mpath)
