@@ -9,6 +9,7 @@ import json
 import math
 import os
 
+import numpy as np
 import pytest
 
 from crossrank.cli import main
@@ -172,9 +173,13 @@ def _rel(path):
 
 @pytest.mark.slow
 def test_dense_and_same_dense_reranker_give_one_row_and_fused_row(tmp_path, capsys, minilm_dir):
-    from crossrank.retrieve.fusion import reciprocal_rank_fusion
+    from crossrank.cli.eval import _RunRetriever
+    from crossrank.eval.datasets import load_beir
+    from crossrank.pipeline import Pipeline
+    from crossrank.rerank.dense import DenseReranker
 
     ds = make_set(tmp_path / "dl")
+    beir = load_beir(ds)
     out = tmp_path / "out"
     rc = main(
         eval_args(
@@ -217,7 +222,19 @@ def test_dense_and_same_dense_reranker_give_one_row_and_fused_row(tmp_path, caps
             for rank, d in enumerate(sorted(lst, key=lambda d: -lst[d]), 1):
                 ref[d] = ref.get(d, 0.0) + 1.0 / (60.0 + rank)
         assert got[q] == pytest.approx(ref, rel=1e-12)
-    assert got == reciprocal_rank_fusion([rr, first])
+    # ... and exactly what Pipeline(rerank_fusion="rrf") returns, order included
+    pipe = Pipeline(
+        [_RunRetriever(read_run(ds / "runs" / "bm25_top20.trec"), QUERIES)],
+        documents=dict(zip(beir.doc_ids, beir.documents(), strict=True)),
+        reranker=DenseReranker(str(minilm_dir), precision="fp32"),
+        rerank_fusion="rrf",
+        depth=100,
+        top_k=100,
+    )
+    for q, text in QUERIES.items():
+        res = pipe.search(text)
+        assert [str(i) for i in res.ids] == list(got[q])
+        np.testing.assert_allclose(res.scores, list(got[q].values()), rtol=1e-12)
 
 
 @pytest.mark.slow

@@ -2,7 +2,8 @@
 
 Full-retrieval datasets (BEIR folders) get the rows BM25, Dense (with ``--dense``), Hybrid (RRF)
 (with ``--dense``), Hybrid + <reranker> and Hybrid + <reranker> (fused) (with ``--reranker``; the
-reranked list fused with the first stage's by ``--rerank-fusion``, RRF by default). Rows are named by
+reranked list RRF-fused with the first stage's, as ``Pipeline(rerank_fusion="rrf")`` ranks it, computed
+from the two measured rows; ``--rerank-fusion none`` leaves it out). Rows are named by
 the reranker's kind: cross-encoder, dense rerank, ColBERT, LLM. Re-ranking-only datasets (a ``runs/``
 folder, like TREC DL) rerank a given first-stage run instead of retrieving (the only run there, else
 ``--run``, default bm25_top100): rows "<run> (given run)", <run> + dense rerank (with ``--dense``),
@@ -23,13 +24,12 @@ import json
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
-from ..types import FusionMethod
 from .eval_plot import save_plot
 from .eval_rows import (
     PlannedRow,
@@ -81,9 +81,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--rerank-fusion",
         default="rrf",
-        choices=["rrf", "minmax", "zscore", "none"],
-        help="also report each rerank row fused with its first stage, as a '(fused)' row (default rrf; "
-        "none: no fused rows)",
+        choices=["rrf", "none"],
+        help="also report each rerank row RRF-fused with its first stage (Pipeline's rerank_fusion), "
+        "as a '(fused)' row (default rrf; none: no fused rows)",
     )
     p.add_argument(
         "--out", type=Path, default=None, help="output folder (default ./crossrank-eval-<dataset>)"
@@ -251,7 +251,7 @@ def _plan_rerank_only(
     root: Path,
     args: argparse.Namespace,
     queries: dict[str, str],
-    doc_text: dict[str, str],
+    doc_text: dict[Hashable, str],
     rerankers: list[tuple[Any, str]],
 ) -> tuple[list[PlannedRow], str]:
     """Rows of a re-ranking-only set: the given run, then each reranker on it."""
@@ -315,7 +315,7 @@ def run(args: argparse.Namespace) -> int:
     rel = args.rel_threshold if args.rel_threshold is not None else (2 if rerank_only and graded else 1)
     out = args.out or Path(f"crossrank-eval-{root.name}")
     texts = ds.documents()
-    doc_text = dict(zip(ds.doc_ids, texts, strict=True))
+    doc_text: dict[Hashable, str] = dict(zip(ds.doc_ids, texts, strict=True))
     _log(f"{root.name}: {len(ds.doc_ids)} documents, {len(queries)} queries, binary relevance >= {rel}")
 
     index_s: dict[str, float] = {}
@@ -425,11 +425,10 @@ def run(args: argparse.Namespace) -> int:
         add_row(row.name, run_, None if given else lat, t0, **extra)
         if row.first is not None and args.rerank_fusion != "none":
             t0 = time.perf_counter()
-            fused, fuse_s = fuse_runs(
-                run_, runs[id(row.first)], cast(FusionMethod, args.rerank_fusion), depth=args.depth
+            fused, fuse_s = fuse_runs(run_, runs[id(row.first)], depth=args.depth)
+            add_row(
+                row.name + " (fused)", fused, lat + fuse_s, t0, fused_from=[row.name, row.first.name], **extra
             )
-            tag = " (fused)" if args.rerank_fusion == "rrf" else f" (fused, {args.rerank_fusion})"
-            add_row(row.name + tag, fused, lat + fuse_s, t0, fused_from=[row.name, row.first.name], **extra)
 
     print()
     _print_table(rows)

@@ -12,8 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from ..types import FusionMethod
-
 DEFAULT_RUN = "bm25_top100"
 """The run a re-ranking set's ``runs/`` folder is reranked with when it holds several and none is chosen."""
 
@@ -109,33 +107,41 @@ def model_label(spec: str) -> str:
     return path.resolve().name if path.exists() else spec.removeprefix("dense:")
 
 
-def fuse_runs(
-    reranked: Run, first: Run, method: FusionMethod = "rrf", *, depth: int, k: float = 60.0
-) -> tuple[Run, np.ndarray]:
-    """Fuse each query's reranked list with its first-stage list; return the run and seconds per query.
+def fuse_runs(reranked: Run, first: Run, *, depth: int, k: float = 60.0) -> tuple[Run, np.ndarray]:
+    """The fused row from two measured rows: each query's reranked list RRF-fused with its first stage.
 
-    The reranked list comes first, so it wins ties (``crossrank.retrieve.fusion`` breaks ties by the
-    first list holding a document). Queries are fused one at a time so the time is per query.
+    This is what ``Pipeline(..., rerank_fusion="rrf")`` computes (the same function, ties broken by
+    first-stage position), without running the reranker a second time. Queries are fused one at a
+    time so the time is per query.
 
     Parameters
     ----------
-    reranked, first : dict
-        Runs ``{query id: {doc id: score}}`` over the same candidates.
-    method : {"rrf", "minmax", "zscore"}
-        Fusion method.
+    reranked : dict
+        The rerank row's run ``{query id: {doc id: score}}``, holding every candidate.
+    first : dict
+        The first-stage row's run over the same candidates, in first-stage order (as measured).
     depth : int
         Documents kept per query.
     k : float
-        RRF constant.
+        RRF constant (the pipelines' ``rrf_k``).
+
+    Raises
+    ------
+    ValueError
+        A query's two lists hold different documents (they were not measured over the same candidates).
     """
-    from ..retrieve.fusion import fuse
+    from ..pipeline import rrf_with_first_stage
 
     out: Run = {}
     secs = np.zeros(len(reranked))
     for i, (qid, docs) in enumerate(reranked.items()):
         t0 = time.perf_counter()
-        res = fuse([docs, first.get(qid, {})], method, top_k=depth, k=k)
-        out[qid] = dict(zip(map(str, res.ids.tolist()), res.scores.tolist(), strict=True))
+        cands = list(first.get(qid, {}))
+        if set(cands) != set(docs):
+            raise ValueError(f"query {qid!r}: the reranked and first-stage lists hold different documents")
+        fused = rrf_with_first_stage(np.array([docs[d] for d in cands], dtype=np.float64), k)
+        order = np.argsort(-fused, kind="stable")[:depth]
+        out[qid] = {cands[j]: float(fused[j]) for j in order.tolist()}
         secs[i] = time.perf_counter() - t0
     return out, secs
 
