@@ -24,9 +24,9 @@ from typing import Any, Literal, overload
 
 import numpy as np
 
-from .._common import check_bool, check_int, check_text, check_texts, check_top_k
+from .._common import check_bool, check_int, check_text, check_texts, check_top_k, resolve_threads
 from ..models.hub import ModelFiles, resolve_model
-from ..models.onnx_session import InferenceBackend, load_backend, resolve_threads
+from ..models.onnx_session import InferenceBackend, load_backend
 from ..text.packing import PairTemplate, WindowScores, plan_pairs
 from ..text.tokenization import TextEncoder, load_tokenizer
 from ..text.windows import AGGREGATIONS, char_span, tokenize_with_offsets
