@@ -76,7 +76,7 @@ class RankedDoc(TypedDict):
 
 @dataclass(frozen=True)
 class Scores:
-    """Scores of one query's documents, in input order.
+    """Scores of one query's documents, in input order (immutable: safe to share across threads).
 
     Attributes
     ----------

@@ -66,7 +66,11 @@ def ranked_from_scores(
 
 
 class RerankerBase:
-    """Implements the :class:`~crossrank.types.Reranker` protocol on top of :meth:`_score_many`."""
+    """Implements the :class:`~crossrank.types.Reranker` protocol on top of :meth:`_score_many`.
+
+    The base keeps no state, so whether an instance may be shared across threads is up to the
+    subclass's :meth:`_score_many` (every crossrank reranker says so in its docstring).
+    """
 
     def _score_many(self, queries: list[str], documents_per_query: list[list[str]]) -> list[Scores]:
         """Score every query's documents (inputs already checked; no query has zero documents)."""

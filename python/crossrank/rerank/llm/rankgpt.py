@@ -96,6 +96,8 @@ def check_window(window: object, step: object) -> None:
 class LLMRepairs:
     """Counts of the fixes applied to the model's answers (all windows of one query, or totals).
 
+    Mutable and unlocked: each call builds its own; :attr:`LLMReranker.total_repairs` returns a copy.
+
     Attributes
     ----------
     out_of_range : int
