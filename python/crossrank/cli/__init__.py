@@ -20,6 +20,7 @@ _COMMANDS = [
     "export",
     "serve",
     "calibrate",
+    "train",
 ]
 
 
