@@ -26,7 +26,7 @@ def _check(got, ref, tol=1e-12):
 @given(_lists, st.sampled_from([0.0, 1.0, 60.0]), st.booleans())
 def test_rrf_matches_reference(lists, k, weighted):
     weights = [float(i + 1) for i in range(len(lists))] if weighted else None
-    got = reciprocal_rank_fusion([dict(lst) for lst in lists], k=k, weights=weights)
+    got = reciprocal_rank_fusion([dict(lst) for lst in lists], rrf_k=k, weights=weights)
     _check(got, rrf_ref(lists, k, weights))
 
 
@@ -78,7 +78,7 @@ def test_rrf_known_values_and_object_results():
 
     a = Results([[1, 2, 3]], [[3.0, 2.0, 1.0]])
     b = Results([[3, 4, -1]], [[9.0, 8.0, -np.inf]])  # -1 / -inf is padding
-    out = reciprocal_rank_fusion([a, b], k=60)
+    out = reciprocal_rank_fusion([a, b], rrf_k=60)
     assert isinstance(out, FusedResults)
     assert out.ids.dtype == a.ids.dtype
     assert out.ids[0].tolist() == [3, 1, 2, 4]  # 2 and 4 tie on rank 2: list 0 first
@@ -126,8 +126,8 @@ def test_bad_inputs():
         reciprocal_rank_fusion([{"a": 1.0}], weights=[1.0, 2.0])
     with pytest.raises(ValueError, match="weights"):
         reciprocal_rank_fusion([{"a": 1.0}], weights=[-1.0])
-    with pytest.raises(ValueError, match="k must be"):
-        reciprocal_rank_fusion([{"a": 1.0}], k=-1)
+    with pytest.raises(ValueError, match="rrf_k must be"):
+        reciprocal_rank_fusion([{"a": 1.0}], rrf_k=-1)
     with pytest.raises(ValueError, match="top_k"):
         reciprocal_rank_fusion([{"a": 1.0}], top_k=0)
     with pytest.raises(ValueError, match="NaN"):

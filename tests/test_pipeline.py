@@ -186,7 +186,7 @@ def test_rerank_fusion_rrf_equals_rrf_of_the_two_lists(bm25):
         {"q": {d: 1.0 / (i + 1) for i, d in enumerate(first.ids)}},
         {"q": {d: 1.0 / (i + 1) for i, d in enumerate(reranked)}},
     ]
-    ref = reciprocal_rank_fusion(runs, k=10)["q"]
+    ref = reciprocal_rank_fusion(runs, rrf_k=10)["q"]
     want = sorted(ref, key=lambda d: -ref[d])
     assert got.ids == want
     np.testing.assert_allclose(got.scores, [ref[d] for d in want], rtol=1e-12)

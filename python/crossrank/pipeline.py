@@ -222,7 +222,7 @@ class Pipeline:
                 keep = np.isfinite(row_sc) & np.array([x is not None for x in row_ids.tolist()], dtype=bool)
                 out.append((row_ids[keep].tolist(), row_sc[keep]))
         else:
-            fused = fuse(lists, self.fusion, weights=self.weights, top_k=self.depth, k=self.rrf_k)
+            fused = fuse(lists, self.fusion, weights=self.weights, top_k=self.depth, rrf_k=self.rrf_k)
             for row_ids, row_sc in zip(fused.ids, fused.scores, strict=True):
                 keep = np.isfinite(row_sc)
                 out.append((row_ids[keep].tolist(), row_sc[keep]))

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .._common import check_texts
 from ..errors import StateError
 
 __all__ = ["Embedder", "plan_batches"]
@@ -143,14 +144,8 @@ def _read_st_config(root: Path, model_config: dict[str, Any]) -> _STConfig:
     return _STConfig(pooling, normalize, int(max_len), prompts, similarity)
 
 
-def _check_texts(texts: Any, what: str = "texts") -> list[str]:
-    if isinstance(texts, str):
-        raise TypeError(f"{what} must be a list of str, got a single str; wrap it: [{what[:-1]}]")
-    out = list(texts)
-    for i, t in enumerate(out):
-        if not isinstance(t, str):
-            raise TypeError(f"{what}[{i}] is {type(t).__name__}, expected str")
-    return out
+def _check_texts(texts: object, what: str = "texts") -> list[str]:
+    return check_texts(texts, what)
 
 
 class Embedder:

@@ -32,6 +32,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from .._common import resolve_threads
 from ..errors import missing_extra
 
 __all__ = [
@@ -83,23 +84,6 @@ def cpu_has_bf16() -> bool:
     """Return True when the CPU computes bf16 natively (AVX-512 BF16 or AMX BF16)."""
     flags = cpu_flags()
     return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_threads(num_threads: int | None) -> int:
-    """Return the intra-op thread count: ``num_threads``, or the cgroup CPU quota when None.
-
-    Raises
-    ------
-    ValueError
-        ``num_threads`` is not a positive int.
-    """
-    if num_threads is None:
-        from .. import _core
-
-        return int(_core.default_num_threads())
-    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
-        raise ValueError(f"num_threads must be a positive int or None (the CPU quota), got {num_threads!r}")
-    return num_threads
 
 
 def _has_openvino() -> bool:

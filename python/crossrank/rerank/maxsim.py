@@ -30,6 +30,7 @@ from .. import _core
 from .._common import (
     MANIFEST,
     atomic_directory,
+    core_threads,
     manifest_body,
     manifest_field,
     read_consistent,
@@ -53,14 +54,6 @@ def _check_dtype(dtype: str) -> str:
     if dtype not in NUMPY_DTYPES:
         raise ValueError(f"dtype must be one of 'fp32', 'fp16', 'bf16', got {dtype!r}")
     return dtype
-
-
-def _threads(num_threads: int | None) -> int:
-    if num_threads is None:
-        return 0
-    if isinstance(num_threads, bool) or not isinstance(num_threads, int | np.integer) or num_threads < 1:
-        raise ValueError(f"num_threads must be None (CPU quota) or an int >= 1, got {num_threads!r}")
-    return int(num_threads)
 
 
 def _to_numpy(x: Any, name: str) -> np.ndarray:
@@ -194,7 +187,7 @@ class PackedDocs:
         if d < 1:
             raise ValueError("token vectors must have dim >= 1")
         data = _aligned_empty((flat.shape[0], _core.maxsim_row_stride(d, dtype)), NUMPY_DTYPES[dtype])
-        _core.maxsim_pack(flat, data, dtype, bool(normalize), _threads(num_threads))
+        _core.maxsim_pack(flat, data, dtype, bool(normalize), core_threads(num_threads))
         data.flags.writeable = False
         self.data, self.offsets, self.dim, self.dtype = data, offsets, d, dtype
 
@@ -330,7 +323,7 @@ def maxsim(
         packed.dim,
         packed.offsets,
         _doc_ids(doc_ids),
-        _threads(num_threads),
+        core_threads(num_threads),
     )
     return out[0]
 
@@ -369,7 +362,7 @@ def maxsim_batch(
         packed.dim,
         packed.offsets,
         _doc_ids(doc_ids),
-        _threads(num_threads),
+        core_threads(num_threads),
     )
 
 

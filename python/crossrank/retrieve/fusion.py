@@ -308,24 +308,28 @@ def _check_top_k(top_k: int | None) -> None:
 
 @overload
 def reciprocal_rank_fusion(
-    lists: Sequence[Run], *, k: float = ..., weights: Sequence[float] | None = ..., top_k: int | None = ...
+    lists: Sequence[Run],
+    *,
+    rrf_k: float = ...,
+    weights: Sequence[float] | None = ...,
+    top_k: int | None = ...,
 ) -> dict[str, dict[str, float]]: ...
 @overload
 def reciprocal_rank_fusion(
     lists: Sequence[ResultList],
     *,
-    k: float = ...,
+    rrf_k: float = ...,
     weights: Sequence[float] | None = ...,
     top_k: int | None = ...,
 ) -> FusedResults: ...
 def reciprocal_rank_fusion(
     lists: Sequence[Run] | Sequence[ResultList],
     *,
-    k: float = 60.0,
+    rrf_k: float = 60.0,
     weights: Sequence[float] | None = None,
     top_k: int | None = None,
 ) -> dict[str, dict[str, float]] | FusedResults:
-    """Fuse ranked lists by reciprocal rank: ``score(d) = sum_i w_i / (k + rank_i(d))``.
+    """Fuse ranked lists by reciprocal rank: ``score(d) = sum_i w_i / (rrf_k + rank_i(d))``.
 
     Cormack, Clarke & Buettcher (2009), "Reciprocal rank fusion outperforms Condorcet and
     individual rank learning methods". Ranks start at 1; a document missing from a list
@@ -335,8 +339,8 @@ def reciprocal_rank_fusion(
     ----------
     lists : sequence of result lists
         See the module doc for the accepted forms; all lists must have the same form.
-    k : float
-        Smoothing constant (>= 0); 60 as in the paper.
+    rrf_k : float
+        Smoothing constant (>= 0); 60 as in the paper. (``k`` elsewhere in crossrank counts results.)
     weights : sequence of float, optional
         One non-negative weight per list (default all 1).
     top_k : int, optional
@@ -352,17 +356,18 @@ def reciprocal_rank_fusion(
     TypeError
         Mixed or unknown input forms.
     ValueError
-        No lists, bad ``k``/``weights``/``top_k``, mismatched shapes, NaN scores, duplicate ids in one list.
+        No lists, bad ``rrf_k``/``weights``/``top_k``, mismatched shapes, NaN scores, duplicate ids in one list.
     """
-    if not math.isfinite(k) or k < 0:
-        raise ValueError(f"k must be a finite number >= 0, got {k!r}")
+    if not math.isfinite(rrf_k) or rrf_k < 0:
+        raise ValueError(f"rrf_k must be a finite number >= 0, got {rrf_k!r}")
     _check_top_k(top_k)
     kind, qids, per_query, dtype = _split_inputs(lists)
     w = _check_weights(weights, len(lists))
     fused = []
     for row in per_query:
         contrib = [
-            w[i] / (k + np.arange(1, ids.shape[0] + 1, dtype=np.float64)) for i, (ids, _) in enumerate(row)
+            w[i] / (rrf_k + np.arange(1, ids.shape[0] + 1, dtype=np.float64))
+            for i, (ids, _) in enumerate(row)
         ]
         fused.append(_accumulate(row, contrib, [0.0] * len(row)))
     return _assemble(kind, qids, fused, dtype, top_k)
@@ -466,7 +471,7 @@ def fuse(
     *,
     weights: Sequence[float] | None = ...,
     top_k: int | None = ...,
-    k: float = ...,
+    rrf_k: float = ...,
     missing: Missing = ...,
 ) -> dict[str, dict[str, float]]: ...
 @overload
@@ -476,7 +481,7 @@ def fuse(
     *,
     weights: Sequence[float] | None = ...,
     top_k: int | None = ...,
-    k: float = ...,
+    rrf_k: float = ...,
     missing: Missing = ...,
 ) -> FusedResults: ...
 def fuse(
@@ -485,7 +490,7 @@ def fuse(
     *,
     weights: Sequence[float] | None = None,
     top_k: int | None = None,
-    k: float = 60.0,
+    rrf_k: float = 60.0,
     missing: Missing = "zero",
 ) -> dict[str, dict[str, float]] | FusedResults:
     """Fuse by name: ``"rrf"`` (:func:`reciprocal_rank_fusion`), ``"minmax"`` / ``"zscore"`` /
@@ -502,7 +507,7 @@ def fuse(
         One non-negative weight per list.
     top_k : int, optional
         Keep the best ``top_k`` per query.
-    k : float
+    rrf_k : float
         The RRF constant (``"rrf"`` only).
     missing : {"zero", "min"}
         Score fusion only: what a list contributes for a document it lacks.
@@ -516,7 +521,7 @@ def fuse(
     """
     norm: Normalization
     if method == "rrf":
-        return reciprocal_rank_fusion(lists, k=k, weights=weights, top_k=top_k)
+        return reciprocal_rank_fusion(lists, rrf_k=rrf_k, weights=weights, top_k=top_k)
     if method == "minmax":
         norm = "minmax"
     elif method == "zscore":
