@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crossrank import PackedDocs, _core, maxsim
+from crossrank import _core
+from crossrank.rerank.maxsim import PackedDocs, maxsim
 
 torch = pytest.importorskip("torch")
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crossrank import BM25Index, Results
+from crossrank import BM25Index, Hits
 from reference import bm25_ref
 
 VARIANTS = ["robertson", "lucene", "atire", "bm25l", "bm25+"]
@@ -49,7 +49,7 @@ def test_search_is_exact_top_k_of_all_scores(variant: str) -> None:
     index = BM25Index.from_tokens(CORPUS, variant=variant)
     for k in (1, 2, 4, 6, 50):
         res = index.search_tokens(QUERIES, k=k)
-        assert isinstance(res, Results)
+        assert isinstance(res, Hits)
         kk = min(k, len(CORPUS))
         assert res.ids.shape == res.scores.shape == (len(QUERIES), kk)
         assert res.ids.dtype == np.int64

@@ -292,9 +292,7 @@ def test_huge_k_is_capped_at_the_corpus() -> None:
 
 
 def test_results_are_hits() -> None:
-    from crossrank.retrieve.bm25 import Results
     from crossrank.types import Hits
 
     res = BM25Index.from_tokens(DOCS).search_tokens(QUERIES, k=2)
     assert type(res) is Hits
-    assert Results is Hits

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crossrank import ColBERTReranker, PackedDocs
+from crossrank import ColBERTReranker
 from crossrank.errors import StateError
 from crossrank.rerank.colbert_checkpoint import read_safetensors
+from crossrank.rerank.maxsim import PackedDocs
 from crossrank.text.tokenization import load_tokenizer
 from reference.maxsim_reference import maxsim_reference
 

@@ -297,7 +297,7 @@ if kind == "bm25":
     states = [BM25Index.build(big[:50], num_threads=1), BM25Index.build(big, num_threads=1)]
     save = lambda s: s.save(root)
 elif kind == "store":
-    from crossrank import PackedDocs, PackedDocStore
+    from crossrank.rerank.maxsim import PackedDocs, PackedDocStore
     mats = [rng.standard_normal((int(n), 32)).astype(np.float32) for n in rng.integers(1, 60, 3000)]
     states = [PackedDocs(mats[:5]), PackedDocs(mats)]
     save = lambda s: PackedDocStore.save(root, s, overwrite=True)
@@ -318,7 +318,7 @@ def _open(kind: str, root: str):  # type: ignore[no-untyped-def]
     if kind == "bm25":
         return BM25Index.load(root)
     if kind == "store":
-        from crossrank import PackedDocStore
+        from crossrank.rerank.maxsim import PackedDocStore
 
         return PackedDocStore.open(root)
     from crossrank.retrieve.dense import DenseIndex
@@ -368,7 +368,7 @@ def test_a_save_killed_at_any_moment_leaves_the_old_or_the_new_index(tmp_path, k
         if kind == "bm25":
             held.search(["w1 w2"], k=3)
         elif kind == "store":
-            from crossrank import maxsim
+            from crossrank.rerank.maxsim import maxsim
 
             maxsim(np.ones((2, 32), np.float32), held)
         else:

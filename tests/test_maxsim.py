@@ -21,8 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import crossrank
-from crossrank import PackedDocs, PackedDocStore, _core, maxsim, maxsim_batch
+from crossrank import _core
 from crossrank.errors import StateError
+from crossrank.rerank.maxsim import PackedDocs, PackedDocStore, maxsim, maxsim_batch
 from reference.maxsim_reference import error_bound, from_bf16_bits, maxsim_reference, to_bf16_bits
 
 ISAS = _core.simd_available()

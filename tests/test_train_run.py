@@ -88,7 +88,7 @@ def test_output_loads_in_cross_encoder_and_matches_pytorch(trained) -> None:
 
 
 def test_calibration_is_fitted_on_dev_when_the_model_ranks(trained) -> None:
-    from crossrank import Calibrator
+    from crossrank.rerank.calibration import Calibrator
 
     out = trained.output
     cal = trained.report.get("calibration") or json.loads((out / "training.json").read_text()).get(

@@ -10,7 +10,7 @@ Defined edge cases: an empty document scores ``0.0``; an empty (or fully masked)
 Examples
 --------
 >>> import numpy as np
->>> from crossrank import PackedDocs, maxsim
+>>> from crossrank.rerank.maxsim import PackedDocs, maxsim
 >>> docs = PackedDocs([np.eye(3, dtype=np.float32), np.ones((2, 3), np.float32)], dtype="fp16")
 >>> maxsim(np.eye(3, dtype=np.float32)[:2], docs).tolist()
 [2.0, 2.0]

@@ -43,7 +43,7 @@ from ..text.analyzer import Analyzer
 from ..types import Hits
 from . import bm25_io
 
-__all__ = ["BM25Index", "Results", "Variant"]
+__all__ = ["BM25Index", "Variant"]
 
 Variant = Literal["robertson", "lucene", "atire", "bm25l", "bm25+"]
 VARIANTS: tuple[str, ...] = ("robertson", "lucene", "atire", "bm25l", "bm25+")
@@ -56,7 +56,6 @@ _BATCH = 16384
 # Progress bars appear by default for corpora at least this large (and only on a terminal).
 _PROGRESS_MIN_DOCS = 20_000
 
-Results = Hits
 """The v0.1 name of :class:`crossrank.types.Hits` (still exported by ``crossrank``)."""
 
 
