@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rerank-depth", type=int, help="candidates reranked by the CE (default --depth)")
     p.add_argument("--ce-max-length", type=int, help="inference max_length (default: the training one)")
     p.add_argument("--threads", type=int)
-    p.add_argument("--json", help="write the figures here")
+    p.add_argument("--json", help="write the figures here (and the CE scores beside, .scores.json)")
+    p.add_argument("--reuse-scores", action="store_true", help="reuse the .scores.json of an earlier run")
     args = p.parse_args(argv)
 
     import crossrank
@@ -151,22 +152,31 @@ def main(argv: list[str] | None = None) -> int:
     log(f"scoring {len(pairs)} unique pairs (BM25 and Hybrid top {rd}) at max_length {ce_len}")
     t0 = time.perf_counter()
     scores: dict[tuple[str, str], float] = {}
+    saved = Path(args.json).with_suffix(".scores.json") if args.json else None
+    if args.reuse_scores and saved is not None and saved.is_file():
+        scores = {(q, doc): v for q, doc, v in json.loads(saved.read_text())}
+        log(f"reusing {len(scores)} scores from {saved}")
     chunk = 2000
     for start in range(0, len(pairs), chunk):
+        if all(pair in scores for pair in pairs[start : start + chunk]):
+            continue
         part = pairs[start : start + chunk]
         out = np.asarray(ce.predict([(qtext[q], text_of[doc]) for q, doc in part]), np.float64).reshape(-1)
         scores.update(zip(part, out.tolist(), strict=True))
         el = time.perf_counter() - t0
         log(f"  {start + len(part)}/{len(pairs)} pairs, {(start + len(part)) / el:.1f} pairs/s")
     ce_secs = time.perf_counter() - t0
+    if saved is not None:  # keep the costly scores even if a later step fails
+        saved.write_text(json.dumps([[q, doc, v] for (q, doc), v in scores.items()]))
     figures["ce_pairs"] = len(pairs)
-    figures["ce_pairs_per_second"] = len(pairs) / ce_secs
+    figures["ce_pairs_per_second"] = len(pairs) / ce_secs  # meaningless when scores were reused
     figures["ce_backend"] = repr(ce.backend)
     for base in ("BM25", "Hybrid (RRF)"):
         runs[f"{base} + CE"] = {q: {doc: scores[q, doc] for doc in top[base][q]} for q in qids}
-    runs["Hybrid + CE (fused)"], _ = fuse_runs(
-        runs["Hybrid (RRF) + CE"], runs["Hybrid (RRF)"], "rrf", depth=d
-    )
+    # Fuse over the reranked candidates (as `crossrank eval` does); hybrid ranks below --rerank-depth can
+    # not reach the top 10 of an RRF of two lists that both hold the top --rerank-depth.
+    hybrid_top = {q: {doc: runs["Hybrid (RRF)"][q][doc] for doc in top["Hybrid (RRF)"][q]} for q in qids}
+    runs["Hybrid + CE (fused)"], _ = fuse_runs(runs["Hybrid (RRF) + CE"], hybrid_top, depth=rd)
 
     evals = {name: evaluate(run, ds.qrels, ["nDCG@10"]) for name, run in runs.items()}
     figures["ndcg@10"] = {name: e.aggregate["nDCG@10"] for name, e in evals.items()}

@@ -23,8 +23,8 @@ pytest.importorskip("transformers")
 REPO = Path(__file__).resolve().parents[1]
 # Small, fast settings shared by the runs below (one thread: losses are then bit-reproducible).
 FAST = {
-    "epochs": 2,
-    "lr": 5e-4,
+    "epochs": 4,
+    "lr": 1e-3,
     "max_length": 64,
     "negatives": 3,
     "depth": 20,
@@ -53,9 +53,9 @@ def trained(tiny: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory):
 
 def test_loss_falls(trained) -> None:
     losses = trained.report["losses"]
-    assert len(losses) == trained.report["total_steps"] == 2 * 10  # 20 train queries / 2 per step x 2
+    assert len(losses) == trained.report["total_steps"] == 4 * 10  # 20 train queries / 2 per step x 4
     assert all(np.isfinite(losses))
-    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.1
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.2
 
 
 def test_output_loads_in_cross_encoder_and_matches_pytorch(trained) -> None:
