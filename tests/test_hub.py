@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from crossrank.models import hub
 from crossrank.errors import ModelNotFoundError
+from crossrank.models import hub
 from crossrank.models.hub import resolve_model
 from fake_hub import serve
 
