@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(
             f"need at least 2 judged queries in {args.dataset} (split {args.split}), got {len(qids)}"
         )
-    index = BM25Index.build(ds.documents(), num_threads=args.threads, show_progress_bar=False)
+    index = BM25Index.build(ds.documents(), num_threads=args.threads, show_progress=False)
     hits = index.search([ds.queries[q] for q in qids], k=args.depth, num_threads=args.threads)
     docs = ds.documents()
     ce = CrossEncoder(args.model, activation="none", num_threads=args.threads)

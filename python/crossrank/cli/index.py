@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         delta=args.delta,
         analyzer=analyzer,
         num_threads=args.threads,
-        show_progress_bar=not args.no_progress,
+        show_progress=not args.no_progress,
     )
     index.save(args.output)
     print(f"{index!r} saved to {args.output} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)

@@ -255,7 +255,7 @@ class BM25Index:
         delta: float = 0.5,
         analyzer: Analyzer | None = None,
         num_threads: int | None = None,
-        show_progress_bar: bool | None = None,
+        show_progress: bool | None = None,
     ) -> BM25Index:
         """Index texts.
 
@@ -279,7 +279,7 @@ class BM25Index:
             Snowball stemmer, CJK bigrams). Saved with the index and applied to queries.
         num_threads : int, optional
             Threads for analysis and scoring; None uses the CPU quota.
-        show_progress_bar : bool, optional
+        show_progress : bool, optional
             tqdm bar on stderr; None shows it for large corpora on a terminal.
 
         Raises
@@ -303,7 +303,7 @@ class BM25Index:
             raise TypeError(f"analyzer must be a crossrank.Analyzer, got {type(analyzer).__name__}")
         index = cls._empty(params, analyzer, ids_kind)
         snap = index._snap  # not shared yet: its fresh vocabulary may grow in place
-        term_ids, offsets = index._analyze_texts(snap.vocab, texts, threads, show_progress_bar)
+        term_ids, offsets = index._analyze_texts(snap.vocab, texts, threads, show_progress)
         index._snap = index._grown(snap, snap.vocab, term_ids, offsets, threads, ids_arr)
         return index
 
@@ -404,13 +404,13 @@ class BM25Index:
         return term_ids.astype(np.uint32, copy=False), offsets
 
     def _analyze_texts(
-        self, vocab: _core.Vocabulary, texts: list[str], num_threads: int, show_progress_bar: bool | None
+        self, vocab: _core.Vocabulary, texts: list[str], num_threads: int, show_progress: bool | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Analyse new documents, growing ``vocab``, with an optional progress bar."""
-        if show_progress_bar is None:
-            show_progress_bar = len(texts) >= _PROGRESS_MIN_DOCS and sys.stderr.isatty()
+        if show_progress is None:
+            show_progress = len(texts) >= _PROGRESS_MIN_DOCS and sys.stderr.isatty()
         progress = None
-        if show_progress_bar:
+        if show_progress:
             from tqdm.auto import tqdm
 
             progress = tqdm(total=len(texts), desc="crossrank index", unit="doc", file=sys.stderr)
@@ -453,7 +453,7 @@ class BM25Index:
         *,
         ids: Sequence[str] | Sequence[int] | None = None,
         num_threads: int | None = None,
-        show_progress_bar: bool | None = None,
+        show_progress: bool | None = None,
     ) -> None:
         """Append documents. Afterwards the index equals one built from all texts at once.
 
@@ -471,7 +471,7 @@ class BM25Index:
             not allowed when it uses positions.
         num_threads : int, optional
             Threads for analysis and impacts; None uses the CPU quota.
-        show_progress_bar : bool, optional
+        show_progress : bool, optional
             As in :meth:`build`.
         """
         texts = check_texts(texts, "texts")
@@ -482,7 +482,7 @@ class BM25Index:
             if not texts:
                 return
             vocab = snap.vocab.copy()  # readers keep using snap.vocab while this one grows
-            term_ids, offsets = self._analyze_texts(vocab, texts, threads, show_progress_bar)
+            term_ids, offsets = self._analyze_texts(vocab, texts, threads, show_progress)
             self._snap = self._grown(snap, vocab, term_ids, offsets, threads, _joined(snap.ids, new_ids))
 
     def add_tokens(
