@@ -23,7 +23,20 @@ class ModelNotFoundError(CrossrankError, FileNotFoundError):
 
 
 def missing_extra(package: str, extra: str) -> ImportError:
-    """Return the ImportError to raise when an optional dependency is missing."""
+    """Return the ImportError to raise when an optional dependency is missing.
+
+    Parameters
+    ----------
+    package : str
+        The missing import, named in the message (e.g. ``"openvino"``).
+    extra : str
+        The crossrank extra that installs it: the message says ``pip install "crossrank[<extra>]"``.
+
+    Returns
+    -------
+    ImportError
+        Not raised here; the caller raises it.
+    """
     return ImportError(
         f"this feature needs the optional dependency '{package}'; "
         f'install it with: pip install "crossrank[{extra}]"'

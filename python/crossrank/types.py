@@ -143,13 +143,40 @@ class Reranker(Protocol):
     """What :class:`~crossrank.Pipeline`, ``crossrank serve`` and ``crossrank eval`` accept as a second stage."""
 
     def score(self, query: str, documents: Sequence[str]) -> Scores:
-        """Score ``documents`` for ``query``, in input order."""
+        """Score ``documents`` for ``query``, in input order.
+
+        Parameters
+        ----------
+        query : str
+            The query.
+        documents : sequence of str
+            Candidate texts; an empty sequence gives empty scores.
+
+        Returns
+        -------
+        Scores
+            float32 scores ``[len(documents)]``, truncation flags, winning windows and the call's stats.
+        """
         ...
 
     def score_batch(
         self, queries: Sequence[str], documents_per_query: Sequence[Sequence[str]]
     ) -> list[Scores]:
-        """Score several queries' documents at once, packing the work across queries."""
+        """Score several queries' documents at once, packing the work across queries.
+
+        Parameters
+        ----------
+        queries : sequence of str
+            The queries.
+        documents_per_query : sequence of sequence of str
+            ``documents_per_query[i]`` are the candidates of ``queries[i]`` (same length as
+            ``queries``; a list may be empty).
+
+        Returns
+        -------
+        list of Scores
+            One per query, in order.
+        """
         ...
 
     def rank(
@@ -160,7 +187,24 @@ class Reranker(Protocol):
         *,
         return_documents: bool = False,
     ) -> list[RankedDoc]:
-        """Rank ``documents`` for ``query``, best first, at most ``top_k``."""
+        """Rank ``documents`` for ``query``, best first, at most ``top_k``.
+
+        Parameters
+        ----------
+        query : str
+            The query.
+        documents : sequence of str
+            Candidate texts; an empty sequence gives ``[]``.
+        top_k : int, optional
+            Keep the best ``top_k`` (an int >= 1, capped at ``len(documents)``); None keeps all.
+        return_documents : bool
+            Add each document's ``"text"``.
+
+        Returns
+        -------
+        list of RankedDoc
+            Highest score first, ties in input order; ``corpus_id`` indexes ``documents``.
+        """
         ...
 
 
@@ -169,5 +213,19 @@ class Retriever(Protocol):
     """A first stage: the ``k`` best document ids and scores of each query."""
 
     def search(self, queries: Sequence[str], *, k: int = 10) -> Hits:
-        """Return :class:`Hits` of shape ``[len(queries), k]``."""
+        """Return :class:`Hits` of shape ``[len(queries), k]``.
+
+        Parameters
+        ----------
+        queries : sequence of str
+            The queries (BM25 and dense text retrievers also take a single str as a batch of one).
+        k : int
+            Hits per query, >= 1; a collection of fewer than ``k`` documents gives that many columns.
+
+        Returns
+        -------
+        Hits
+            ``ids`` [len(queries), k] (the caller's document ids) and ``scores`` float32
+            [len(queries), k], best first.
+        """
         ...

@@ -32,10 +32,12 @@ __all__ = [
 
 @dataclass
 class BeirDataset:
-    """A BEIR collection held in memory.
+    """A BEIR collection held in memory (made by :func:`load_beir`).
 
     Attributes
     ----------
+    path : Path
+        The BEIR folder it was read from.
     doc_ids : list of str
         Document ids in file order.
     titles, texts : list of str
@@ -60,7 +62,15 @@ class BeirDataset:
 
 
 def doc_text(title: str, text: str) -> str:
-    """Join a title and a body the way BEIR retrievers do (title, space, text)."""
+    """Join a title and a body the way BEIR retrievers do (title, space, text).
+
+    Parameters
+    ----------
+    title : str
+        Document title; "" when absent (then the body is returned alone).
+    text : str
+        Document body; "" when absent (then the title is returned alone).
+    """
     if title and text:
         return f"{title} {text}"
     return title or text
@@ -297,6 +307,22 @@ def fetch_dataset(
     A zip (local or downloaded, e.g. ``https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/
     datasets/scifact.zip``) is extracted once into ``<cache_dir>/datasets/<name>`` (default cache:
     ``$CROSSRANK_CACHE`` or ``~/.cache/crossrank``) and reused afterwards.
+
+    Parameters
+    ----------
+    source : str or path-like
+        A BEIR folder (holding corpus.jsonl, or with one subfolder that does), a local ``.zip``, or
+        an ``http(s)://`` / ``file://`` URL of a zip.
+    cache_dir : path-like, optional
+        Where zips are downloaded and extracted (under ``datasets/``); None uses crossrank's
+        cache directory. Unused when ``source`` is a folder.
+    show_progress : bool
+        Show a tqdm bar while downloading.
+
+    Returns
+    -------
+    Path
+        The folder that holds corpus.jsonl.
 
     Raises
     ------

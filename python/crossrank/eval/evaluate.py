@@ -74,6 +74,11 @@ def parse_measure(spec: str | Measure) -> Measure:
 
     Aliases are accepted case-insensitively: ``NDCG``, ``MRR``, ``Recall``, ``MAP``, ``Precision``.
 
+    Parameters
+    ----------
+    spec : str or Measure
+        The measure name; a :class:`Measure` is returned unchanged.
+
     Raises
     ------
     ValueError

@@ -398,13 +398,42 @@ class Embedder:
         return out
 
     def encode_queries(self, queries: Sequence[str], **kw: Any) -> np.ndarray:
-        """Embed queries, with the model's ``query`` prompt when it has one."""
+        """Embed queries, with the model's ``query`` prompt when it has one.
+
+        Parameters
+        ----------
+        queries : sequence of str
+            The query texts.
+        **kw
+            Passed to :meth:`encode` (``show_progress``, ``prompt``, ``prompt_name``); an explicit
+            ``prompt`` or ``prompt_name`` replaces the ``query`` prompt.
+
+        Returns
+        -------
+        numpy.ndarray of float32, shape [len(queries), dim]
+            As :meth:`encode`.
+        """
         if "query" in self.prompts and "prompt" not in kw and "prompt_name" not in kw:
             kw["prompt_name"] = "query"
         return self.encode(queries, **kw)
 
     def encode_documents(self, documents: Sequence[str], **kw: Any) -> np.ndarray:
-        """Embed documents, with the model's ``document``/``passage`` prompt when it has one."""
+        """Embed documents, with the model's ``document``/``passage`` prompt when it has one.
+
+        Parameters
+        ----------
+        documents : sequence of str
+            The document texts.
+        **kw
+            Passed to :meth:`encode` (``show_progress``, ``prompt``, ``prompt_name``); an explicit
+            ``prompt`` or ``prompt_name`` replaces the model's prompt (``document`` wins over
+            ``passage`` when it has both).
+
+        Returns
+        -------
+        numpy.ndarray of float32, shape [len(documents), dim]
+            As :meth:`encode`.
+        """
         for name in ("document", "passage"):
             if name in self.prompts and "prompt" not in kw and "prompt_name" not in kw:
                 kw["prompt_name"] = name

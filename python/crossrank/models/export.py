@@ -70,7 +70,18 @@ INT8_STD_FRACTION = 0.75
 def int8_tolerance(
     reference: np.ndarray, fraction: float = INT8_STD_FRACTION, atol: float = INT8_ATOL
 ) -> float:
-    """Return the max abs error an int8 graph may have: ``max(atol, fraction x std of the fp32 outputs)``."""
+    """Return the max abs error an int8 graph may have: ``max(atol, fraction x std of the fp32 outputs)``.
+
+    Parameters
+    ----------
+    reference : numpy.ndarray
+        The fp32 graph's outputs on the check inputs, any shape (e.g. logits [batch] or [batch, k]);
+        read as float64. When empty, ``atol`` is returned.
+    fraction : float
+        Share of the outputs' standard deviation allowed as error.
+    atol : float
+        Floor of the tolerance (absolute).
+    """
     ref = np.asarray(reference, dtype=np.float64)
     return max(atol, fraction * float(ref.std())) if ref.size else atol
 

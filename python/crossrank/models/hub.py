@@ -64,6 +64,16 @@ class ModelFiles:
 
         Used for ``config_sentence_transformers.json``, ``modules.json``, ``1_Pooling/config.json``,
         ``tokenizer_config.json`` and the like.
+
+        Parameters
+        ----------
+        name : str
+            Path relative to :attr:`root` (may hold a subfolder, e.g. ``"1_Pooling/config.json"``).
+
+        Returns
+        -------
+        dict or None
+            The parsed object; JSON that is not an object is wrapped as ``{"_": value}``.
         """
         path = self.root / name
         if not path.is_file():

@@ -63,7 +63,20 @@ class InferenceBackend(Protocol):
     output_names: list[str]
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """Run the graph on ``feeds`` (name → array; int64 token inputs) and return its outputs in order."""
+        """Run the graph on ``feeds`` (name → array; int64 token inputs) and return its outputs in order.
+
+        Parameters
+        ----------
+        feeds : dict of str to numpy.ndarray
+            Input name -> array, e.g. ``input_ids``, ``attention_mask`` and ``token_type_ids``, each
+            int64 [batch, seq_len]. Names the graph does not take (not in :attr:`input_names`) are
+            ignored.
+
+        Returns
+        -------
+        list of numpy.ndarray
+            One array per :attr:`output_names`, in that order (e.g. float32 logits [batch, k]).
+        """
         ...
 
 
@@ -158,7 +171,18 @@ class OnnxRuntimeBackend:
         self.output_names = [o.name for o in self._session.get_outputs()]
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """Run the graph; see :class:`InferenceBackend`."""
+        """Run the graph; see :class:`InferenceBackend`.
+
+        Parameters
+        ----------
+        feeds : dict of str to numpy.ndarray
+            Input name -> int64 array [batch, seq_len]; names not in :attr:`input_names` are ignored.
+
+        Returns
+        -------
+        list of numpy.ndarray
+            The outputs in :attr:`output_names` order (fresh arrays the caller may keep).
+        """
         return list(self._session.run(None, {k: v for k, v in feeds.items() if k in self.input_names}))
 
     def __repr__(self) -> str:
@@ -214,7 +238,18 @@ class OpenVINOBackend:
         self._local = threading.local()
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """Run the graph; see :class:`InferenceBackend`."""
+        """Run the graph; see :class:`InferenceBackend`.
+
+        Parameters
+        ----------
+        feeds : dict of str to numpy.ndarray
+            Input name -> int64 array [batch, seq_len]; names not in :attr:`input_names` are ignored.
+
+        Returns
+        -------
+        list of numpy.ndarray
+            The outputs in :attr:`output_names` order (fresh arrays the caller may keep).
+        """
         req = getattr(self._local, "request", None)
         if req is None:
             req = self._compiled.create_infer_request()

@@ -22,6 +22,18 @@ def check_batch(
 ) -> tuple[list[str], list[list[str]]]:
     """Check a batch of queries with one document list each; return them as lists.
 
+    Parameters
+    ----------
+    queries : sequence of str
+        The queries.
+    documents_per_query : sequence of sequence of str
+        ``documents_per_query[i]`` are the candidates of ``queries[i]`` (an empty list is allowed).
+
+    Returns
+    -------
+    tuple of (list of str, list of list of str)
+        The queries and each query's documents, copied into lists.
+
     Raises
     ------
     TypeError
@@ -44,7 +56,29 @@ def check_batch(
 def ranked_from_scores(
     scores: Scores, documents: Sequence[str], top_k: int | None, *, return_documents: bool = False
 ) -> list[RankedDoc]:
-    """Turn :class:`Scores` into ranked rows: highest score first, ties in input order."""
+    """Turn :class:`Scores` into ranked rows: highest score first, ties in input order.
+
+    Parameters
+    ----------
+    scores : Scores
+        One query's scores (float32 ``[n]``), flags and optional windows, aligned with ``documents``.
+    documents : sequence of str
+        The scored texts; read only when ``return_documents`` is True.
+    top_k : int, optional
+        Keep the best ``top_k`` (an int >= 1, capped at ``n``); None keeps all.
+    return_documents : bool
+        Add each document's ``"text"``.
+
+    Returns
+    -------
+    list of RankedDoc
+        ``{"corpus_id", "score", "truncated"[, "window"][, "text"]}``; scores are Python floats.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``top_k`` is not an int, or < 1.
+    """
     n = len(scores)
     k = check_top_k(top_k, n)
     order = np.argsort(-scores.scores.astype(np.float64), kind="stable")[:k]

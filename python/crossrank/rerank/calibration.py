@@ -141,15 +141,25 @@ def _newton(x: np.ndarray, t: np.ndarray, *, fit_intercept: bool, max_iter: int 
 class Calibrator:
     """``p = sigmoid(a * logit + b)`` with ``a > 0``: a monotone map from logits to [0, 1].
 
+    Use :meth:`fit` to fit one; the attributes below are also the constructor's parameters.
+
     Attributes
     ----------
     method : {"identity", "temperature", "platt"}
+        How it was made: ``identity`` (not fitted; by default ``a=1, b=0``), ``temperature``
+        (slope only, ``b=0``) or ``platt`` (slope and intercept).
     a, b : float
-        Slope (``1 / temperature``) and intercept.
+        Slope (``1 / temperature``, finite and > 0) and intercept (finite).
     n_pairs : int
         Pairs it was fitted on (0 for identity).
     log_loss_before, log_loss_after : float or None
-        Mean log-loss on the fitting pairs with ``sigmoid(logit)`` and with this calibration.
+        Mean log-loss on the fitting pairs with ``sigmoid(logit)`` and with this calibration; None
+        when it was not fitted (identity, or built by hand).
+
+    Raises
+    ------
+    ValueError
+        An unknown ``method``, or ``a`` / ``b`` not finite or ``a <= 0``.
 
     Notes
     -----

@@ -78,7 +78,19 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def settings_from_checkpoint(dirs: Sequence[Path]) -> ColBERTSettings:
-    """Read ColBERT settings from a colbert-ai ``artifact.metadata`` or a PyLate config in ``dirs``."""
+    """Read ColBERT settings from a colbert-ai ``artifact.metadata`` or a PyLate config in ``dirs``.
+
+    Parameters
+    ----------
+    dirs : sequence of Path
+        Folders to look in, in order; an ``artifact.metadata`` in any of them wins over a PyLate
+        ``config_sentence_transformers.json`` (one with ``query_prefix`` / ``document_prefix``).
+
+    Returns
+    -------
+    ColBERTSettings
+        The settings found, or the defaults when no folder has either file.
+    """
     for d in dirs:
         meta = _read_json(d / "artifact.metadata")
         if meta is not None:
@@ -115,6 +127,18 @@ def settings_from_checkpoint(dirs: Sequence[Path]) -> ColBERTSettings:
 
 def read_safetensors(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
     """Read the named tensors of a ``.safetensors`` file with NumPy (fp32/fp16/fp64/bf16).
+
+    Parameters
+    ----------
+    path : Path
+        The ``.safetensors`` file.
+    names : sequence of str
+        Tensor names to read; names the file lacks are skipped (absent from the result).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Name -> float32 array of the stored shape (other dtypes widened or narrowed to float32).
 
     Raises
     ------
@@ -155,6 +179,24 @@ def find_projection(dirs: Sequence[Path]) -> tuple[np.ndarray, np.ndarray | None
 
     Looks for PyLate's ``1_Dense/model.safetensors`` (``linear.weight``) and colbert-ai's
     ``linear.weight`` in ``model.safetensors``.
+
+    Parameters
+    ----------
+    dirs : sequence of Path
+        Folders to look in, in order; the first one with a projection wins.
+
+    Returns
+    -------
+    tuple of (numpy.ndarray, numpy.ndarray or None), or None
+        Weight float32 [out_dim, in_dim] and bias float32 [out_dim] (None when the layer has no
+        bias); None when no folder has a projection.
+
+    Raises
+    ------
+    crossrank.errors.ModelNotFoundError
+        The projection is stored only as ``1_Dense/pytorch_model.bin``.
+    crossrank.errors.StateError
+        A corrupted or truncated safetensors file.
     """
     for d in dirs:
         for path, prefix in ((d / "1_Dense" / "model.safetensors", ""), (d / "model.safetensors", "")):
@@ -171,7 +213,21 @@ def find_projection(dirs: Sequence[Path]) -> tuple[np.ndarray, np.ndarray | None
 
 
 def hub_side_files(model: str, local_files_only: bool) -> Path | None:
-    """Fetch the ColBERT-specific files resolve_model does not (metadata, projection) for a hub id."""
+    """Fetch the ColBERT-specific files resolve_model does not (metadata, projection) for a hub id.
+
+    Parameters
+    ----------
+    model : str
+        Hugging Face hub model id.
+    local_files_only : bool
+        Use only the local hub cache (no network).
+
+    Returns
+    -------
+    Path or None
+        The snapshot folder holding the files fetched; None when none of them could be fetched
+        (or ``huggingface_hub`` is missing).
+    """
     try:
         from huggingface_hub import hf_hub_download
     except ImportError:  # pragma: no cover - a hard dependency

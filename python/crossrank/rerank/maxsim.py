@@ -239,7 +239,18 @@ class PackedDocs:
         return int(self.data.nbytes + self.offsets.nbytes)
 
     def doc(self, i: int) -> np.ndarray:
-        """Return document ``i``'s stored token vectors widened to float32 [n_tokens_i, dim]."""
+        """Return document ``i``'s stored token vectors widened to float32 [n_tokens_i, dim].
+
+        Parameters
+        ----------
+        i : int
+            Document index; negative counts from the end.
+
+        Raises
+        ------
+        IndexError
+            ``i`` is outside ``[-len(self), len(self))``.
+        """
         if not -len(self) <= i < len(self):
             raise IndexError(f"document index {i} out of range for {len(self)} documents")
         i %= len(self)
@@ -375,12 +386,24 @@ class PackedDocStore:
     ``ids.json``. ``open`` maps ``tokens.bin`` read-only, so a store larger than memory still scores.
 
     Use :meth:`save` to write and :meth:`open` to read; ``store.docs`` is a :class:`PackedDocs`
-    usable with :func:`maxsim`.
+    usable with :func:`maxsim`. The constructor only wraps the values below and checks nothing;
+    they are also the store's attributes.
 
     Thread safety: an open store is read-only and may be shared across threads. :meth:`save`
     writes a new directory aside and swaps it in with one rename, so stores already open on the
     old files keep scoring them (their memory maps hold the old inodes), and a kill at any moment
     leaves the old store or the new one.
+
+    Parameters
+    ----------
+    path : Path
+        The store directory.
+    docs : PackedDocs
+        The packed vectors (memory-mapped when opened).
+    ids : list of str or None
+        One id per document; None when the store was saved without ids.
+    metadata : dict
+        The JSON metadata kept in the manifest ({} when none was given).
     """
 
     FORMAT = "crossrank.packed_docs"

@@ -184,6 +184,9 @@ class BM25Index:
     never a mix (the add builds its new state aside and publishes it with one reference swap).
     Adds take a lock and run one at a time (single writer, many readers).
 
+    The constructor is internal (its one keyword, ``_state``, is the arrays a builder or loader
+    made); make an index with :meth:`build`, :meth:`from_tokens` or :meth:`load`.
+
     Examples
     --------
     >>> index = BM25Index.build(["the cat sat", "a dog barked"], ids=["d1", "d2"])

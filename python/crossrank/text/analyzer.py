@@ -190,6 +190,12 @@ class Analyzer:
     def from_config(cls, config: Mapping[str, Any]) -> Analyzer:
         """Rebuild an analyzer from :attr:`config`.
 
+        Parameters
+        ----------
+        config : mapping of str to object
+            Some or all of ``lowercase``, ``stopwords``, ``stemmer``, ``cjk`` with the constructor's
+            meanings (e.g. another analyzer's :attr:`config`); missing keys take the defaults.
+
         Raises
         ------
         TypeError

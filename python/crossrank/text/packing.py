@@ -70,6 +70,29 @@ class PairTemplate:
 
     A row reads ``prefix, query, middle, document, suffix``; ``*_type_ids`` give the token type id of
     each special token, ``query_type_id`` / ``doc_type_id`` those of the query and document tokens.
+    The attributes below are also the constructor's parameters (in this order); :meth:`bert`,
+    :meth:`roberta` and :meth:`from_tokenizer` build the usual ones.
+
+    Attributes
+    ----------
+    prefix, middle, suffix : tuple of int
+        Special token ids before the query, between query and document, and after the document
+        (any sequence of ints >= 0 is accepted and stored as a tuple; may be empty).
+    prefix_type_ids, middle_type_ids, suffix_type_ids : tuple of int
+        Token type id of each of those special tokens, one per id.
+    query_type_id, doc_type_id : int
+        Token type id of every query token and of every document token.
+    pad_id : int
+        Token id that fills padded positions.
+    pad_type_id : int
+        Token type id of padded positions.
+
+    Raises
+    ------
+    TypeError
+        A non-integer id.
+    ValueError
+        A negative id, or a ``*_type_ids`` whose length differs from its segment's.
 
     Examples
     --------
@@ -108,12 +131,32 @@ class PairTemplate:
 
     @classmethod
     def bert(cls, cls_id: int, sep_id: int, *, pad_id: int = 0) -> PairTemplate:
-        """``[CLS] q [SEP] d [SEP]`` with token types ``0 0 0 1 1`` (BERT, MiniLM, ELECTRA)."""
+        """``[CLS] q [SEP] d [SEP]`` with token types ``0 0 0 1 1`` (BERT, MiniLM, ELECTRA).
+
+        Parameters
+        ----------
+        cls_id : int
+            Id of ``[CLS]`` (101 in BERT's uncased vocabulary).
+        sep_id : int
+            Id of ``[SEP]`` (102 there).
+        pad_id : int
+            Id of ``[PAD]`` (0 there).
+        """
         return cls((cls_id,), (sep_id,), (sep_id,), (0,), (0,), (1,), 0, 1, pad_id, 0)
 
     @classmethod
     def roberta(cls, bos_id: int, eos_id: int, *, pad_id: int = 1) -> PairTemplate:
-        """``<s> q </s></s> d </s>`` with all token types 0 (RoBERTa, XLM-R, BGE/GTE rerankers)."""
+        """``<s> q </s></s> d </s>`` with all token types 0 (RoBERTa, XLM-R, BGE/GTE rerankers).
+
+        Parameters
+        ----------
+        bos_id : int
+            Id of ``<s>`` (0 in RoBERTa and XLM-R).
+        eos_id : int
+            Id of ``</s>`` (2 there).
+        pad_id : int
+            Id of ``<pad>`` (1 there).
+        """
         return cls((bos_id,), (eos_id, eos_id), (eos_id,), (0,), (0, 0), (0,), 0, 0, pad_id, 0)
 
     @classmethod
@@ -122,8 +165,16 @@ class PairTemplate:
 
         Supports the ``TemplateProcessing`` pair template, ``BertProcessing``, ``RobertaProcessing``,
         no post-processor, and a ``Sequence`` holding one of them beside offset-only processors
-        (``ByteLevel``). The pad id comes from the tokenizer's padding settings, else from a
-        ``[PAD]`` / ``<pad>`` token, else from ``pad_id``.
+        (``ByteLevel``). The pad id is ``pad_id`` when given; else it comes from the tokenizer's
+        padding settings, else from a ``[PAD]`` / ``<pad>`` / ``<|pad|>`` token.
+
+        Parameters
+        ----------
+        tokenizer : tokenizers.Tokenizer
+            The model's tokenizer.
+        pad_id : int, optional
+            Pad token id to use (with pad type id 0) instead of reading it from the tokenizer; None
+            reads it.
 
         Raises
         ------
@@ -136,6 +187,13 @@ class PairTemplate:
     @classmethod
     def from_tokenizer_json(cls, path: str | PathLike[str], *, pad_id: int | None = None) -> PairTemplate:
         """Read the pair template of a ``tokenizer.json`` file (see :meth:`from_tokenizer`).
+
+        Parameters
+        ----------
+        path : path-like
+            The ``tokenizer.json`` file.
+        pad_id : int, optional
+            As in :meth:`from_tokenizer`: None reads the pad id from the tokenizer.
 
         Raises
         ------
@@ -376,6 +434,16 @@ class PackPlan:
 
     def batch(self, i: int) -> Batch:
         """Fill batch ``i`` (0 <= i < n_batches).
+
+        Parameters
+        ----------
+        i : int
+            Batch number in plan order (longest rows first); negative indices are not accepted.
+
+        Returns
+        -------
+        Batch
+            The padded model inputs of the batch's rows and, per row, its pair, window and token range.
 
         Raises
         ------

@@ -39,6 +39,11 @@ _CHARS_PER_TOKEN = 6
 def load_tokenizer(path: str | os.PathLike[str]) -> Tokenizer:
     """Load ``tokenizer.json`` (a file, or the directory holding it) with padding and truncation off.
 
+    Parameters
+    ----------
+    path : path-like
+        The ``tokenizer.json`` file, or a directory holding one under that name.
+
     Raises
     ------
     FileNotFoundError
@@ -102,11 +107,37 @@ class TokenCache:
 
     @staticmethod
     def key(text: str) -> bytes:
-        """Return the cache key of ``text`` (BLAKE2b-128 of its UTF-8 bytes)."""
+        """Return the cache key of ``text`` (BLAKE2b-128 of its UTF-8 bytes).
+
+        Parameters
+        ----------
+        text : str
+            The text (lone surrogates are encoded as-is rather than refused).
+
+        Returns
+        -------
+        bytes
+            16 bytes.
+        """
         return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
     def get(self, key: bytes, need: int | None) -> np.ndarray | None:
-        """Return the cached ids (at least ``need`` of them, or all), or None; counts a hit or a miss."""
+        """Return the cached ids (at least ``need`` of them, or all), or None; counts a hit or a miss.
+
+        Parameters
+        ----------
+        key : bytes
+            From :meth:`key`.
+        need : int, optional
+            Ids the caller needs; an entry that holds only a prefix of the text serves the request
+            when it has at least this many. None needs all ids (only a complete entry serves it).
+
+        Returns
+        -------
+        numpy.ndarray or None
+            int32 ``[n]``, the stored array itself (not a copy; do not modify it), possibly longer
+            than ``need``; None on a miss.
+        """
         with self._lock:
             entry = self._data.get(key)
             if entry is not None and (entry.complete or (need is not None and len(entry.ids) >= need)):
@@ -117,7 +148,18 @@ class TokenCache:
             return None
 
     def put(self, key: bytes, ids: np.ndarray, complete: bool) -> None:
-        """Store ids (int32) for ``key``, evicting least recently used entries beyond ``max_tokens``."""
+        """Store ids (int32) for ``key``, evicting least recently used entries beyond ``max_tokens``.
+
+        Parameters
+        ----------
+        key : bytes
+            From :meth:`key`; replaces any entry under it.
+        ids : numpy.ndarray
+            int32 ``[n]``: all ids of the text, or its first ids. Kept by reference, not copied.
+            An array longer than ``max_tokens`` is not stored.
+        complete : bool
+            True when ``ids`` are all of the text's ids; False for a prefix.
+        """
         n = len(ids)
         if n > self.max_tokens:
             return
@@ -173,7 +215,20 @@ class TextEncoder:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], *, cache_tokens: int = 4_000_000) -> TextEncoder:
-        """Load ``tokenizer.json`` (file or directory) and wrap it."""
+        """Load ``tokenizer.json`` (file or directory) and wrap it.
+
+        Parameters
+        ----------
+        path : path-like
+            As in :func:`load_tokenizer`.
+        cache_tokens : int
+            Bound of the document cache in tokens (0 = no cache).
+
+        Raises
+        ------
+        FileNotFoundError, crossrank.errors.StateError
+            As :func:`load_tokenizer`.
+        """
         return cls(load_tokenizer(path), cache_tokens=cache_tokens)
 
     def _tokenize(self, texts: list[str]) -> list[np.ndarray]:

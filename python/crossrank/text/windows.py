@@ -176,6 +176,19 @@ def tokenize_with_offsets(tokenizer: Any, texts: Sequence[str]) -> list[Tokenize
 
     ``tokenizer`` is a ``tokenizers.Tokenizer`` loaded without truncation
     (:func:`crossrank.text.tokenization.load_tokenizer`).
+
+    Parameters
+    ----------
+    tokenizer : tokenizers.Tokenizer
+        Without truncation (else long texts lose tokens).
+    texts : sequence of str
+        The texts.
+
+    Returns
+    -------
+    list of TokenizedText
+        One per text: ids int32 ``[n_tokens]`` and character offsets int64 ``[n_tokens, 2]``
+        (``[start, end)`` of each token in the text).
     """
     if not texts:
         return []
