@@ -77,7 +77,9 @@ def test_output_loads_in_cross_encoder_and_matches_pytorch(trained) -> None:
     want = reference_logits(out, pairs, 64)[:, 0]
     np.testing.assert_allclose(got, want, atol=1e-4)
     assert ce.activation == "none"
-    assert crossrank.CrossEncoder(str(out)).activation == "sigmoid"
+    loaded = crossrank.CrossEncoder(str(out))
+    assert loaded.activation == "sigmoid"
+    assert loaded.max_length == json.loads((out / "training.json").read_text())["config"]["max_length"]
     card = (out / "README.md").read_text()
     for needle in ("## Data", "## Settings", "dev", "Training time", "pairs/s"):
         assert needle in card

@@ -76,6 +76,7 @@ def write_output(
             if (base_root / name).is_file():
                 shutil.copy2(base_root / name, tmp / name)
         _mark_cross_encoder(tmp)
+        _record_max_length(tmp, report.get("config", {}).get("max_length"))
         # The graph goes to onnx/ (where hub layouts keep it); the exporter copies tokenizer files there.
         export = export_model(tmp, tmp / "onnx", task="cross-encoder", atol=1e-4)
         if calibration is not None:
@@ -101,6 +102,16 @@ def _mark_cross_encoder(folder: Path) -> None:
     cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
     cfg["sentence_transformers"] = {"activation_fn": "torch.nn.modules.activation.Sigmoid"}
     cfg_path.write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
+
+
+def _record_max_length(folder: Path, max_length: object) -> None:
+    """Make the trained length the loaders' default (``model_max_length``), not the base model's 512."""
+    path = folder / "tokenizer_config.json"
+    if not isinstance(max_length, int) or not path.is_file():
+        return
+    cfg = json.loads(path.read_text(encoding="utf-8"))
+    cfg["model_max_length"] = max_length
+    path.write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
 
 
 def _fmt(x: Any) -> str:
