@@ -144,10 +144,6 @@ def _read_st_config(root: Path, model_config: dict[str, Any]) -> _STConfig:
     return _STConfig(pooling, normalize, int(max_len), prompts, similarity)
 
 
-def _check_texts(texts: object, what: str = "texts") -> list[str]:
-    return check_texts(texts, what)
-
-
 class Embedder:
     """Encode texts into vectors with a sentence-transformers model exported to ONNX.
 
@@ -273,7 +269,7 @@ class Embedder:
         ValueError
             Unknown ``prompt_name``.
         """
-        items = _check_texts(texts)
+        items = check_texts(texts, "texts")
         if prompt is None and prompt_name is not None:
             if prompt_name not in self.prompts:
                 raise ValueError(
