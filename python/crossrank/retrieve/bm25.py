@@ -449,6 +449,35 @@ class BM25Index:
         )
         return _Snapshot(vocab, term_ptr, docs, tfs, doc_lens, impacts, nonocc, ids)
 
+    def _replaced(self, *, _external_stats: Mapping[str, Any]) -> BM25Index:
+        """Private hook for collection statistics supplied from outside: a new index sharing this
+        one's arrays except those given (``vocab``, ``term_ptr``, ``impacts``, ``nonoccurrence``).
+
+        The shards of :class:`crossrank.retrieve.sharded_bm25.ShardedBM25Index` score with impacts
+        computed from the statistics of all shards together; the caller keeps the arrays consistent
+        (impacts for these postings, ``term_ptr`` over ``vocab``). This index is not changed.
+        """
+        snap = self._snap
+        state: dict[str, Any] = {
+            "params": self._params,
+            "analyzer": self._analyzer,
+            "ids_kind": self._ids_kind,
+            "vocab": snap.vocab,
+            "term_ptr": snap.term_ptr,
+            "docs": snap.docs,
+            "tfs": snap.tfs,
+            "doc_lens": snap.doc_lens,
+            "impacts": snap.impacts,
+            "nonoccurrence": snap.nonocc,
+            "ids": snap.ids,
+        }
+        unknown = set(_external_stats) - {"vocab", "term_ptr", "impacts", "nonoccurrence"}
+        if unknown:  # pragma: no cover - a programming error in the caller
+            raise KeyError(f"cannot replace {sorted(unknown)}")
+        index = type(self)(_state={**state, **_external_stats})
+        index._vocab_map = self._vocab_map
+        return index
+
     # ------------------------------------------------------------------ incremental update
     def add(
         self,

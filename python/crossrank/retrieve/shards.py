@@ -1,0 +1,95 @@
+"""What the sharded first stages share: how a corpus is split, the exact merge of per-shard top-k
+lists, the check that saved shards agree, and the lazy connection to Ray.
+
+Global document order
+---------------------
+Every document of a sharded index has a *global position*: its place in the sequence of all
+documents ever given to the index, ``build`` first, then each ``add`` in call order. It is the
+position the document would have in one unsharded index built from the same calls, and the
+tie-break of every merge: equal scores rank by lower global position, exactly as the unsharded
+index ranks equal scores by lower document position. Each shard stores the global positions of its
+documents as its ids, in increasing order, so a shard's own tie order agrees with the global one and
+the first ``k`` of the merged per-shard top-``k`` lists are the exact global top-``k``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import numpy as np
+
+from ..errors import StateError, missing_extra
+
+__all__ = ["check_same", "merge_topk", "ray_module", "scatter", "split_bounds"]
+
+_T = TypeVar("_T")
+
+
+def split_bounds(n: int, num_shards: int) -> list[int]:
+    """Bounds of ``num_shards`` contiguous, near-equal ranges of ``n`` documents (``n >= num_shards``)."""
+    return [i * n // num_shards for i in range(num_shards + 1)]
+
+
+def merge_topk(
+    positions: Sequence[np.ndarray], scores: Sequence[np.ndarray], k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Merge per-shard results (global positions int64 and scores, each [nq, k_s]) into the first
+    ``k`` by (descending score, ascending global position); returns (positions, scores) [nq, <= k].
+
+    Places a shard could not fill (an approximate index: position -1, score -inf) sort last.
+    """
+    pos = np.concatenate([np.asarray(p, dtype=np.int64) for p in positions], axis=1)
+    sc = np.concatenate([np.asarray(s, dtype=np.float32) for s in scores], axis=1)
+    # Unfilled places get the largest position so that, at -inf, they follow every real hit.
+    key_pos = np.where(pos < 0, np.iinfo(np.int64).max, pos)
+    order = np.lexsort((key_pos, -sc), axis=-1)[:, :k]
+    return np.take_along_axis(pos, order, axis=1), np.take_along_axis(sc, order, axis=1)
+
+
+def scatter(items: Sequence[_T], call: Callable[[_T, int], Any], threads: int) -> list[Any]:
+    """``[call(item, per_item_threads) for item in items]``, the items spread over ``threads``
+    threads (the callees release the GIL); ``threads`` 0 means the CPU quota."""
+    if threads == 0:
+        from .. import _core
+
+        threads = int(_core.default_num_threads())
+    if threads <= 1 or len(items) <= 1:
+        return [call(item, max(threads, 1)) for item in items]
+    per_item = max(1, threads // len(items))
+    with ThreadPoolExecutor(max_workers=min(threads, len(items))) as pool:
+        return list(pool.map(lambda item: call(item, per_item), items))
+
+
+def check_same(expected: Mapping[str, Any], found: Mapping[str, Any], where: str, field: str) -> None:
+    """Raise :class:`StateError` naming ``where`` and the first field of ``found`` that differs."""
+    for key in sorted(set(expected) | set(found)):
+        if key not in found or key not in expected or found[key] != expected[key]:
+            raise StateError(
+                f"{where}: field '{field}.{key}' is {found.get(key)!r} but the sharded index has "
+                f"{expected.get(key)!r}; every shard must be built with the same {field}"
+            )
+
+
+def ray_module(address: bool | str) -> Any:
+    """Import Ray (the ``[ray]`` extra) and make sure this process is connected to a cluster.
+
+    ``address`` True uses the running Ray session (or starts a local one as ``ray.init()`` does);
+    a string is the address of a running cluster (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``).
+    A cluster that cannot be reached is a one-line ``ConnectionError`` naming the address.
+    """
+    try:
+        import ray
+    except ImportError as exc:
+        raise missing_extra("ray", "ray") from exc
+    if not ray.is_initialized():
+        try:
+            if address is True:
+                ray.init(include_dashboard=False)
+            else:
+                ray.init(address=str(address), include_dashboard=False)
+        except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError ...
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConnectionError(f"cannot reach the Ray cluster at {address!r}: {first}") from None
+    return ray
