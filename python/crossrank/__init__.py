@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .rerank.cross_encoder import CrossEncoder
     from .rerank.dense import DenseReranker
     from .rerank.llm import LLMReranker
+    from .rerank.pointwise import LLMPointwiseReranker
     from .retrieve.bm25 import BM25Index
     from .retrieve.dense import DenseRetriever
     from .retrieve.fusion import fuse
@@ -40,6 +41,7 @@ _LAZY = {
     "DenseRetriever": ".retrieve.dense",
     "Embedder": ".models.embedder",
     "LLMReranker": ".rerank.llm",
+    "LLMPointwiseReranker": ".rerank.pointwise",
     "Pipeline": ".pipeline",
     "evaluate": ".eval.evaluate",
     "fuse": ".retrieve.fusion",
@@ -54,6 +56,7 @@ __all__ = [
     "DenseRetriever",
     "Embedder",
     "Hits",
+    "LLMPointwiseReranker",
     "LLMReranker",
     "Pipeline",
     "RankedDoc",

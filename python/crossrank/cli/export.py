@@ -21,9 +21,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output directory")
     p.add_argument(
         "--task",
-        choices=["cross-encoder", "embedding", "token-embedding"],
+        choices=["cross-encoder", "embedding", "token-embedding", "causal-lm-reranker"],
         default="cross-encoder",
-        help="cross-encoder: logits [batch, labels]; embedding/token-embedding: last_hidden_state",
+        help=(
+            "cross-encoder: logits [batch, labels]; embedding/token-embedding: last_hidden_state; "
+            "causal-lm-reranker: a Qwen2/Qwen3 LLM reranker as prefix.onnx + model.onnx (key/value cache)"
+        ),
     )
     p.add_argument("--int8", action="store_true", help="also write model_int8.onnx (dynamic int8)")
     p.add_argument("--optimize", action="store_true", help="also write model_optimized.onnx (ORT fusions)")
@@ -36,7 +39,9 @@ def run(args: argparse.Namespace) -> int:
 
     from ..errors import StateError
     from ..models.export import describe, export_model
+    from ._output import check_output_dir
 
+    check_output_dir(args.output, "-o")  # a bad output path fails before the export starts
     try:
         report = export_model(
             args.model,

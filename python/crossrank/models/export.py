@@ -46,8 +46,8 @@ __all__ = [
     "quantize_onnx",
 ]
 
-Task = Literal["cross-encoder", "embedding", "token-embedding"]
-TASKS: tuple[str, ...] = ("cross-encoder", "embedding", "token-embedding")
+Task = Literal["cross-encoder", "embedding", "token-embedding", "causal-lm-reranker"]
+TASKS: tuple[str, ...] = ("cross-encoder", "embedding", "token-embedding", "causal-lm-reranker")
 
 # Dynamic int8 settings, chosen by measurement (bench/int8_settings.py; figures in bench/RESULTS.md,
 # "int8 settings"): per-channel weight scales cut the error by ~3x against per-tensor (max error 0.54 vs
@@ -256,6 +256,9 @@ def export_model(
         ``[batch, num_labels]``. ``embedding`` / ``token-embedding``: ``AutoModel``, output
         ``last_hidden_state`` float32 ``[batch, sequence, hidden]`` (pooling, normalisation and any
         ColBERT projection are applied by the embedder / ColBERT reranker, as for hub ONNX files).
+        ``causal-lm-reranker``: a Qwen2/Qwen3 ``AutoModelForCausalLM`` as ``prefix.onnx`` +
+        ``model.onnx`` (shared-prefix key/value cache, last-token logits of chosen vocabulary rows; see
+        :mod:`crossrank.models.causal_lm`), for :class:`~crossrank.LLMPointwiseReranker`.
     int8 : bool
         Also write ``model_int8.onnx`` (dynamic int8, verified within :func:`int8_tolerance`).
     optimize : bool
@@ -286,6 +289,12 @@ def export_model(
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {', '.join(TASKS)}; got {task!r}")
+    if task == "causal-lm-reranker":  # prefix + scoring graphs of a decoder (models/causal_lm.py)
+        if int8 or optimize:
+            raise ValueError("--int8 and --optimize do not apply to --task causal-lm-reranker")
+        from .causal_lm import export_causal_lm_reranker
+
+        return export_causal_lm_reranker(model_dir, out_dir, opset=opset, atol=atol, verbose=verbose)
     torch, transformers = _import_torch()
     t0 = time.perf_counter()
     src = Path(model_dir)

@@ -7,6 +7,7 @@ spec                                  kind                builds
 ``dense:MODEL``                       ``"dense"``          :class:`~crossrank.DenseReranker`
 ``colbert:MODEL``                     ``"colbert"``        :class:`~crossrank.ColBERTReranker`
 ``llm:BASE_URL@MODEL``                ``"llm"``            :class:`~crossrank.LLMReranker`
+``pointwise:MODEL``                   ``"pointwise"``      :class:`~crossrank.LLMPointwiseReranker`
 ====================================  ==================  ===========================================
 
 A plain local directory holding a sentence-transformers *bi-encoder* (``modules.json`` with a Pooling
@@ -28,15 +29,20 @@ from ..types import Precision, Reranker
 
 __all__ = ["RerankerKind", "load_reranker", "parse_reranker_spec"]
 
-RerankerKind = Literal["cross-encoder", "dense", "colbert", "llm"]
+RerankerKind = Literal["cross-encoder", "dense", "colbert", "llm", "pointwise"]
 
-_PREFIXES: dict[str, RerankerKind] = {"dense": "dense", "colbert": "colbert", "llm": "llm"}
+_PREFIXES: dict[str, RerankerKind] = {
+    "dense": "dense",
+    "colbert": "colbert",
+    "llm": "llm",
+    "pointwise": "pointwise",
+}
 # A prefix is a word before the first ':'; "C:\\models" or "C:/models" is a Windows path, not a prefix.
 _PREFIX = re.compile(r"^([A-Za-z][A-Za-z0-9_.+-]*):")
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
 _EXAMPLES = (
-    "cross-encoder/ms-marco-MiniLM-L-6-v2, ./my-model, model.onnx, dense:MODEL, colbert:MODEL or "
-    "llm:http://localhost:8000/v1@MODEL"
+    "cross-encoder/ms-marco-MiniLM-L-6-v2, ./my-model, model.onnx, dense:MODEL, colbert:MODEL, "
+    "llm:http://localhost:8000/v1@MODEL or pointwise:MODEL"
 )
 
 
@@ -94,7 +100,7 @@ def parse_reranker_spec(spec: str) -> tuple[RerankerKind, str]:
     if kind is None:
         raise ValueError(
             f"unknown reranker kind {prefix + ':'!r} in {spec!r} (and no such file or directory); "
-            f"the kinds are dense:, colbert: and llm:, or a plain cross-encoder model, e.g. {_EXAMPLES}"
+            f"the kinds are dense:, colbert:, llm: and pointwise:, or a plain cross-encoder model, e.g. {_EXAMPLES}"
         )
     if not target.strip():
         raise ValueError(f"the reranker spec {spec!r} names no model; write {prefix}:MODEL")
@@ -184,6 +190,13 @@ def load_reranker(
         _check_options(kind, options, LLMReranker.__init__)
         # parse_llm_spec wants the prefix; rebuild it from the checked target.
         return cast(Reranker, parse_llm_spec("llm:" + target, **options))
+    if kind == "pointwise":
+        from .pointwise import LLMPointwiseReranker
+
+        _check_options(kind, options, LLMPointwiseReranker.__init__)
+        if max_length is not None:
+            local["max_length"] = max_length
+        return cast(Reranker, LLMPointwiseReranker(target, **local, **options))
     if kind == "cross-encoder":
         from .cross_encoder import CrossEncoder
 
