@@ -88,15 +88,41 @@ def check_bool(value: object, name: str) -> bool:
     return bool(value)
 
 
+def check_int_array(value: object, name: str) -> np.ndarray:
+    """Return ``value`` as an int64 array; floats (``1.5``, even ``2.0``), bools and strings are a
+    ``TypeError`` naming ``name``, so offsets and positions are never truncated silently."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iu" and not (arr.dtype.kind == "O" and arr.size == 0):
+        raise TypeError(f"{name} must hold integers, got dtype {arr.dtype}")
+    if arr.dtype.kind == "u" and arr.size and int(arr.max()) > np.iinfo(np.int64).max:
+        raise ValueError(f"{name} holds a value above the int64 range")
+    return arr.astype(np.int64, copy=False)
+
+
+def check_bool_array(value: object, name: str) -> np.ndarray:
+    """Return ``value`` as a bool array; strings (``'False'``), numbers and objects are a
+    ``TypeError`` naming ``name`` (``np.asarray(['False']).astype(bool)`` would read True)."""
+    arr = np.asarray(value)
+    if arr.dtype.kind != "b":
+        raise TypeError(f"{name} must hold bools, got dtype {arr.dtype}; e.g. pass np.asarray(mask, bool)")
+    return arr
+
+
+#: The most threads a call may ask for (``num_threads``); the core also never starts more threads
+#: than it has work items, so memory stays bounded by the data.
+MAX_THREADS = 1024
+
+
 def core_threads(num_threads: object) -> int:
     """Map the public ``num_threads`` (None = the CPU quota) to the core's convention (0 = quota)."""
     if num_threads is None:
         return 0
     try:
-        return check_int(num_threads, "num_threads", minimum=1)
+        return check_int(num_threads, "num_threads", minimum=1, maximum=MAX_THREADS)
     except (TypeError, ValueError):
         raise ValueError(
-            f"num_threads must be None (use the CPU quota) or an int >= 1, got {num_threads!r}"
+            f"num_threads must be None (use the CPU quota) or an int in [1, {MAX_THREADS}], "
+            f"got {num_threads!r}"
         ) from None
 
 

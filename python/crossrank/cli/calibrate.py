@@ -62,12 +62,14 @@ def run(args: argparse.Namespace) -> int:
     from ..rerank.calibration import Calibrator, log_loss
     from ..rerank.cross_encoder import CrossEncoder
     from ..retrieve.bm25 import BM25Index
+    from ._output import check_output_file
 
     if args.depth < 1:
         raise ValueError(f"--depth must be >= 1, got {args.depth}")
     if not 0.0 < args.holdout < 1.0:
         raise ValueError(f"--holdout must be in (0, 1), got {args.holdout}")
     output = args.output if args.output is not None else _default_output(args.model)
+    output = check_output_file(output, "--output", dir_name="calibration.json")  # before any work
     t0 = time.perf_counter()
     ds = load_beir(args.dataset, split=args.split)
     qids = sorted(ds.queries)[: args.max_queries]

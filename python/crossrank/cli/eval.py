@@ -290,6 +290,7 @@ def run(args: argparse.Namespace) -> int:
     from ..pipeline import Pipeline
     from ..rerank.dense import DenseReranker
     from ..retrieve.dense import DenseRetriever
+    from ._output import check_output_dir
 
     if args.depth < 1:
         raise ValueError(f"--depth must be >= 1, got {args.depth}")
@@ -299,6 +300,8 @@ def run(args: argparse.Namespace) -> int:
         from ..rerank.spec import parse_reranker_spec
 
         parse_reranker_spec(args.reranker)  # a malformed spec fails before any work
+    if args.out is not None:
+        check_output_dir(args.out, "--out")  # a bad output path fails before any work
     t_all = time.perf_counter()
     root = fetch_dataset(args.dataset)
     ds = load_beir(root, split=args.split)
@@ -313,7 +316,7 @@ def run(args: argparse.Namespace) -> int:
     rerank_only = (root / "runs").is_dir()
     graded = max((g for j in qrels.values() for g in j.values()), default=1) > 1
     rel = args.rel_threshold if args.rel_threshold is not None else (2 if rerank_only and graded else 1)
-    out = args.out or Path(f"crossrank-eval-{root.name}")
+    out = args.out or check_output_dir(Path(f"crossrank-eval-{root.name}"), "--out")
     texts = ds.documents()
     doc_text: dict[Hashable, str] = dict(zip(ds.doc_ids, texts, strict=True))
     _log(f"{root.name}: {len(ds.doc_ids)} documents, {len(queries)} queries, binary relevance >= {rel}")

@@ -58,8 +58,12 @@ def _stopwords(spec: str) -> str | list[str] | None:
 def run(args: argparse.Namespace) -> int:
     from ..eval.datasets import doc_text, read_corpus
     from ..retrieve.bm25 import BM25Index
+    from ..retrieve.bm25_io import FORMAT_NAME
     from ..text.analyzer import Analyzer
+    from ._output import check_output_dir
 
+    # A bad output path fails before the corpus is indexed.
+    check_output_dir(args.output, "-o", replaces=FORMAT_NAME)
     corpus = args.dataset / "corpus.jsonl"
     if not corpus.is_file():
         raise FileNotFoundError(f"{corpus} not found: expected a BEIR folder with corpus.jsonl")

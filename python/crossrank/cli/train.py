@@ -98,7 +98,9 @@ def run(args: argparse.Namespace) -> int:
 
     from ..train.api import train
     from ..train.checkpoints import CheckpointError
+    from ._output import check_output_dir
 
+    check_output_dir(args.output, "-o")  # a bad output path fails before training starts
     settings = {name: getattr(args, name) for name in _SETTINGS if getattr(args, name) is not None}
     if not args.test:
         settings.pop("test", None)

@@ -62,6 +62,14 @@ def _softplus(z: np.ndarray) -> np.ndarray:
     return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
 
 
+def _bce(z: np.ndarray, t: np.ndarray) -> np.ndarray:
+    # softplus(z) - t z written so that a z that overflowed to +-inf gives inf or 0, never inf - inf
+    with np.errstate(invalid="ignore"):
+        pos = np.where(t > 0, t * _softplus(-z), 0.0)
+        neg = np.where(t < 1, (1.0 - t) * _softplus(z), 0.0)
+    return pos + neg
+
+
 def _check_pairs(logits: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
     x = np.asarray(logits)
     y = np.asarray(labels)
@@ -99,8 +107,8 @@ def log_loss(logits: Any, labels: Any, *, a: float = 1.0, b: float = 0.0) -> flo
         Slope and intercept applied to the logits.
     """
     x, y = _check_pairs(logits, labels)
-    z = a * x + b
-    return float(np.mean(_softplus(z) - y * z))
+    with np.errstate(over="ignore"):
+        return float(np.mean(_bce(a * x + b, y)))
 
 
 def _newton(x: np.ndarray, t: np.ndarray, *, fit_intercept: bool, max_iter: int = 100) -> tuple[float, float]:
@@ -110,8 +118,8 @@ def _newton(x: np.ndarray, t: np.ndarray, *, fit_intercept: bool, max_iter: int 
     w[0] = 1.0  # start from the model's own activation
 
     def loss(v: np.ndarray) -> float:
-        z = design @ v
-        return float(np.mean(_softplus(z) - t * z))
+        with np.errstate(over="ignore"):
+            return float(np.mean(_bce(design @ v, t)))
 
     f = loss(w)
     n = x.size
@@ -234,7 +242,18 @@ class Calibrator:
         t = y
         if method == "platt" and platt_targets:
             t = np.where(y == 1, (n_pos + 1.0) / (n_pos + 2.0), 1.0 / (n_neg + 2.0))
-        a, b = _newton(x, t, fit_intercept=method == "platt")
+        with np.errstate(all="ignore"):  # an overflow shows as non-finite a, b: handled below
+            a, b = _newton(x, t, fit_intercept=method == "platt")
+        scale = float(np.max(np.abs(x)))
+        if not (math.isfinite(a) and math.isfinite(b)) and scale > 1.0:
+            # Logits near the float64 limit overflow a x + b: fit on x / scale, then undo the scale.
+            a, b = _newton(x / scale, t, fit_intercept=method == "platt")
+            a /= scale
+        if not (math.isfinite(a) and math.isfinite(b)):
+            raise ValueError(
+                f"the fit did not converge to finite parameters (a={a}, b={b}) on logits in "
+                f"[{x.min():.4g}, {x.max():.4g}]; rescale the logits to a moderate range"
+            )
         if method == "temperature" and not a > 0:
             raise ValueError(
                 f"temperature scaling needs logits whose sign marks relevance (sigmoid(0) = 0.5), but these "
@@ -266,7 +285,8 @@ class Calibrator:
         -------
         numpy.ndarray of float64, same shape, values in [0, 1], non-decreasing in the logits
         """
-        return sigmoid(self.a * np.asarray(logits, dtype=np.float64) + self.b)
+        with np.errstate(over="ignore"):  # a * logit beyond float64 is +-inf: probability 1 or 0
+            return sigmoid(self.a * np.asarray(logits, dtype=np.float64) + self.b)
 
     # ----------------------------------------------------------------------------------------- files
     def to_dict(self) -> dict[str, Any]:

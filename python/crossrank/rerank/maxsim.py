@@ -30,6 +30,8 @@ from .. import _core
 from .._common import (
     MANIFEST,
     atomic_directory,
+    check_bool_array,
+    check_int_array,
     core_threads,
     manifest_body,
     manifest_field,
@@ -86,7 +88,7 @@ def _as_matrix(x: Any, name: str, dim: int | None = None) -> np.ndarray:
 
 
 def _as_offsets(x: Any, n_rows: int, name: str) -> np.ndarray:
-    off = np.ascontiguousarray(_to_numpy(x, name), dtype=np.int64)
+    off = np.ascontiguousarray(check_int_array(_to_numpy(x, name), name))  # floats are refused
     if off.ndim != 1 or off.size < 1:
         raise ValueError(f"{name} must be a 1-D array of n + 1 int64 entries, got shape {off.shape}")
     if off[0] != 0 or off[-1] != n_rows or np.any(np.diff(off) < 0):
@@ -315,16 +317,18 @@ def maxsim(
     ------
     ValueError
         Dim mismatch, NaN/inf in the query, bad mask shape.
+    TypeError
+        A ``query_mask`` that does not hold bools (``['False']`` would read as True).
     IndexError
         A doc id out of range.
     """
     packed = _check_docs(docs)
     q = _as_matrix(query_vecs, "query_vecs", packed.dim)
     if query_mask is not None:
-        mask = np.asarray(_to_numpy(query_mask, "query_mask"))
+        mask = check_bool_array(_to_numpy(query_mask, "query_mask"), "query_mask")
         if mask.shape != (q.shape[0],):
             raise ValueError(f"query_mask must have shape ({q.shape[0]},), got {mask.shape}")
-        q = np.ascontiguousarray(q[mask.astype(bool)])
+        q = np.ascontiguousarray(q[mask])
     qoff = np.array([0, q.shape[0]], np.int64)
     out = _core.maxsim_score(
         q,
@@ -538,8 +542,14 @@ class PackedDocStore:
         metadata = manifest.get("metadata", {})
         if not isinstance(metadata, dict):
             raise StateError(f"{mpath}: field 'metadata' must be dict, got {type(metadata).__name__}")
-        if dtype not in NUMPY_DTYPES or not 1 <= dim <= _MAX_DIM or n_docs < 0 or n_tokens < 0:
-            raise StateError(f"{mpath} has invalid dtype/dim/counts: {dtype!r}, {dim}, {n_docs}, {n_tokens}")
+        for field, ok in (
+            ("dtype", dtype in NUMPY_DTYPES),
+            ("dim", 1 <= dim <= _MAX_DIM),
+            ("n_docs", n_docs >= 0),
+            ("n_tokens", n_tokens >= 0),
+        ):
+            if not ok:
+                raise StateError(f"{mpath}: field {field!r} is invalid ({manifest[field]!r})")
         if stride != _core.maxsim_row_stride(dim, dtype) or manifest.get("byteorder") != "little":
             raise StateError(
                 f"{mpath} describes a layout this crossrank does not read (field 'stride' or 'byteorder')"

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from .. import _core
+from .._common import MAX_THREADS
 
 __all__ = ["ENGLISH_STOPWORDS", "MAX_TERM_BYTES", "Analyzer"]
 
@@ -40,6 +41,10 @@ def _num_threads_arg(num_threads: int | None) -> int:
         raise TypeError(f"num_threads must be an int >= 1 or None, got {type(num_threads).__name__}")
     if num_threads < 1:
         raise ValueError(f"num_threads must be >= 1 (or None for the CPU quota), got {num_threads}")
+    if num_threads > MAX_THREADS:
+        raise ValueError(
+            f"num_threads must be <= {MAX_THREADS} (or None for the CPU quota), got {num_threads}"
+        )
     return num_threads
 
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 import numpy as np
 
 from .. import _core
+from .._common import check_int
 from ..errors import StateError
 
 if TYPE_CHECKING:
@@ -518,14 +519,15 @@ class PackPlan:
         ------
         ValueError
             For a wrong shape, an unknown ``how``, or ``k < 1``.
+        TypeError
+            ``k`` is not an int.
         """
         scores = np.asarray(row_scores, dtype=np.float64)
         if scores.shape != (self.n_rows,):
             raise ValueError(f"row_scores must have shape ({self.n_rows},), got {scores.shape}")
         if how not in ("max", "mean", "first", "topk_mean"):
             raise ValueError(f"how must be 'max', 'mean', 'first' or 'topk_mean', got {how!r}")
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
+        k = check_int(k, "k", minimum=1)  # k=1.5 would average more than the best window
         starts = self.row_offsets[:-1]
         if self.n_pairs == 0:
             empty_i = np.zeros(0, np.int32)

@@ -19,6 +19,8 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
+from .._common import check_int, check_int_array
+
 __all__ = [
     "Aggregation",
     "TokenizedText",
@@ -140,13 +142,14 @@ def aggregate_windows(
     ------
     ValueError
         For an unknown ``how``, ``k < 1``, or offsets that do not cover ``scores`` with non-empty runs.
+    TypeError
+        ``k`` is not an int, or ``doc_offsets`` does not hold integers.
     """
     s = np.asarray(scores, dtype=np.float64)
-    off = np.asarray(doc_offsets, dtype=np.int64)
+    off = check_int_array(doc_offsets, "doc_offsets")  # float offsets would be truncated
     if how not in AGGREGATIONS:
         raise ValueError(f"how must be 'max', 'mean', 'first' or 'topk_mean', got {how!r}")
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+    k = check_int(k, "k", minimum=1)  # k=1.5 would average more than the best window
     counts = np.diff(off)
     if s.ndim != 1 or off.ndim != 1 or off.size < 1 or off[0] != 0 or off[-1] != s.size or (counts < 1).any():
         raise ValueError("doc_offsets must start at 0, end at len(scores) and give each document >= 1 window")
