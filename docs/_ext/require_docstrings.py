@@ -1,0 +1,99 @@
+"""Griffe extension: a rendered public object without a docstring is a warning (an error under --strict).
+
+mkdocstrings silently renders an undocumented object as a bare signature. This extension reads every
+``::: identifier`` directive under ``docs/`` and, once the package is loaded, walks each identifier's
+public members (modules, classes, functions and methods; ``__init__`` is covered by its class) and logs a
+warning through griffe's logger for each one that has no docstring, or that takes arguments but has no
+``Parameters`` section (the project's NumPy docstring rule). ``mkdocs build --strict`` turns them into a
+failed build, so a new public API cannot ship undocumented.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import griffe
+
+_DIRECTIVE = re.compile(r"^:::\s+([\w.]+)", re.MULTILINE)
+_DOCS = Path(__file__).resolve().parent.parent
+logger = griffe.get_logger("crossrank.docs")
+
+
+def rendered_identifiers(docs: Path = _DOCS) -> list[str]:
+    """Return every identifier named by a ``::: identifier`` directive in the Markdown under ``docs``."""
+    found: set[str] = set()
+    for page in docs.rglob("*.md"):
+        found.update(_DIRECTIVE.findall(page.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def _takes_arguments(func: griffe.Function) -> bool:
+    names = [p.name for p in func.parameters if p.name not in ("self", "cls")]
+    return bool(names)
+
+
+def _has_parameters_section(obj: griffe.Object) -> bool:
+    if obj.docstring is None:
+        return False
+    sections = obj.docstring.parse("numpy")
+    return any(s.kind is griffe.DocstringSectionKind.parameters for s in sections)
+
+
+def problems(obj: griffe.Object) -> list[str]:
+    """Return the missing-documentation findings for ``obj`` and its public members, recursively."""
+    found: list[str] = []
+    if obj.docstring is None or not obj.docstring.value.strip():
+        found.append(f"{obj.path}: public {obj.kind.value} has no docstring")
+    elif isinstance(obj, griffe.Function) and _takes_arguments(obj) and not _has_parameters_section(obj):
+        found.append(
+            f"{obj.path}: public function takes arguments but its docstring has no Parameters section"
+        )
+    if isinstance(obj, (griffe.Module, griffe.Class)):
+        for name, member in obj.members.items():
+            if member.is_alias or name.startswith("_") or not member.is_public:
+                continue
+            if isinstance(member, (griffe.Module, griffe.Class, griffe.Function)):
+                found.extend(problems(member))
+    return found
+
+
+class RequireDocstrings(griffe.Extension):
+    """Warn about each rendered public object without a docstring (see the module docstring).
+
+    Parameters
+    ----------
+    package
+        The top-level package the directives must belong to (others are left to their own docs).
+    """
+
+    def __init__(self, package: str = "crossrank") -> None:
+        super().__init__()
+        self.package = package
+
+    def on_package(self, *, pkg: griffe.Module, loader: griffe.GriffeLoader, **kwargs: Any) -> None:
+        """Check every rendered identifier of ``pkg`` once the whole package is loaded.
+
+        Parameters
+        ----------
+        pkg
+            The package griffe has just loaded.
+        loader
+            The loader (unused; part of the hook's signature).
+        **kwargs
+            Further hook arguments (unused).
+        """
+        if pkg.name != self.package:
+            return
+        for ident in rendered_identifiers():
+            if ident != self.package and not ident.startswith(self.package + "."):
+                continue
+            try:
+                found = pkg[ident.split(".", 1)[1]] if "." in ident else pkg
+                obj = found.final_target if isinstance(found, griffe.Alias) else found
+            except (KeyError, griffe.AliasResolutionError):
+                logger.warning("%s: named by a ::: directive but not found in the package", ident)
+                continue
+            for line in problems(obj):
+                logger.warning(line)
