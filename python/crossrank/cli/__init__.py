@@ -22,6 +22,7 @@ _COMMANDS = [
     "eval",
     "export",
     "serve",
+    "rerank_run",
     "calibrate",
     "train",
 ]

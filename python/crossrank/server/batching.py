@@ -309,9 +309,16 @@ class Batcher(Generic[In, Out]):
             log.exception("inference step of %d items failed", len(merged))
             if self._metrics is not None:
                 self._metrics.inference_errors.inc()
+            # A BatcherError from ``process`` keeps its meaning (a remote model's QueueFull is still a
+            # 429, its replica dying a retryable ShuttingDown); anything else is an inference failure.
+            error = (
+                exc
+                if isinstance(exc, BatcherError)
+                else InferenceError(f"inference failed: {type(exc).__name__}: {exc}")
+            )
             for job in step:
                 if not job.future.done():
-                    job.future.set_exception(InferenceError(f"inference failed: {type(exc).__name__}: {exc}"))
+                    job.future.set_exception(error)
             return
         finally:
             self._step_started = None
