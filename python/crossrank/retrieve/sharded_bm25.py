@@ -100,8 +100,10 @@ def _build_shard(
 
 
 def _ray_build_shard(texts: list[str], start: int, params: dict[str, Any], analyzer: Analyzer) -> dict:
-    """A Ray task: build one shard with the CPU Ray gives it and return its arrays."""
-    shard = _build_shard(texts, start, params, analyzer, 1)
+    """A Ray task: build one shard with the CPUs Ray gives it and return its arrays."""
+    from ..ray import assigned_cpus
+
+    shard = _build_shard(texts, start, params, analyzer, assigned_cpus())
     chars, offsets = shard._vocab.arena()
     return {
         "vocab_chars": chars,
@@ -191,11 +193,12 @@ class ShardedBM25Index:
         Raises
         ------
         ValueError
-            No texts, ``num_shards`` out of range, duplicate ids, a parameter out of range.
+            No texts, ``num_shards`` out of range, duplicate ids, a parameter out of range; ``ray``
+            names a cluster that cannot be reached (one line naming it).
         TypeError
             A text that is not str, an analyzer that is not a :class:`crossrank.Analyzer`.
-        ConnectionError
-            ``ray`` names a cluster that cannot be reached.
+        ImportError
+            ``ray`` is set but Ray is not installed (the ``[ray]`` extra).
         """
         params = _check_params(variant, k1, b, delta)._asdict()
         texts = check_texts(texts, "texts")
@@ -211,6 +214,8 @@ class ShardedBM25Index:
             raise TypeError(f"analyzer must be a crossrank.Analyzer, got {type(analyzer).__name__}")
         bounds = split_bounds(len(texts), num_shards)
         parts = [(texts[bounds[i] : bounds[i + 1]], bounds[i]) for i in range(num_shards)]
+        if not isinstance(ray, (bool, str)):
+            raise TypeError(f"ray must be a bool or an address str, got {type(ray).__name__}")
         if ray is not False:
             rt = ray_module(ray)
             task = rt.remote(num_cpus=1)(_ray_build_shard)

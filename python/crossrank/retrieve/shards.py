@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from ..errors import StateError, missing_extra
+from ..errors import StateError
 
 __all__ = ["check_same", "merge_topk", "ray_module", "scatter", "split_bounds"]
 
@@ -73,23 +73,15 @@ def check_same(expected: Mapping[str, Any], found: Mapping[str, Any], where: str
 
 
 def ray_module(address: bool | str) -> Any:
-    """Import Ray (the ``[ray]`` extra) and make sure this process is connected to a cluster.
+    """Ray, connected to a cluster (:func:`crossrank.ray.connect`; the ``[ray]`` extra).
 
-    ``address`` True uses the running Ray session (or starts a local one as ``ray.init()`` does);
-    a string is the address of a running cluster (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``).
-    A cluster that cannot be reached is a one-line ``ConnectionError`` naming the address.
+    ``address`` True uses the running Ray session, or starts a local one; a string is the address of
+    a running cluster (``"auto"``, ``"HOST:PORT"``, ``"ray://HOST:PORT"``). An address that cannot be
+    reached is a one-line ``ValueError`` naming it.
     """
-    try:
-        import ray
-    except ImportError as exc:
-        raise missing_extra("ray", "ray") from exc
-    if not ray.is_initialized():
-        try:
-            if address is True:
-                ray.init(include_dashboard=False)
-            else:
-                ray.init(address=str(address), include_dashboard=False)
-        except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError ...
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ConnectionError(f"cannot reach the Ray cluster at {address!r}: {first}") from None
+    from ..ray import connect
+
+    connect(None if address is True else str(address))
+    import ray
+
     return ray
