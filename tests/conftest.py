@@ -20,6 +20,7 @@ from model_fixtures import (
     tiny_bert_multilabel_onnx,
     tiny_bert_onnx,
 )
+from pointwise_fixtures import tiny_qwen3_checkpoint, tiny_qwen3_onnx  # LLM reranker (test_pointwise*)
 
 __all__ = [
     "_crossrank_cache",
@@ -32,6 +33,8 @@ __all__ = [
     "tiny_bert_multilabel_checkpoint",
     "tiny_bert_multilabel_onnx",
     "tiny_bert_onnx",
+    "tiny_qwen3_checkpoint",
+    "tiny_qwen3_onnx",
 ]
 
 

@@ -9,7 +9,9 @@ scores prompts with transformers' ``AutoModelForCausalLM``, one whole prompt at 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -81,12 +83,18 @@ def build_tiny_qwen3(out: Path, *, seed: int = 0, drop: tuple[str, ...] = (), **
     return out
 
 
+@functools.lru_cache(maxsize=2)
+def _causal_lm(checkpoint: str) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(checkpoint).float().eval()
+
+
 def reference_scores(checkpoint: Path, prompts: list[list[int]], ids: tuple[int, int]) -> np.ndarray:
     """transformers' next-token logits of ``ids`` after each prompt (token ids), float64 [n, 2]."""
     import torch
-    from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(str(checkpoint)).float().eval()
+    model = _causal_lm(str(checkpoint))
     rows = []
     with torch.inference_mode():
         for p in prompts:

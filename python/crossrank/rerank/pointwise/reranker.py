@@ -23,13 +23,13 @@ import numpy as np
 from ..._common import check_bool, check_int, check_text, check_texts, check_top_k, resolve_threads
 from ...models.hub import resolve_model
 from ...models.onnx_session import OnnxRuntimeBackend, load_backend
-from ...text.packing import PairTemplate, plan_pairs
+from ...text.packing import PackPlan, PairTemplate, plan_pairs
 from ...text.tokenization import TextEncoder, load_tokenizer
 from ...text.windows import AGGREGATIONS, char_span, tokenize_with_offsets
 from ...types import Aggregation, RankedDoc, Scores, Window
 from ..base import RerankerBase, check_batch, ranked_from_scores
 from .prefix_cache import CausalScorer
-from .prompt import PromptEncoder
+from .prompt import PromptEncoder, QueryPrefix
 from .scoring import relevance, scoring_token_ids
 from .template import PromptTemplate, resolve_template
 
@@ -386,13 +386,12 @@ class LLMPointwiseReranker(RerankerBase):
         """
         return self.prompts.prompt_ids(query, document, self._instruction(instruction))
 
-    def _score_query(self, query: str, docs: list[str], instruction: str | None, raw: bool) -> Scores:
-        """One query's scores: its prefix once, then its documents' batches."""
-        t0 = time.perf_counter()
+    def _plan(
+        self, query: str, docs: list[str], instruction: str | None, counts: dict[str, int] | None = None
+    ) -> tuple[QueryPrefix, PackPlan]:
+        """The query's prefix ids and the packing plan of its documents (truncation or windows, batches)."""
         pre = self.prompts.prefix(query, instruction)
-        p = len(pre.ids)
-        budget = self.max_length - p - len(self.prompts.tail_ids)  # document tokens per row
-        counts: dict[str, int] = {}
+        budget = self.max_length - len(pre.ids) - len(self.prompts.tail_ids)  # document tokens per row
         d_ids = self.encoder.encode(
             [self.prompts.document_text(d) for d in docs],
             max_tokens=None if self.window_stride is not None else budget,
@@ -410,6 +409,14 @@ class LLMPointwiseReranker(RerankerBase):
             window_stride=self.window_stride,
             max_windows=self.max_windows,
         )
+        return pre, plan
+
+    def _score_query(self, query: str, docs: list[str], instruction: str | None, raw: bool) -> Scores:
+        """One query's scores: its prefix once, then its documents' batches."""
+        t0 = time.perf_counter()
+        counts: dict[str, int] = {}
+        pre, plan = self._plan(query, docs, instruction, counts)
+        p = len(pre.ids)
         t1 = time.perf_counter()
         past = None
         cached = self.scorer.can_cache
