@@ -21,6 +21,7 @@ from model_fixtures import (
     tiny_bert_onnx,
 )
 from pointwise_fixtures import tiny_qwen3_checkpoint, tiny_qwen3_onnx  # LLM reranker (test_pointwise*)
+from ray_fixtures import ray_local
 
 __all__ = [
     "_crossrank_cache",
@@ -28,6 +29,7 @@ __all__ = [
     "minilm_ce_checkpoint",
     "minilm_ce_onnx",
     "minilm_dir",
+    "ray_local",
     "tiny_bert_checkpoint",
     "tiny_bert_embedding_onnx",
     "tiny_bert_multilabel_checkpoint",

@@ -292,3 +292,55 @@ def test_concurrent_searches_see_before_or_after_an_add(collections) -> None:
     for hits in seen:
         assert (hits.ids == before.ids).all() or (hits.ids == after.ids).all()
     assert_same_hits(sharded.search(queries[:20], k=10), after)
+
+
+_SAVER = r"""
+import sys
+import numpy as np
+from crossrank.retrieve.sharded_bm25 import ShardedBM25Index
+rng = np.random.default_rng(0)
+words = [f"w{i}" for i in range(2000)]
+texts = [" ".join(rng.choice(words, size=40)) for _ in range(3000)]
+states = [ShardedBM25Index.build(texts[:50], num_shards=3, num_threads=1),
+          ShardedBM25Index.build(texts, num_shards=4, num_threads=1)]
+states[0].save(sys.argv[1])
+print("ready", flush=True)
+i = 1
+while True:
+    states[i % 2].save(sys.argv[1])
+    i += 1
+"""
+
+
+@pytest.mark.slow
+def test_a_save_killed_at_any_moment_leaves_the_old_or_the_new_index(tmp_path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = tmp_path / "idx"
+    child = subprocess.Popen([sys.executable, "-c", _SAVER, str(root)], stdout=subprocess.PIPE)
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == b"ready"
+        held = ShardedBM25Index.load(root)
+        sizes = set()
+        rng = np.random.default_rng(1)
+        for _ in range(12):
+            time.sleep(float(rng.uniform(0.0, 0.2)))
+            child.send_signal(signal.SIGSTOP)  # frozen anywhere in a save: what a kill leaves behind
+            try:
+                frozen = ShardedBM25Index.load(root)
+            finally:
+                child.send_signal(signal.SIGCONT)
+            sizes.add((len(frozen), frozen.num_shards))
+        child.kill()  # and a real kill -9
+        child.wait(timeout=30)
+        final = ShardedBM25Index.load(root)
+        sizes.add((len(final), final.num_shards))
+        assert sizes <= {(50, 3), (3000, 4)}
+        assert held.search(["w1 w2"], k=3).ids.shape == (1, 3)  # opened before: still answers
+    finally:
+        child.kill()
+        child.wait(timeout=30)
