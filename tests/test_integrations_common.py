@@ -48,6 +48,21 @@ class Counting(ToyReranker):
         return super().score_batch(queries, documents_per_query)
 
 
+def spy_async(monkeypatch: pytest.MonkeyPatch, module: str) -> list[str]:
+    """Record each query the adapter's async path ranks (so a test knows that path really ran)."""
+    import importlib
+
+    mod = importlib.import_module(module)
+    real, seen = mod.arank_texts, []
+
+    async def spy(target, query, texts, top_n):
+        seen.append(query)
+        return await real(target, query, texts, top_n)
+
+    monkeypatch.setattr(mod, "arank_texts", spy)
+    return seen
+
+
 def test_import_crossrank_imports_no_framework() -> None:
     code = (
         "import sys, crossrank, crossrank.integrations; "

@@ -9,6 +9,7 @@ import pytest
 
 from crossrank.types import Reranker
 from model_fixtures import tiny_texts
+from test_integrations_common import spy_async
 
 pytest.importorskip("langchain_core")
 pytest.importorskip("langchain_classic")
@@ -74,7 +75,7 @@ def test_compression_retriever_matches_in_process_rank(ce: Reranker, base) -> No
     assert all("relevance_score" not in d.metadata for d in base.invoke(QUERIES[0]))
 
 
-def test_async_retriever_and_abatch_match_sync(ce: Reranker, base) -> None:
+def test_async_retriever_and_abatch_match_sync(ce: Reranker, base, monkeypatch: pytest.MonkeyPatch) -> None:
     retriever = ContextualCompressionRetriever(
         base_compressor=LangChainReranker(ce, top_n=3), base_retriever=base
     )
@@ -85,7 +86,9 @@ def test_async_retriever_and_abatch_match_sync(ce: Reranker, base) -> None:
         many = await retriever.abatch(QUERIES)
         return one, many
 
+    seen = spy_async(monkeypatch, "crossrank.integrations.langchain")
     one, many = asyncio.run(main())
+    assert sorted(seen) == sorted([QUERIES[0], *QUERIES])  # ainvoke and abatch took the async path
     assert as_rows(one) == sync[0]
     assert [as_rows(m) for m in many] == sync
 

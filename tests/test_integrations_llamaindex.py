@@ -9,6 +9,7 @@ import pytest
 
 from crossrank.types import Reranker
 from model_fixtures import tiny_texts
+from test_integrations_common import spy_async
 
 pytest.importorskip("llama_index.core")
 
@@ -54,7 +55,9 @@ def rows(nodes: list[NodeWithScore]) -> list[tuple[str, float | None]]:
     return [(n.node.node_id, n.score) for n in nodes]
 
 
-def test_query_engine_postprocessor_matches_in_process_rank(ce: Reranker, index: VectorStoreIndex) -> None:
+def test_query_engine_postprocessor_matches_in_process_rank(
+    ce: Reranker, index: VectorStoreIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rerank = LlamaIndexReranker(ce, top_n=4)
     engine = RetrieverQueryEngine(
         index.as_retriever(similarity_top_k=len(TEXTS)),
@@ -69,7 +72,9 @@ def test_query_engine_postprocessor_matches_in_process_rank(ce: Reranker, index:
         # the same node objects, metadata and all
         assert all(n.node.metadata["n"] == int(n.node.node_id[1:]) for n in got)
     # the async engine path (apostprocess_nodes) gives the same
+    seen = spy_async(monkeypatch, "crossrank.integrations.llamaindex")
     got = asyncio.run(engine.aquery(QUERIES[0])).source_nodes
+    assert seen == [QUERIES[0]]
     assert rows(got) == expected(ce, index, QUERIES[0], 4, MetadataMode.EMBED)
 
 

@@ -40,7 +40,9 @@ class HaystackRanker:
     Built from a reranker spec string, the model loads in :meth:`warm_up` (Haystack's pipelines call
     it; :meth:`run` calls it too when needed), and :meth:`to_dict` / :meth:`from_dict` serialise the
     spec and its options, so a pipeline holding this ranker round-trips through ``Pipeline.dumps`` /
-    ``loads``. Built from a reranker object it works the same but cannot be serialised.
+    ``loads``. Built from a reranker object it works the same but cannot be serialised. Haystack 3
+    loads classes only from allowed modules: ``Pipeline.loads(text,
+    allowed_modules=["crossrank.integrations.haystack"])``.
 
     :meth:`run_async` (used by Haystack's ``AsyncPipeline``) merges the calls waiting on one event loop
     into one ``score_batch`` step on the loop's default executor (crossrank's rerankers are
