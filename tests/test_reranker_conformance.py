@@ -1,7 +1,8 @@
 """Every reranker meets the one protocol of crossrank.types.Reranker with the same results, rules and errors.
 
-Parametrized over the four crossrank rerankers (tiny seeded models; the LLM behind a fake OpenAI
-server), their long-document (windowed) forms, and a toy reranker defined here that subclasses nothing.
+Parametrized over the crossrank rerankers (tiny seeded models; the LLM behind a fake OpenAI server; the
+pointwise LLM reranker on a tiny seeded Qwen3), their long-document (windowed) forms, and a toy reranker
+defined here that subclasses nothing.
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ KINDS = [
     "colbert",
     "colbert-windows",
     "llm",
+    "pointwise",
+    "pointwise-windows",
     "toy",
 ]
 
@@ -83,6 +86,12 @@ def reranker(
     llm_server: FakeOpenAIServer,
 ) -> Reranker:
     kind = request.param
+    if kind.startswith("pointwise"):
+        from crossrank import LLMPointwiseReranker
+
+        onnx_dir = request.getfixturevalue("tiny_qwen3_onnx")  # only built when these kinds run
+        windows = {"window_stride": 16} if kind.endswith("windows") else {}
+        return LLMPointwiseReranker(onnx_dir, precision="fp32", max_length=160, **windows)
     if kind.startswith("cross-encoder"):
         from crossrank import CrossEncoder
 
