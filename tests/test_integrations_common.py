@@ -225,3 +225,17 @@ def test_native_async_reranker_is_awaited_without_a_thread() -> None:
     r = NativeAsync()
     assert asyncio.run(arank_texts(r, "a b", DOCS, 3)) == _expected("a b", DOCS, 3)
     assert r.threads == [threading.main_thread().name]
+
+
+def test_a_step_stops_at_max_step_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from crossrank.integrations import _core
+
+    monkeypatch.setattr(_core, "MAX_STEP_PAIRS", 2 * len(DOCS))
+    r = Counting()
+    queries = ["a", "b", "c", "d", "a b"]
+
+    async def main() -> list[list[tuple[int, float]]]:
+        return await asyncio.gather(*(arank_texts(r, q, DOCS, 2) for q in queries))
+
+    assert asyncio.run(main()) == [_expected(q, DOCS, 2) for q in queries]
+    assert r.calls == [["a", "b"], ["c", "d"], ["a b"]]  # two calls' pairs per step, in call order

@@ -123,3 +123,27 @@ def test_bad_input(ce: Reranker) -> None:
     c.top_n = -1  # set after construction: refused at call time
     with pytest.raises(ValueError, match="top_n must be >= 1"):
         c.compress_documents([Document("a")], "q")
+
+
+def test_concurrent_acompress_calls_share_one_score_batch(ce: Reranker) -> None:
+    class Recording:
+        """Delegates to the cross-encoder, recording each score_batch call's queries."""
+
+        def __init__(self) -> None:
+            self.calls: list[list[str]] = []
+            self.score, self.rank = ce.score, ce.rank
+
+        def score_batch(self, queries, documents_per_query):
+            self.calls.append(list(queries))
+            return ce.score_batch(queries, documents_per_query)
+
+    rec = Recording()
+    c = LangChainReranker(rec, top_n=3)
+    docs = [Document(t) for t in TEXTS]
+
+    async def main():
+        return await asyncio.gather(*(c.acompress_documents(docs, q) for q in QUERIES))
+
+    got = asyncio.run(main())
+    assert rec.calls == [QUERIES]  # the three queries' pairs went to the model together
+    assert [as_rows(g) for g in got] == [as_rows(c.compress_documents(docs, q)) for q in QUERIES]
