@@ -239,3 +239,17 @@ def test_a_step_stops_at_max_step_pairs(monkeypatch: pytest.MonkeyPatch) -> None
 
     assert asyncio.run(main()) == [_expected(q, DOCS, 2) for q in queries]
     assert r.calls == [["a", "b"], ["c", "d"], ["a b"]]  # two calls' pairs per step, in call order
+
+
+def test_a_reranker_returning_too_few_scores_is_an_error() -> None:
+    class Short(ToyReranker):
+        def score_batch(self, queries, documents_per_query):
+            return [
+                Scores(s.scores[:-1], s.truncated[:-1])
+                for s in super().score_batch(queries, documents_per_query)
+            ]
+
+    with pytest.raises(
+        RuntimeError, match=f"Short returned {len(DOCS) - 1} scores for {len(DOCS)} documents"
+    ):
+        asyncio.run(arank_texts(Short(), "a", DOCS, 2))

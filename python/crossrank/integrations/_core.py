@@ -137,9 +137,11 @@ def _ordered(target: Target, scores: Scores, texts: list[str], top_n: int | None
     """(index into ``texts``, score) best first from one query's scores (Pipeline fusion applied)."""
     from ..pipeline import Pipeline, rrf_with_first_stage
 
+    if len(scores) != len(texts):
+        raise RuntimeError(
+            f"{type(scorer_of(target)).__name__} returned {len(scores)} scores for {len(texts)} documents"
+        )
     if isinstance(target, Pipeline):
-        if len(scores) != len(texts):
-            raise RuntimeError(f"the reranker returned {len(scores)} scores for {len(texts)} documents")
         final = np.asarray(scores.scores, dtype=np.float64)
         if target.rerank_fusion == "rrf":
             final = rrf_with_first_stage(final, target.rrf_k)
@@ -193,7 +195,8 @@ class _Coalescer:
     def __init__(self, reranker: Reranker, loop: asyncio.AbstractEventLoop, key: tuple[object, int]) -> None:
         self.reranker = reranker
         self.key = key
-        self.jobs: list[_Job] = []
+        self.jobs: list[_Job] = []  # waiting for the next step
+        self.step: list[_Job] = []  # in the running step
         native = getattr(reranker, "ascore_batch", None)
         self.native = native if inspect.iscoroutinefunction(native) else None
         self.task = loop.create_task(self._drain())
@@ -222,7 +225,7 @@ class _Coalescer:
         try:
             while True:
                 await asyncio.sleep(0)  # one loop turn: calls started together join this step
-                step = self._take()
+                self.step = step = self._take()
                 if not step:
                     return
                 try:
@@ -242,7 +245,7 @@ class _Coalescer:
                         j.future.set_result(s)
         finally:
             _ACTIVE.pop(self.key, None)
-            for j in self.jobs:  # only when the loop cancels this task (shutdown)
+            for j in self.step + self.jobs:  # left only when the loop cancels this task (shutdown)
                 if not j.future.done():
                     j.future.cancel()
 
