@@ -35,14 +35,43 @@ def split_bounds(n: int, num_shards: int) -> list[int]:
 def merge_topk(
     positions: Sequence[np.ndarray], scores: Sequence[np.ndarray], k: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Merge per-shard results (global positions int64 and scores, each [nq, k_s]) into the first
-    ``k`` by (descending score, ascending global position); returns (positions, scores) [nq, <= k].
+    """Merge per-shard results (global positions int64 and float32 scores, each [nq, k_s]) into the
+    first ``k`` by (descending score, ascending global position); returns (positions, scores) [nq, <= k].
 
     Places a shard could not fill (an approximate index: position -1, score -inf) sort last.
     """
     pos = np.concatenate([np.asarray(p, dtype=np.int64) for p in positions], axis=1)
     sc = np.concatenate([np.asarray(s, dtype=np.float32) for s in scores], axis=1)
-    # Unfilled places get the largest position so that, at -inf, they follow every real hit.
+    k = min(k, pos.shape[1])
+    if pos.size and int(pos.max()) >= _NO_POS:
+        return _merge_lexsort(pos, sc, k)
+    # One uint64 key per hit, ordered as (descending score, ascending position): the high half is
+    # the float32 score's bits turned into an order-preserving integer and inverted, the low half the
+    # position (unfilled places: the largest). Sorting integers is exact and much faster than a
+    # two-key lexsort; both halves are decoded back bit for bit.
+    i = (sc + np.float32(0.0)).view(np.int32)  # -0.0 becomes 0.0: equal scores, one key
+    ordered = i ^ ((i >> 31) & np.int32(0x7FFFFFFF))  # float order as signed int order
+    key = (np.int64(0x7FFFFFFF) - ordered.astype(np.int64)).astype(np.uint64) << np.uint64(32)
+    if (pos < 0).any():
+        pos = np.where(pos < 0, _NO_POS, pos)
+    key |= pos.astype(np.uint64)
+    if k < key.shape[1]:
+        key = np.partition(key, k - 1, axis=1)[:, :k]
+    key.sort(axis=1)
+    back = (np.int64(0x7FFFFFFF) - (key >> np.uint64(32)).astype(np.int64)).astype(np.int32)
+    out_scores = (back ^ ((back >> 31) & np.int32(0x7FFFFFFF))).view(np.float32)
+    out_pos = (key & np.uint64(_NO_POS)).astype(np.int64)
+    out_pos[out_pos == _NO_POS] = -1
+    return out_pos, out_scores
+
+
+# The low 32 bits of a merge key: positions must stay below it (else the lexsort path runs).
+_NO_POS = 0xFFFFFFFF
+
+
+def _merge_lexsort(pos: np.ndarray, sc: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The obvious merge (two-key lexsort): the reference of :func:`merge_topk`, and its path for
+    positions beyond 32 bits."""
     key_pos = np.where(pos < 0, np.iinfo(np.int64).max, pos)
     order = np.lexsort((key_pos, -sc), axis=-1)[:, :k]
     return np.take_along_axis(pos, order, axis=1), np.take_along_axis(sc, order, axis=1)
