@@ -14,6 +14,7 @@ from test_integrations_common import spy_async
 
 pytest.importorskip("haystack")
 
+import haystack
 from haystack import Document, Pipeline
 from haystack.components.retrievers.in_memory import InMemoryBM25Retriever
 from haystack.core.errors import SerializationError
@@ -42,8 +43,8 @@ def store() -> InMemoryDocumentStore:
     return s
 
 
-def build(store: InMemoryDocumentStore, ranker: HaystackRanker) -> Pipeline:
-    p = Pipeline()
+def build(store: InMemoryDocumentStore, ranker: HaystackRanker, cls: type = Pipeline) -> Pipeline:
+    p = cls()
     p.add_component("retriever", InMemoryBM25Retriever(store, top_k=len(TEXTS)))
     p.add_component("ranker", ranker)
     p.connect("retriever.documents", "ranker.documents")
@@ -97,7 +98,8 @@ def test_async_pipeline_and_object_ranker(
 ) -> None:
     seen = spy_async(monkeypatch, "crossrank.integrations.haystack")
     ranker = HaystackRanker(ce, top_k=None)  # an object: works, but cannot be serialised
-    pipe = build(store, ranker)  # Haystack 3 pipelines run async themselves (run_async)
+    # Haystack 3's Pipeline has run_async; Haystack 2 has a separate AsyncPipeline
+    pipe = build(store, ranker, getattr(haystack, "AsyncPipeline", Pipeline))
 
     async def main():
         return await asyncio.gather(
