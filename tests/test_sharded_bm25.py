@@ -300,7 +300,7 @@ import numpy as np
 from crossrank.retrieve.sharded_bm25 import ShardedBM25Index
 rng = np.random.default_rng(0)
 words = [f"w{i}" for i in range(2000)]
-texts = [" ".join(rng.choice(words, size=40)) for _ in range(3000)]
+texts = [" ".join(rng.choice(words, size=40)) for _ in range(2000)]
 states = [ShardedBM25Index.build(texts[:50], num_shards=3, num_threads=1),
           ShardedBM25Index.build(texts, num_shards=4, num_threads=1)]
 states[0].save(sys.argv[1])
@@ -327,7 +327,7 @@ def test_a_save_killed_at_any_moment_leaves_the_old_or_the_new_index(tmp_path) -
         held = ShardedBM25Index.load(root)
         sizes = set()
         rng = np.random.default_rng(1)
-        for _ in range(12):
+        for _ in range(10):
             time.sleep(float(rng.uniform(0.0, 0.2)))
             child.send_signal(signal.SIGSTOP)  # frozen anywhere in a save: what a kill leaves behind
             try:
@@ -339,7 +339,7 @@ def test_a_save_killed_at_any_moment_leaves_the_old_or_the_new_index(tmp_path) -
         child.wait(timeout=30)
         final = ShardedBM25Index.load(root)
         sizes.add((len(final), final.num_shards))
-        assert sizes <= {(50, 3), (3000, 4)}
+        assert sizes <= {(50, 3), (2000, 4)}
         assert held.search(["w1 w2"], k=3).ids.shape == (1, 3)  # opened before: still answers
     finally:
         child.kill()
