@@ -334,7 +334,13 @@ class ShardedBM25Index:
         threads = core_threads(num_threads)
         qs = [queries] if isinstance(queries, str) else check_texts(queries, "queries")
         st = self._state  # one state for the whole call
-        hits = scatter(st.shards, lambda s, t: s.search(qs, k=k, num_threads=t), threads)
+        analyzer = st.shards[0].analyzer
+        if analyzer is None:  # pragma: no cover - shards are built from texts, loaded with analyzers
+            raise ValueError("this index has no analyzer: use search_tokens()")
+        # Analyse once here; every shard maps the same terms to its own ids (unknown terms drop out,
+        # exactly as a shard's own search would drop them).
+        tokens = analyzer.analyze_batch(qs, num_threads=threads or None)
+        hits = scatter(st.shards, lambda s, t: s.search_tokens(tokens, k=k, num_threads=t), threads)
         return self._gathered(st, hits, k)
 
     def search_tokens(
