@@ -68,6 +68,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="require 'Authorization: Bearer KEY' on every endpoint but /health (repeatable)",
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    ray = p.add_argument_group('Ray Serve (pip install "crossrank[ray]"; see crossrank.ray.serve)')
+    ray.add_argument("--ray", action="store_true", help="serve on Ray Serve: the same API, replicated")
+    ray.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDRESS",
+        help="Ray cluster HOST:PORT or 'auto' (default: local)",
+    )
+    ray.add_argument("--replicas", type=int, default=1, help="model replicas (with --ray; default 1)")
+    ray.add_argument(
+        "--autoscale", default=None, metavar="MIN:MAX", help="autoscale model replicas (with --ray)"
+    )
+    ray.add_argument("--cpus-per-replica", type=float, default=1.0, help="CPUs (= threads) per model replica")
     p.set_defaults(func=run)
 
 
@@ -132,6 +145,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port must be in 0..65535, got {args.port}")
+    if getattr(args, "ray", False):
+        from ..ray.serve import run_cli
+
+        return run_cli(args)
     configure_logging(args.log_level)
     log = logging.getLogger("crossrank.server")
     config = ServerConfig(

@@ -44,7 +44,15 @@ from ..rerank.base import RerankerBase
 from ..types import Scores
 from ._cluster import assigned_cpus, require_ray
 
-__all__ = ["PipelineDeployment", "RemoteReranker", "serve_app", "serve_args", "serve_pipeline"]
+__all__ = [
+    "PipelineDeployment",
+    "RemoteReranker",
+    "parse_autoscale",
+    "run_cli",
+    "serve_app",
+    "serve_args",
+    "serve_pipeline",
+]
 
 MODEL_DEPLOYMENT = "crossrank-model"
 GATEWAY_DEPLOYMENT = "crossrank-gateway"
@@ -666,3 +674,68 @@ def serve_pipeline(
         max_ongoing_requests=256,
     )(PipelineDeployment)
     return pipeline.bind(first.bind(first_stage), reranker.bind(args), depth, top_k, args.request_timeout_s)
+
+
+def parse_autoscale(text: str) -> tuple[int, int]:
+    """``"MIN:MAX"`` -> ``(min, max)``.
+
+    Parameters
+    ----------
+    text : str
+        Two non-negative ints separated by a colon, MIN <= MAX, MAX >= 1.
+
+    Raises
+    ------
+    ValueError
+        Anything else (the message names ``--autoscale``).
+    """
+    lo, sep, hi = text.partition(":")
+    if not sep or not lo.strip().isdigit() or not hi.strip().isdigit():
+        raise ValueError(f"--autoscale must be MIN:MAX (e.g. 1:4), got {text!r}")
+    bounds = int(lo), int(hi)
+    if bounds[0] > bounds[1] or bounds[1] < 1:
+        raise ValueError(f"--autoscale needs MIN <= MAX and MAX >= 1, got {text!r}")
+    return bounds
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """``crossrank serve --ray``: deploy :func:`serve_app` and block until interrupted.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed ``crossrank serve`` arguments (``--host``/``--port`` become the Serve proxy's).
+    """
+    import signal
+    import threading
+
+    ray = require_ray()
+    from ray import serve
+
+    from ._cluster import connect
+
+    autoscale = parse_autoscale(args.autoscale) if args.autoscale else None
+    if isinstance(args.replicas, bool) or args.replicas < 1:
+        raise ValueError(f"--replicas must be >= 1, got {args.replicas}")
+    started_here = not ray.is_initialized() and args.ray_address in (None, "local")
+    connect(args.ray_address)
+    app = serve_app(args, replicas=args.replicas, autoscale=autoscale, cpus_per_replica=args.cpus_per_replica)
+    serve.start(http_options={"host": args.host, "port": args.port})
+    serve.run(app, name="crossrank", route_prefix="/")
+    print(
+        f"crossrank serve --ray: http://{args.host}:{args.port} ({args.replicas if autoscale is None else autoscale} "
+        "model replicas); Ctrl-C stops",
+        flush=True,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        serve.delete("crossrank")  # graceful: replicas finish accepted work
+        if started_here:
+            serve.shutdown()
+            ray.shutdown()
+    return 0
