@@ -5,7 +5,8 @@ mkdocstrings silently renders an undocumented object as a bare signature. This e
 public members (modules, classes, functions and methods; ``__init__`` is covered by its class) and logs a
 warning through griffe's logger for each one that has no docstring, or that takes arguments but has no
 ``Parameters`` section (the project's NumPy docstring rule). ``mkdocs build --strict`` turns them into a
-failed build, so a new public API cannot ship undocumented.
+failed build, so a new public API cannot ship undocumented. It also renders the docstrings' Sphinx roles
+(``:meth:`build```) as inline code, since Markdown would show them literally.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from typing import Any
 import griffe
 
 _DIRECTIVE = re.compile(r"^:::\s+([\w.]+)", re.MULTILINE)
+# Sphinx cross-reference roles (:meth:`build`, :class:`~crossrank.types.Scores`), which Markdown would
+# show literally: rendered as inline code of the name (the ``~`` form keeps the last component).
+_ROLE = re.compile(r":(?:py:)?(?:meth|class|func|mod|attr|exc|data|obj|const|ref|term):`(~?)([^`]+)`")
 _DOCS = Path(__file__).resolve().parent.parent
 logger = griffe.get_logger("crossrank.docs")
 
@@ -59,6 +63,24 @@ def problems(obj: griffe.Object) -> list[str]:
     return found
 
 
+def _role_as_code(match: re.Match[str]) -> str:
+    target = match.group(2).strip()
+    if "<" in target and target.endswith(">"):  # :ref:`text <target>`
+        target = target.split("<", 1)[0].strip()
+    elif match.group(1):
+        target = target.rsplit(".", 1)[-1]
+    return f"`{target}`"
+
+
+def rewrite_roles(obj: griffe.Object) -> None:
+    """Rewrite the Sphinx roles of ``obj``'s docstring and its members' as inline code, recursively."""
+    if obj.docstring is not None:
+        obj.docstring.value = _ROLE.sub(_role_as_code, obj.docstring.value)
+    for member in obj.members.values():
+        if not member.is_alias:
+            rewrite_roles(member)  # type: ignore[arg-type]
+
+
 class RequireDocstrings(griffe.Extension):
     """Warn about each rendered public object without a docstring (see the module docstring).
 
@@ -86,6 +108,7 @@ class RequireDocstrings(griffe.Extension):
         """
         if pkg.name != self.package:
             return
+        rewrite_roles(pkg)
         for ident in rendered_identifiers():
             if ident != self.package and not ident.startswith(self.package + "."):
                 continue
