@@ -236,3 +236,17 @@ def test_spec_and_lazy_export(tiny_qwen3_onnx):
     )
     with pytest.raises(ValueError, match="do not apply"):
         load_reranker(f"pointwise:{tiny_qwen3_onnx}", window_size=3)
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_openvino_runs_the_same_graphs(tiny_qwen3_onnx, cache):
+    pytest.importorskip("openvino")
+    want = make(tiny_qwen3_onnx, max_length=160).score(QUERY, DOCS).scores
+    from crossrank import LLMPointwiseReranker
+
+    r = LLMPointwiseReranker(
+        tiny_qwen3_onnx, backend="openvino", precision="fp32", max_length=160, prefix_cache=cache
+    )
+    s = r.score(QUERY, DOCS)
+    assert s.stats["prefix_cache"] == float(cache)
+    np.testing.assert_allclose(s.scores, want, atol=1e-4)

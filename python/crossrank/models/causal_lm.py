@@ -293,7 +293,12 @@ def export_causal_lm_reranker(
         torch.from_numpy(score_ids),
         *past_example,
     )
-    tmp = {name: out / f".{name}.{os.getpid()}.onnx" for name in ("prefix", "model")}
+    # Each graph is staged in its own folder: a model over 2 GB gets its weights written as external data
+    # files named after its tensors, which must not mix with the other graph's.
+    stage = out / f".staging.{os.getpid()}"
+    tmp = {name: stage / name / f"{name}.onnx" for name in ("prefix", "model")}
+    for path in tmp.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
     say(f"exporting {load_from} ({type(hf).__name__}) as prefix + scoring graphs, opset {opset}")
     report = ExportReport(
         out_dir=str(out), task="causal-lm-reranker", inputs=score_inputs, outputs=["scores"]
@@ -311,14 +316,19 @@ def export_causal_lm_reranker(
                 input_names=score_inputs, output_names=["scores"],
                 dynamic_axes=dyn_score, opset_version=opset, do_constant_folding=True, dynamo=False,
             )  # fmt: skip
+        for name, path in tmp.items():
+            _one_data_file(path, f"{name}.onnx.data")
         report.max_abs_err = _verify(
             tmp["prefix"], tmp["model"], cases, refs, score_ids, n_layers, dims, atol
         )
         for name, path in tmp.items():
+            data = path.with_name(f"{name}.onnx.data")
+            if data.is_file():
+                os.replace(data, out / data.name)
+                report.files.append(data.name)
             os.replace(path, out / f"{name}.onnx")
     finally:
-        for path in tmp.values():
-            path.unlink(missing_ok=True)
+        shutil.rmtree(stage, ignore_errors=True)
     report.files += ["model.onnx", "prefix.onnx"]
     say(f"max abs error vs transformers: {report.max_abs_err}")
     hf.config.save_pretrained(str(out))
@@ -330,6 +340,21 @@ def export_causal_lm_reranker(
     body = asdict(report) | {"graph": {"past": pasts, "present": presents, **dims}}
     (out / "crossrank_export.json").write_text(json.dumps(body, indent=2))
     return report
+
+
+def _one_data_file(path: Path, data_name: str) -> None:
+    """Gather a graph's external data files (written for models over 2 GB) into one ``data_name`` file."""
+    others = [p for p in path.parent.iterdir() if p != path]
+    if not others:
+        return
+    import onnx
+
+    model = onnx.load(str(path))  # reads the external tensors
+    for p in others:
+        p.unlink()
+    onnx.save_model(
+        model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location=data_name
+    )
 
 
 def _verify(
