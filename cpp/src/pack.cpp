@@ -110,7 +110,9 @@ std::int64_t bucket_length(const Options& opt, std::int64_t n) {
         const std::int64_t m = opt.bucket_multiple;
         L = (n + m - 1) / m * m;
     }
-    return std::min(L, opt.max_length);
+    // At least one column: a pair with no tokens at all (empty texts, a template without special
+    // tokens) is one pad column, never a zero divisor of the batch token budget.
+    return std::max<std::int64_t>(1, std::min(L, opt.max_length));
 }
 
 Kept truncate_pair(std::int64_t q, std::int64_t d, std::int64_t T, Truncation strategy, std::size_t pair) {

@@ -119,6 +119,18 @@ TEST_CASE("plan: batches respect the token budget, rows sorted longest first, ea
     CHECK(p.peak_batch_tokens() <= 1024);
 }
 
+TEST_CASE("plan: pairs with no tokens at all get a one-column batch (no division by zero)") {
+    const Seqs q(VV{V{}, V{}}), d(VV{V{}, V{}});
+    pk::Options o;
+    o.max_length = 8;
+    const auto p = pk::plan(q.ragged(), d.ragged(), pk::PairTemplate{}, o);
+    REQUIRE(p.n_rows() == 2);
+    REQUIRE(p.n_batches() == 1);
+    CHECK(p.batch_length[0] == 1);
+    CHECK(p.row_tokens[0] == 0);
+    CHECK(p.row_tokens[1] == 0);
+}
+
 TEST_CASE("windows cover the whole document, full width, last one ends at the end") {
     const Seqs q(VV{iota(4)}), d(VV{iota(100)});
     pk::Options o;

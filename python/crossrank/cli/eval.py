@@ -127,6 +127,7 @@ class _RunRetriever:
     def search(self, queries: Sequence[str], k: int = 100) -> Any:
         from ..retrieve.fusion import FusedResults
 
+        k = min(k, max((len(r) for r in self._ranked.values()), default=0))  # never wider than the run
         ids = np.full((len(queries), k), None, dtype=object)
         scores = np.full((len(queries), k), -np.inf)
         for r, q in enumerate(queries):

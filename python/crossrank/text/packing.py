@@ -54,13 +54,16 @@ _OFFSET_ONLY_PROCESSORS = {"ByteLevel"}
 _PAD_TOKEN_GUESSES = ("[PAD]", "<pad>", "<|pad|>")
 
 
+_INT32_MAX = 2**31 - 1
+
+
 def _ids_tuple(values: Iterable[int], name: str) -> tuple[int, ...]:
     out = []
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
             raise TypeError(f"{name} must hold integers, got {type(v).__name__} {v!r}")
-        if v < 0:
-            raise ValueError(f"{name} must hold token ids >= 0, got {int(v)}")
+        if not 0 <= v <= _INT32_MAX:  # the packer's ids are int32
+            raise ValueError(f"{name} must hold token ids in [0, {_INT32_MAX}], got {int(v)}")
         out.append(int(v))
     return tuple(out)
 
