@@ -250,3 +250,45 @@ def test_openvino_runs_the_same_graphs(tiny_qwen3_onnx, cache):
     s = r.score(QUERY, DOCS)
     assert s.stats["prefix_cache"] == float(cache)
     np.testing.assert_allclose(s.scores, want, atol=1e-4)
+
+
+def test_plain_causal_lm_graph_runs_whole_prompts(tiny_qwen3_checkpoint, tiny_qwen3_onnx, tmp_path):
+    """A graph without past inputs (input_ids, attention_mask -> logits [batch, seq, vocab]) scores whole prompts."""
+    import shutil
+    import warnings
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    hf = AutoModelForCausalLM.from_pretrained(str(tiny_qwen3_checkpoint), attn_implementation="eager").eval()
+
+    class Plain(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.hf = hf
+
+        def forward(self, ids, mask):  # type: ignore[no-untyped-def]
+            return self.hf(input_ids=ids, attention_mask=mask, use_cache=False).logits
+
+    ids = torch.randint(0, 500, (2, 9))
+    axes = {"batch": 0, "seq": 1}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            Plain(),
+            (ids, torch.ones_like(ids)),
+            str(tmp_path / "model.onnx"),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["logits"],
+            dynamic_axes={
+                n: {v: k for k, v in axes.items()} for n in ("input_ids", "attention_mask", "logits")
+            },
+            opset_version=17,
+            dynamo=False,
+        )
+    for name in ("tokenizer.json", "tokenizer_config.json", "config.json"):
+        shutil.copy(tiny_qwen3_onnx / name, tmp_path / name)
+    r = make(tmp_path, max_length=160)
+    assert not r.scorer.can_cache
+    want = make(tiny_qwen3_onnx, max_length=160).score(QUERY, DOCS).scores
+    np.testing.assert_allclose(r.score(QUERY, DOCS).scores, want, atol=1e-4)
