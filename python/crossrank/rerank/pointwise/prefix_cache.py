@@ -55,7 +55,13 @@ class CausalScorer:
         self._empty: list[np.ndarray] | None = None
 
     def disable_cache(self, why: BaseException) -> None:
-        """Run whole prompts from now on (after the backend refused the past inputs)."""
+        """Run whole prompts from now on (after the backend refused the past inputs); warns once.
+
+        Parameters
+        ----------
+        why : BaseException
+            What the backend raised (quoted in the warning).
+        """
         with self._lock:
             if self.can_cache:
                 warnings.warn(

@@ -21,7 +21,15 @@ __all__ = ["PromptEncoder", "QueryPrefix"]
 
 
 class QueryPrefix:
-    """A query's prefix ids, and whether the query had to be cut."""
+    """A query's prefix ids, and whether the query had to be cut (immutable by convention; shared).
+
+    Parameters
+    ----------
+    ids : numpy.ndarray
+        int64 ids of the prompt before the document.
+    query_cut : bool
+        The query was cut to ``max_query_length`` tokens.
+    """
 
     __slots__ = ("ids", "query_cut")
 
