@@ -198,7 +198,9 @@ class ModelReplica:
             out.append(Scores(np.asarray(rows.relevance, np.float32), np.asarray(rows.truncated, bool)))
         return out
 
-    async def call(self, target: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    async def call(
+        self, target: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], timeout_s: float
+    ) -> Any:
         """Run an adapter method here: ``served.METHOD`` (tokenizer work, on a worker thread) or
         ``embed.METHOD`` (on the inference thread, serialized with scoring).
 
@@ -210,15 +212,20 @@ class ModelReplica:
             A public method name.
         args, kwargs
             Its arguments.
+        timeout_s : float
+            Deadline of the call.
         """
         obj = self.served if target == "served" else self.embed_model
         if obj is None or method.startswith("_"):
             raise AttributeError(f"no {target}.{method} on this replica")
         fn = getattr(obj, method)
+        work: Any
         if target == "embed":
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self.executor, lambda: fn(*args, **kwargs))
-        return await asyncio.to_thread(fn, *args, **kwargs)
+            work = loop.run_in_executor(self.executor, lambda: fn(*args, **kwargs))
+        else:
+            work = asyncio.to_thread(fn, *args, **kwargs)
+        return await asyncio.wait_for(work, timeout=timeout_s)
 
     def check_health(self) -> None:
         """Ray Serve's health check: a dead collector task makes the replica unhealthy (restarted)."""
@@ -268,6 +275,13 @@ class _Remote:
         """``handle.METHOD.remote(*args, timeout)`` for every ``args`` at once; wait for all; retry the
         ones whose replica died. Called from a worker thread (never the event loop).
         """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:  # on an event loop (e.g. create_app asking can_cut_left()): Ray refuses to block there
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                return pool.submit(self.many, method, calls).result()
         from ray.exceptions import RayTaskError
 
         from ..server.batching import BatcherError, ShuttingDown
@@ -565,6 +579,31 @@ class FirstStage:
         return [self.documents[i] for i in ids]
 
 
+class BM25FirstStage:
+    """A picklable first-stage factory for :func:`serve_pipeline`: BM25 over ``texts`` (built per replica).
+
+    Parameters
+    ----------
+    texts : sequence of str
+        The documents.
+    ids : sequence of str
+        Their ids (unique).
+    **bm25
+        Passed to :meth:`crossrank.BM25Index.build` (``variant``, ``k1``, ``b``, ...).
+    """
+
+    def __init__(self, texts: Sequence[str], ids: Sequence[str], **bm25: Any) -> None:
+        if len(texts) != len(ids):
+            raise ValueError(f"got {len(texts)} texts but {len(ids)} ids")
+        self.texts, self.ids, self.bm25 = list(texts), [str(i) for i in ids], bm25
+
+    def __call__(self) -> tuple[Any, dict[str, str]]:
+        from ..retrieve.bm25 import BM25Index
+
+        index = BM25Index.build(self.texts, ids=self.ids, num_threads=assigned_cpus(), **self.bm25)
+        return index, dict(zip(self.ids, self.texts, strict=True))
+
+
 class PipelineDeployment:
     """Retrieve with the first-stage deployment, rerank with the model deployment (both by handle).
 
@@ -633,6 +672,7 @@ def serve_pipeline(
     first_replicas: int = 1,
     model_replicas: int = 1,
     cpus_per_replica: float = 1.0,
+    first_cpus: float = 1.0,
     options: Sequence[str] = (),
 ) -> Any:
     """A Ray Serve application: first stage -> reranker, each its own deployment, composed by handles.
@@ -649,6 +689,8 @@ def serve_pipeline(
         Replicas of each stage (they scale separately).
     cpus_per_replica : float
         CPUs per model replica.
+    first_cpus : float
+        CPUs per first-stage replica.
     options : sequence of str
         More ``crossrank serve`` flags when ``model`` is a str.
 
@@ -661,7 +703,9 @@ def serve_pipeline(
     from ray import serve
 
     args = model if isinstance(model, argparse.Namespace) else serve_args(model, *options)
-    first = serve.deployment(name=FIRST_STAGE_DEPLOYMENT, num_replicas=first_replicas)(FirstStage)
+    first = serve.deployment(
+        name=FIRST_STAGE_DEPLOYMENT, num_replicas=first_replicas, ray_actor_options={"num_cpus": first_cpus}
+    )(FirstStage)
     reranker = serve.deployment(
         name=MODEL_DEPLOYMENT,
         num_replicas=model_replicas,
