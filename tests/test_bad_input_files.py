@@ -346,3 +346,80 @@ def test_calibration_save_into_a_path_under_a_file_is_an_os_error(tmp_path: Path
     with pytest.raises(NotADirectoryError, match="Not a directory"):
         Calibrator().save(tmp_path / "f" / "cal.json")
     assert (tmp_path / "f").read_text() == "x"
+
+
+# ---------------------------------------------------------------------------------------------
+# Decode errors name the file (model configs, query files, stopword lists)
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("content", [b"\xff\xfe{}", b'{"hidden_size": ', b"[" * 100_000])
+def test_model_config_that_is_not_json_is_a_state_error_naming_it(tmp_path: Path, content: bytes) -> None:
+    from crossrank.models.hub import resolve_model
+
+    (tmp_path / "model.onnx").write_bytes(b"\x08\x07")  # resolve_model only locates the files
+    (tmp_path / "tokenizer.json").write_text("{}")
+    (tmp_path / "config.json").write_bytes(content)
+    with pytest.raises(StateError, match=rf"^{tmp_path / 'config.json'}: not a readable JSON file"):
+        resolve_model(str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("content", "msg"),
+    [
+        (b"q1\tfine\nq2\t\xff\n", ":2: not UTF-8 text"),
+        (b'q1\tfine\n{"_id": null}\n', ":2: expected an object with a non-null '_id' field"),
+        (b'{"_id": "q1", \n', ":1: not valid JSON"),
+        (b"no tab here\n", ":1: expected 'query-id<TAB>text'"),
+    ],
+)
+def test_training_query_file_errors_name_file_and_line(tmp_path: Path, content: bytes, msg: str) -> None:
+    from crossrank.train.data import read_query_file
+
+    p = _write(tmp_path, "queries.tsv", content)
+    with pytest.raises(ValueError, match=rf"^{p}{msg}"):
+        read_query_file(p)
+
+
+def test_training_query_file_with_a_bom(tmp_path: Path) -> None:
+    from crossrank.train.data import read_query_file
+
+    p = _write(tmp_path, "queries.tsv", BOM + b"q1\tfirst query\r\nq2\tsecond\n")
+    assert read_query_file(p) == {"q1": "first query", "q2": "second"}
+
+
+def test_index_stopwords_file_not_utf8_names_it(tmp_path: Path) -> None:
+    from crossrank.cli.index import _stopwords
+
+    p = _write(tmp_path, "stop.txt", b"the\n\xff\xfe\n")
+    with pytest.raises(ValueError, match=rf"^--stopwords {p}: not UTF-8 text"):
+        _stopwords(str(p))
+
+
+# ---------------------------------------------------------------------------------------------
+# Training checkpoints: never replace other files; unreadable ones are StateError
+# ---------------------------------------------------------------------------------------------
+def test_checkpoint_never_replaces_a_folder_of_other_files(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from crossrank.train.checkpoints import CheckpointError, save_checkpoint
+
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "ck" / "notes.txt").write_text("keep me")
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    with pytest.raises(CheckpointError, match=r"could not write checkpoint .*ck"):
+        save_checkpoint(tmp_path / "ck", model=model, optimizer=opt, scheduler=sched, state={"step": 1})
+    assert (tmp_path / "ck" / "notes.txt").read_text() == "keep me"
+
+
+def test_checkpoint_with_a_corrupt_trainer_file_is_a_state_error(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from crossrank.train.checkpoints import load_checkpoint, save_checkpoint
+
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    save_checkpoint(tmp_path / "ck", model=model, optimizer=opt, scheduler=sched, state={"step": 7})
+    assert load_checkpoint(tmp_path / "ck", model=model, optimizer=opt, scheduler=sched)["step"] == 7
+    torch.save({"optimizer": {}}, tmp_path / "ck" / "trainer.pt")  # keys missing
+    with pytest.raises(StateError, match=rf"^checkpoint {tmp_path / 'ck'} cannot be read"):
+        load_checkpoint(tmp_path / "ck", model=model, optimizer=opt, scheduler=sched)

@@ -252,6 +252,30 @@ def atomic_write_json(path: str | os.PathLike[str], body: Mapping[str, Any]) -> 
     _fsync_dir(target.parent)
 
 
+def read_json_file(path: str | os.PathLike[str]) -> Any:
+    """Parse a JSON file; a file that is not UTF-8 JSON is a ``StateError`` naming it.
+
+    Parameters
+    ----------
+    path : path-like
+        The file (e.g. a model's ``config.json``).
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    StateError
+        Unreadable, not UTF-8, not JSON, or nested too deeply.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise StateError(f"{path}: not a readable JSON file ({exc}); re-create or re-download it") from None
+
+
 def read_manifest(
     root: str | os.PathLike[str], fmt: str, version: int, *, label: str | None = None
 ) -> tuple[dict[str, Any], int]:

@@ -52,7 +52,11 @@ def _stopwords(spec: str) -> str | list[str] | None:
     path = Path(spec)
     if not path.is_file():
         raise FileNotFoundError(f"--stopwords {spec!r}: expected 'english', 'none' or an existing file")
-    return [w.strip() for w in path.read_text(encoding="utf-8").splitlines() if w.strip()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"--stopwords {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    return [w.strip() for w in text.splitlines() if w.strip()]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -18,13 +18,13 @@ is installed; otherwise the error names the ``crossrank export`` command to run.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._common import read_json_file
 from ..errors import ModelNotFoundError
 
 __all__ = ["ModelFiles", "cache_dir", "resolve_model"]
@@ -78,8 +78,7 @@ class ModelFiles:
         path = self.root / name
         if not path.is_file():
             return None
-        with path.open(encoding="utf-8") as f:
-            data = json.load(f)
+        data = read_json_file(path)  # a corrupt file is a StateError naming it
         return data if isinstance(data, dict) else {"_": data}
 
 
@@ -165,8 +164,7 @@ def _read_config(root: Path) -> dict[str, Any]:
     path = root / "config.json"
     if not path.is_file():
         return {}
-    with path.open(encoding="utf-8") as f:
-        data = json.load(f)
+    data = read_json_file(path)
     return data if isinstance(data, dict) else {}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,8 @@ def save_checkpoint(
 
     target = Path(path)
     try:
-        with atomic_directory(target, overwrite=True) as tmp:
+        # replaces=FORMAT: a folder of other files at ``path`` is never deleted by a checkpoint.
+        with atomic_directory(target, overwrite=True, replaces=FORMAT) as tmp:
             torch.save(model.state_dict(), tmp / "model.pt")
             torch.save(
                 {
@@ -100,10 +102,10 @@ def load_checkpoint(
     try:
         model.load_state_dict(torch.load(root / "model.pt", map_location="cpu", weights_only=True))
         trainer = torch.load(root / "trainer.pt", map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, EOFError) as exc:
+        optimizer.load_state_dict(trainer["optimizer"])
+        scheduler.load_state_dict(trainer["scheduler"])
+        torch.set_rng_state(trainer["torch_rng"])
+        random.setstate(trainer["python_rng"])
+    except (OSError, RuntimeError, EOFError, KeyError, TypeError, ValueError, pickle.UnpicklingError) as exc:
         raise StateError(f"checkpoint {root} cannot be read: {exc}") from exc
-    optimizer.load_state_dict(trainer["optimizer"])
-    scheduler.load_state_dict(trainer["scheduler"])
-    torch.set_rng_state(trainer["torch_rng"])
-    random.setstate(trainer["python_rng"])
     return manifest

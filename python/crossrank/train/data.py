@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..eval.datasets import read_corpus, read_qrels, read_queries
+from ..eval.trec import text_lines
 
 __all__ = ["TrainData", "load_train_data", "read_query_file", "split_dev"]
 
@@ -78,20 +79,24 @@ def read_query_file(path: str | os.PathLike[str]) -> dict[str, str]:
     if p.suffix == ".jsonl":
         return read_queries(p)
     out: dict[str, str] = {}
-    with open(p, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            line = line.rstrip("\n")
-            if not line.strip():
-                continue
-            if "\t" not in line:
-                # One JSON object per line without the .jsonl suffix is accepted too.
-                if line.lstrip().startswith("{"):
+    for lineno, line in text_lines(p):  # drops a BOM; bytes that are not UTF-8 name the file and line
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        if "\t" not in line:
+            # One JSON object per line without the .jsonl suffix is accepted too.
+            if line.lstrip().startswith("{"):
+                try:
                     rec = json.loads(line)
-                    out[str(rec["_id"])] = str(rec.get("text") or "")
-                    continue
-                raise ValueError(f"{p}:{lineno}: expected 'query-id<TAB>text'")
-            qid, text = line.split("\t", 1)
-            out[qid] = text
+                except (json.JSONDecodeError, RecursionError) as exc:
+                    raise ValueError(f"{p}:{lineno}: not valid JSON ({exc})") from None
+                if not isinstance(rec, dict) or rec.get("_id") is None:
+                    raise ValueError(f"{p}:{lineno}: expected an object with a non-null '_id' field")
+                out[str(rec["_id"])] = str(rec.get("text") or "")
+                continue
+            raise ValueError(f"{p}:{lineno}: expected 'query-id<TAB>text'")
+        qid, text = line.split("\t", 1)
+        out[qid] = text
     return out
 
 
