@@ -42,6 +42,15 @@ def test_qrels_bom_without_header_keeps_the_first_query(tmp_path: Path) -> None:
     assert read_qrels(p) == {"q1": {"d1": 2}, "q2": {"d2": 0}}
 
 
+def test_concatenated_files_with_boms_keep_every_query(tmp_path: Path) -> None:
+    q = _write(tmp_path, "q.tsv", BOM + b"q1\td1\t1\n" + BOM + b"q2\td2\t1\n")
+    assert read_qrels(q) == {"q1": {"d1": 1}, "q2": {"d2": 1}}
+    r = _write(tmp_path, "r.trec", BOM + b"q1 Q0 d1 1 2.0 t\n" + BOM + b"q2 Q0 d2 1 1.0 t\n")
+    assert read_run(r) == {"q1": {"d1": 2.0}, "q2": {"d2": 1.0}}
+    c = _write(tmp_path, "c.jsonl", BOM + b'{"_id": "a"}\n' + BOM + b'{"_id": "b"}\n')
+    assert read_corpus(c)[0] == ["a", "b"]
+
+
 def test_qrels_trec_four_columns(tmp_path: Path) -> None:
     p = _write(tmp_path, "q.txt", "q1 0 d1 1\nq1 0 d2 0\n")
     assert read_qrels(p) == {"q1": {"d1": 1, "d2": 0}}

@@ -54,7 +54,8 @@ def read_run(path: str | os.PathLike[str]) -> dict[str, dict[str, float]]:
 
 
 def text_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
-    """Yield (line number, line) of a UTF-8 text file; a leading byte order mark is dropped.
+    """Yield (line number, line) of a UTF-8 text file; a byte order mark opening a line is dropped
+    (the file's, or that of a file concatenated to it, e.g. by ``cat a.trec b.trec``).
 
     Parameters
     ----------
@@ -68,7 +69,7 @@ def text_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
     """
     with open(Path(path), "rb") as fh:
         for lineno, raw in enumerate(fh, 1):
-            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            if raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
             try:
                 yield lineno, raw.decode("utf-8")
