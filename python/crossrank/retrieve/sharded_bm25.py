@@ -520,6 +520,11 @@ class ShardedBM25Index:
         mpath = root / MANIFEST
         params = manifest_field(manifest, "params", dict, mpath)
         analyzer_cfg = manifest_field(manifest, "analyzer", (dict, type(None)), mpath)
+        shard_format = manifest_field(manifest, "shard_format", str, mpath)
+        if shard_format != bm25_io.FORMAT_NAME:
+            raise StateError(
+                f"{mpath}: field 'shard_format' is {shard_format!r}, expected {bm25_io.FORMAT_NAME!r}"
+            )
         shard_version = manifest_field(manifest, "shard_format_version", int, mpath)
         n_docs = manifest_field(manifest, "n_docs", int, mpath)
         total_len = manifest_field(manifest, "total_len", int, mpath)

@@ -330,17 +330,21 @@ class ShardedDenseIndex:
                     f"{label}: its manifest does not match the SHA-256 recorded for it; it is not the "
                     "shard this index saved (replaced or corrupted)"
                 )
+            if len(shard) != manifest_field(entry, "size", int, where):
+                raise StateError(
+                    f"{label}: holds {len(shard)} vectors, the manifest's field 'size' disagrees"
+                )
             shards.append(shard)
         id_file = root / "ids.json"
         if not id_file.is_file():
             raise StateError(f"{id_file} is missing; the saved index is incomplete")
         if sha256_file(id_file) != manifest_field(digests, "ids.json", str, f"{mpath}: field 'sha256'"):
             raise StateError(f"{id_file} is corrupted (checksum mismatch)")
-        with open(id_file, encoding="utf-8") as f:
-            raw = json.load(f)
         try:
+            with open(id_file, encoding="utf-8") as f:
+                raw = json.load(f)
             ids = _caller_ids(raw, size, set())
-        except (TypeError, ValueError) as exc:
+        except (OSError, TypeError, ValueError, RecursionError) as exc:  # JSON errors are ValueErrors
             raise StateError(f"{id_file}: invalid ids ({exc})") from None
         positions = np.concatenate([np.asarray(s.ids, dtype=np.int64) for s in shards])
         if len(positions) != size or not np.array_equal(np.sort(positions), np.arange(size)):
