@@ -31,7 +31,7 @@ class ServerProcess:
     """A ``python -m crossrank serve`` subprocess; ``url`` is its base URL once started."""
 
     def __init__(
-        self, args: Sequence[str], *, env: dict[str, str] | None = None, startup_s: float = 60
+        self, args: Sequence[str], *, env: dict[str, str] | None = None, startup_s: float = 180
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

@@ -232,7 +232,11 @@ BAD_BODIES = [
     (b'{"query": "q", "documents": ["a"], "top_n": "many"}', 422),
     (b'{"query": "q", "documents": ["a"], "top_n": "3"}', 422),  # strict: no string coercion
     (b'{"query": "q", "documents": ["a"], "return_documents": 0}', 422),
-    (b'{"query": "q", "documents": ["a"], "rank_fields": ["title"]}', 422),
+    (b'{"query": "q", "documents": ["a"], "rank_fields": []}', 422),  # empty rank_fields
+    (b'{"query": "q", "documents": ["a"], "rank_fields": "title"}', 422),  # not a list
+    (b'{"query": "q", "documents": ["a"], "rank_fields": [5]}', 422),  # not field names
+    (b'{"query": "q", "documents": ["a"], "rank_fields": [""]}', 422),
+    (b'{"query": "q", "documents": [{"title": "t"}], "rank_fields": null}', 422),  # no text, no rank_fields
     (b'{"query": "\xff\xfe", "documents": ["a"]}', 400),  # not UTF-8
 ]
 
@@ -457,6 +461,8 @@ def test_cli_rejects_bad_options(tmp_path):
         (["--api-key", "has space"], "API key"),
         (["--max-documents", "100", "--max-queue", "10"], "max_documents"),
         (["--model", "py:nomodule"], "py:module:callable"),
+        (["--embed-model", "/nonexistent", "--embed-matryoshka", "big"], "--embed-matryoshka"),
+        (["--embed-model", "/nonexistent", "--embed-matryoshka", "64,0"], "matryoshka sizes must be >= 1"),
     ):
         argv = [sys.executable, "-m", "crossrank", "serve", *FAKE, *args]
         p = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)

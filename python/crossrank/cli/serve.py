@@ -22,8 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="serve a reranker over HTTP (Cohere v1/v2, Jina and TEI APIs)",
         description="Serve a reranker (cross-encoder, dense:, colbert: or llm:) over HTTP with "
         "cross-request batching. Endpoints: "
-        "POST /v1/rerank, /v2/rerank (Cohere; /v1 also Jina), /rerank (TEI), /embed (TEI), "
-        "GET /health, /metrics (Prometheus), /openapi.json. API keys: --api-key or "
+        "POST /v1/rerank, /v2/rerank (Cohere; /v1 also Jina), /rerank (TEI), /embed (TEI), / and "
+        "/invocations (TEI: rerank or embed by body), /v1/embeddings (OpenAI), GET /info (TEI), "
+        "/health, /metrics (Prometheus), /openapi.json. API keys: --api-key or "
         "CROSSRANK_API_KEYS=k1,k2 (preferred: command lines are visible to other users).",
     )
     p.add_argument("--model", required=True, help=_HELP_MODEL)
@@ -32,6 +33,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="bi-encoder for POST /embed: a model directory, .onnx file or hub id (a 'dense:' prefix is "
         "allowed), or 'py:module:callable'",
+    )
+    p.add_argument(
+        "--embed-matryoshka",
+        default="auto",
+        metavar="auto|any|off|N,N,...",
+        help="which 'dimensions' embed requests may ask for (the first N values, re-normalized): auto "
+        "(any size when the model card tags Matryoshka training, else refused), any, off, or a list of "
+        "sizes such as 768,512,256,128,64",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: local only)")
     p.add_argument("--port", type=int, default=8080)
@@ -57,7 +66,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a step waits for more requests")
     p.add_argument("--max-step-pairs", type=int, default=4096, help="most pairs merged into one step")
     p.add_argument("--max-queue", type=int, default=16384, help="most waiting pairs before answering 429")
-    p.add_argument("--max-documents", type=int, default=1000, help="most documents per request (413 above)")
+    p.add_argument(
+        "--max-documents",
+        type=int,
+        default=None,
+        help="most documents per request (413 above; default 10000, Cohere's limit, or --max-queue if smaller)",
+    )
     p.add_argument("--max-body-bytes", type=int, default=8 * 1024 * 1024, help="largest body (413 above)")
     p.add_argument("--request-timeout-s", type=float, default=60.0, help="per-request deadline (504 after)")
     p.add_argument(
@@ -127,7 +141,9 @@ def load_models(args: argparse.Namespace) -> tuple[Any, Any]:
         if args.embed_model.startswith("py:"):
             embed_model = _load_object(args.embed_model[3:])
         else:
-            embed_model = adapters.EmbedderModel.load(args.embed_model, num_threads=args.num_threads)
+            embed_model = adapters.EmbedderModel.load(
+                args.embed_model, num_threads=args.num_threads, matryoshka=args.embed_matryoshka
+            )
     return model, embed_model
 
 

@@ -207,6 +207,8 @@ class Embedder:
         self.max_batch_size = max_batch_size
         self._tokenizer = load_tokenizer(self.files.tokenizer_path)
         self._tokenizer.enable_truncation(self.max_length)
+        # Left truncation keeps a text's end; built on first use (a copy, so the two never race).
+        self._tokenizer_left: Any = None
         self.session = load_backend(
             self.files.onnx_path, backend=backend, precision=precision, num_threads=num_threads
         )
@@ -237,6 +239,54 @@ class Embedder:
             return summed / np.sqrt(count)
         return summed / count
 
+    def _tokenizer_for(self, truncation_direction: str) -> Any:
+        if truncation_direction == "right":
+            return self._tokenizer
+        if truncation_direction != "left":
+            raise ValueError(f"truncation_direction must be 'right' or 'left', got {truncation_direction!r}")
+        if self._tokenizer_left is None:
+            from ..text.tokenization import load_tokenizer
+
+            tok = load_tokenizer(self.files.tokenizer_path)
+            tok.enable_truncation(self.max_length, direction="left")
+            self._tokenizer_left = tok
+        return self._tokenizer_left
+
+    def _prompted(self, texts: Sequence[str], prompt_name: str | None, prompt: str | None) -> list[str]:
+        items = check_texts(texts, "texts")
+        if prompt is None and prompt_name is not None:
+            if prompt_name not in self.prompts:
+                raise ValueError(
+                    f"model has no prompt {prompt_name!r}; it has {sorted(self.prompts) or 'none'}"
+                )
+            prompt = self.prompts[prompt_name]
+        return [prompt + t for t in items] if prompt else items
+
+    def count_tokens(
+        self,
+        texts: Sequence[str],
+        *,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        truncation_direction: Literal["right", "left"] = "right",
+    ) -> np.ndarray:
+        """Tokens :meth:`encode` feeds the model per text (special tokens included, after truncation).
+
+        Parameters
+        ----------
+        texts : sequence of str
+            The texts.
+        prompt_name, prompt, truncation_direction
+            As in :meth:`encode`.
+
+        Returns
+        -------
+        numpy.ndarray of int64, shape [len(texts)]
+        """
+        items = self._prompted(texts, prompt_name, prompt)
+        encs = self._tokenizer_for(truncation_direction).encode_batch_fast(items, add_special_tokens=True)
+        return np.fromiter((len(e.ids) for e in encs), dtype=np.int64, count=len(encs))
+
     def encode(
         self,
         texts: Sequence[str],
@@ -244,6 +294,8 @@ class Embedder:
         prompt_name: str | None = None,
         prompt: str | None = None,
         show_progress: bool = False,
+        truncation_direction: Literal["right", "left"] = "right",
+        dimensions: int | None = None,
     ) -> np.ndarray:
         """Embed texts.
 
@@ -256,6 +308,13 @@ class Embedder:
             A literal prefix prepended to every text (wins over ``prompt_name``).
         show_progress : bool
             Show a tqdm progress bar over texts.
+        truncation_direction : {"right", "left"}
+            Which end of a text longer than ``max_length`` is cut: ``"right"`` keeps its start (as
+            sentence-transformers does), ``"left"`` keeps its end.
+        dimensions : int, optional
+            Keep only the first ``dimensions`` values of each vector (sentence-transformers'
+            ``truncate_dim``, meaningful for Matryoshka-trained models), re-normalised when the model
+            normalises.
 
         Returns
         -------
@@ -267,19 +326,17 @@ class Embedder:
         TypeError
             ``texts`` is a single str or holds a non-str.
         ValueError
-            Unknown ``prompt_name``.
+            Unknown ``prompt_name`` or ``truncation_direction``; ``dimensions`` < 1 or larger than the
+            model's.
         """
-        items = check_texts(texts, "texts")
-        if prompt is None and prompt_name is not None:
-            if prompt_name not in self.prompts:
-                raise ValueError(
-                    f"model has no prompt {prompt_name!r}; it has {sorted(self.prompts) or 'none'}"
-                )
-            prompt = self.prompts[prompt_name]
-        if prompt:
-            items = [prompt + t for t in items]
+        if dimensions is not None and (
+            isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1
+        ):
+            raise ValueError(f"dimensions must be an int >= 1, got {dimensions!r}")
+        items = self._prompted(texts, prompt_name, prompt)
+        tokenizer = self._tokenizer_for(truncation_direction)
         if not items:
-            return np.zeros((0, self.dim or 0), dtype=np.float32)
+            return np.zeros((0, dimensions or self.dim or 0), dtype=np.float32)
         out: np.ndarray | None = None
         want_types = "token_type_ids" in self.session.input_names
         bar = None
@@ -292,7 +349,7 @@ class Embedder:
             # chunks of this size already sort almost as well as the whole corpus would.
             for start in range(0, len(items), _CHUNK):
                 chunk = items[start : start + _CHUNK]
-                encs = self._tokenizer.encode_batch_fast(chunk, add_special_tokens=True)
+                encs = tokenizer.encode_batch_fast(chunk, add_special_tokens=True)
                 lengths = np.fromiter((len(e.ids) for e in encs), dtype=np.int64, count=len(encs))
                 self.tokens_encoded += int(lengths.sum())
                 for rows, width in plan_batches(
@@ -318,6 +375,10 @@ class Embedder:
             if bar is not None:
                 bar.close()
         assert out is not None
+        if dimensions is not None:
+            if dimensions > out.shape[1]:
+                raise ValueError(f"dimensions={dimensions} is more than this model's {out.shape[1]}")
+            out = np.ascontiguousarray(out[:, :dimensions])
         if self.normalize:
             norms = np.linalg.norm(out, axis=1, keepdims=True)
             out /= np.maximum(norms, 1e-12)

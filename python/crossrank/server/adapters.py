@@ -72,6 +72,8 @@ class ServedReranker:
                 f"a rerank server needs a one- or two-label cross-encoder; this one has {self.num_labels} labels"
             )
         self.max_length = _max_length(reranker)
+        # A cross-encoder's limit holds for query + document; dense and ColBERT limit the document.
+        self.limit_per_pair = isinstance(getattr(reranker, "max_length", None), int)
         self._tokenizer: Any = None
         self._tokenizer_loaded = False
 
@@ -178,6 +180,53 @@ class ServedReranker:
                 return text[: enc.offsets[max_tokens - 1][1]], True
             budget *= 4
 
+    # -- TEI's truncation_direction=Left (worker threads) -----------------------------------------
+    def can_cut_left(self) -> bool:
+        """Whether :meth:`cut_left` works: the model has no token limit, or a tokenizer to count it."""
+        return self.max_length is None or self._load_tokenizer() is not None
+
+    def cut_left(self, query: str, text: str) -> tuple[str, bool]:
+        """Cut the start of ``text`` so that it fits the model's limit; return the rest and whether cut.
+
+        The limit is :attr:`max_length` tokens of the model's tokenizer, less its special tokens and,
+        for a cross-encoder (a limit per pair), the query's tokens. The cut falls on a word start, so
+        the kept end re-tokenizes to at most the budget. A reranker without a limit keeps every text.
+
+        Parameters
+        ----------
+        query : str
+            The query (its length counts against a per-pair limit).
+        text : str
+            The document.
+
+        Raises
+        ------
+        ValueError
+            The reranker has a token limit but no tokenizer to count it with.
+        """
+        if self.max_length is None:
+            return text, False
+        tokenizer = self._load_tokenizer()
+        if tokenizer is None:
+            raise ValueError(
+                "truncation_direction Left needs the model's tokenizer.json to count tokens; this reranker "
+                "has none: send Right"
+            )
+        budget = self.max_length - tokenizer.num_special_tokens_to_add(self.limit_per_pair)
+        if self.limit_per_pair:
+            budget -= len(tokenizer.encode(query, add_special_tokens=False).ids)
+        enc = tokenizer.encode(text, add_special_tokens=False)
+        n = len(enc.ids)
+        if n <= budget:
+            return text, False
+        start = n - max(budget, 0)
+        words = enc.word_ids
+        while 0 < start < n and words[start] is not None and words[start] == words[start - 1]:
+            start += 1  # keep whole words only
+        if start >= n:
+            return "", True
+        return text[enc.offsets[start][0] :], True
+
     def _load_tokenizer(self) -> Any:
         """The model's ``tokenizer.json`` (loaded once, our own copy), or None when it has none."""
         if not self._tokenizer_loaded:
@@ -220,7 +269,12 @@ def _max_length(reranker: Any) -> int | None:
 class EmbedderModel:
     """A :class:`crossrank.Embedder` as an :class:`~crossrank.server.model.EmbedModel`.
 
-    Called only from the server's inference thread (one step at a time).
+    Called only from the server's inference thread (one step at a time), except :meth:`count_tokens`,
+    which only tokenizes and may run on a worker thread.
+
+    Besides ``embed`` it offers the optional capabilities the server looks for: ``prompts`` (from the
+    model's ``config_sentence_transformers.json``), ``left_truncation``, ``matryoshka_dims`` and
+    ``count_tokens``.
 
     Parameters
     ----------
@@ -228,14 +282,27 @@ class EmbedderModel:
         The embedder (raw vectors: the server L2-normalizes per request).
     name : str
         Reported in ``/health``.
+    matryoshka_dims : "any", sequence of int, or None
+        Which ``dimensions`` requests may ask for (the first N values of each vector, then
+        normalized): ``"any"`` (1 to the model's size), only the listed sizes, or None (the model was
+        not trained for it: ``dimensions`` is refused).
     """
 
-    def __init__(self, embedder: Any, name: str) -> None:
+    left_truncation = True
+
+    def __init__(
+        self, embedder: Any, name: str, *, matryoshka_dims: str | Sequence[int] | None = None
+    ) -> None:
         self.embedder = embedder
         self.name = name
+        self.prompts: dict[str, str] = dict(getattr(embedder, "prompts", {}) or {})
+        self.max_length: int | None = getattr(embedder, "max_length", None)
+        self.matryoshka_dims = _check_matryoshka(matryoshka_dims)
+        dim = getattr(embedder, "dim", None)
+        self.dim: int | None = dim if isinstance(dim, int) else None
 
     @classmethod
-    def load(cls, model: str, *, num_threads: int | None = None) -> EmbedderModel:
+    def load(cls, model: str, *, num_threads: int | None = None, matryoshka: str = "auto") -> EmbedderModel:
         """Load a sentence-transformers model exported to ONNX (see :class:`crossrank.Embedder`).
 
         Parameters
@@ -244,19 +311,92 @@ class EmbedderModel:
             Directory, ``.onnx`` file or hub id; a ``dense:`` prefix (the reranker spec form) is allowed.
         num_threads : int, optional
             Inference threads (None: the CPU quota).
+        matryoshka : str
+            Which ``dimensions`` to accept: ``"auto"`` (any, when the model card's tags name Matryoshka
+            training, as sentence-transformers writes them; else none), ``"any"``, ``"off"``, or a
+            comma-separated list of sizes such as ``"768,512,256,128,64"``.
         """
         from ..models.embedder import Embedder
 
+        dims: str | list[int] | None
+        if matryoshka in ("auto", "any"):
+            dims = "any"
+        elif matryoshka == "off":
+            dims = None
+        else:
+            try:
+                dims = [int(x) for x in matryoshka.split(",") if x.strip()]
+            except ValueError:
+                raise ValueError(
+                    f"--embed-matryoshka must be auto, any, off or a list of sizes like 768,256,64; "
+                    f"got {matryoshka!r}"
+                ) from None
+            _check_matryoshka(dims)  # before the model loads: a bad flag fails fast
         # Raw vectors: the server L2-normalizes per request (TEI's "normalize", default true).
         path = model.removeprefix("dense:")
-        return cls(Embedder(path, num_threads=num_threads, normalize=False), name=str(model))
+        embedder = Embedder(path, num_threads=num_threads, normalize=False)
+        embedder.encode(["crossrank"])  # learns the vector size (the bound of ``dimensions``)
+        if matryoshka == "auto" and not model_card_says_matryoshka(embedder.files.root):
+            dims = None
+        return cls(embedder, name=str(model), matryoshka_dims=dims)
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str], *, truncation_direction: str = "right") -> np.ndarray:
         """Embed ``texts``: float32 ``[len(texts), dim]``.
 
         Parameters
         ----------
         texts : sequence of str
-            The texts.
+            The texts (prompts already prepended by the server).
+        truncation_direction : {"right", "left"}
+            Which end of a too-long text is cut.
         """
-        return np.asarray(self.embedder.encode(list(texts)), dtype=np.float32)
+        return np.asarray(
+            self.embedder.encode(list(texts), truncation_direction=truncation_direction), dtype=np.float32
+        )
+
+    def count_tokens(self, texts: Sequence[str], *, truncation_direction: str = "right") -> list[int]:
+        """Tokens fed to the model per text (special tokens included, after truncation).
+
+        Parameters
+        ----------
+        texts : sequence of str
+            The texts, as given to :meth:`embed`.
+        truncation_direction : {"right", "left"}
+            As in :meth:`embed`.
+        """
+        counts = self.embedder.count_tokens(list(texts), truncation_direction=truncation_direction)
+        return [int(c) for c in counts]
+
+
+def _check_matryoshka(dims: str | Sequence[int] | None) -> str | tuple[int, ...] | None:
+    if dims is None or dims == "any":
+        return dims
+    if isinstance(dims, str):
+        raise ValueError(f"matryoshka_dims must be 'any', a sequence of sizes or None, got {dims!r}")
+    sizes = tuple(int(d) for d in dims)
+    if not sizes or any(d < 1 for d in sizes):
+        raise ValueError(f"matryoshka sizes must be >= 1, got {list(dims)!r}")
+    return tuple(sorted(set(sizes), reverse=True))
+
+
+def model_card_says_matryoshka(root: Any) -> bool:
+    """Whether the model card (``README.md`` front matter) tags Matryoshka training.
+
+    sentence-transformers writes its loss as a tag (``loss:MatryoshkaLoss``), and Matryoshka models
+    on the Hugging Face hub carry a ``matryoshka`` tag; only the YAML front matter is read.
+
+    Parameters
+    ----------
+    root : path-like
+        The model directory.
+    """
+    path = os.path.join(str(root), "README.md")
+    if not os.path.isfile(path):
+        return False
+    with open(path, encoding="utf-8", errors="replace") as f:
+        text = f.read(200_000)
+    if not text.startswith("---"):
+        return False
+    end = text.find("\n---", 3)
+    front = text[3:end] if end > 0 else ""
+    return "matryoshka" in front.lower()

@@ -1,4 +1,4 @@
-"""The ASGI application: Cohere, Jina and TEI rerank routes, TEI embed, health and metrics.
+"""The ASGI application: Cohere, Jina and TEI rerank routes, TEI and OpenAI embed, health and metrics.
 
 Built on FastAPI (Starlette) for its pydantic request validation and generated OpenAPI
 document, served by uvicorn (uvloop when installed). Responses are serialized with orjson
@@ -20,7 +20,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import numpy as np
 import orjson
@@ -28,13 +28,16 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
+from pydantic import Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse as StarletteJSONResponse
 
 from ..types import Reranker
+from . import embedding
 from .adapters import RerankItem, ServedReranker
 from .auth import KeyChecker
 from .batching import Batcher, DeadlineExceeded, InferenceError, QueueFull, ShuttingDown, Sliceable
+from .embedding import EmbedItem
 from .errors import ApiError
 from .metrics import CONTENT_TYPE, Metrics
 from .model import EmbedModel, PairScores
@@ -43,9 +46,16 @@ from .schemas import (
     CohereRerankResponse,
     ErrorResponse,
     HealthResponse,
+    OpenAIEmbeddingRequest,
+    OpenAIEmbeddingResponse,
+    OpenAIErrorResponse,
+    RerankDocument,
     TEIEmbedRequest,
+    TEIInfo,
     TEIRank,
     TEIRerankRequest,
+    embed_request_models,
+    rerank_request_model,
 )
 
 access_log = logging.getLogger("crossrank.server.access")
@@ -59,7 +69,24 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 T = TypeVar("T", bound=Sliceable)
 
 #: Routes reported by name in metrics; anything else is "other" (bounded label cardinality).
-ROUTES = ("/v1/rerank", "/v2/rerank", "/rerank", "/embed", "/health", "/metrics", "/openapi.json", "/docs")
+ROUTES = (
+    "/v1/rerank",
+    "/v2/rerank",
+    "/rerank",
+    "/embed",
+    "/",
+    "/invocations",
+    "/v1/embeddings",
+    "/info",
+    "/health",
+    "/metrics",
+    "/openapi.json",
+    "/docs",
+)
+#: The route answering OpenAI-shaped errors.
+OPENAI_ROUTE = "/v1/embeddings"
+#: Cohere's document limit: the default of ``max_documents`` (capped by ``max_queue_pairs``).
+DEFAULT_MAX_DOCUMENTS = 10_000
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
@@ -76,7 +103,8 @@ class ServerConfig:
     max_queue_pairs
         Most pairs waiting; beyond it requests are refused with 429 and ``Retry-After``.
     max_documents
-        Most documents (or texts) in one request; more is refused with 413.
+        Most documents (or texts) in one request; more is refused with 413. Default (None): 10,000,
+        Cohere's limit, or ``max_queue_pairs`` when that is smaller (a request must fit the queue).
     max_body_bytes
         Largest request body; larger is refused with 413 before parsing.
     request_timeout_s
@@ -89,24 +117,32 @@ class ServerConfig:
     max_wait_ms: float = 5.0
     max_step_pairs: int = 4096
     max_queue_pairs: int = 16384
-    max_documents: int = 1000
+    max_documents: int | None = None
     max_body_bytes: int = 8 * 1024 * 1024
     request_timeout_s: float = 60.0
     api_keys: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.max_documents is None:
+            object.__setattr__(self, "max_documents", min(DEFAULT_MAX_DOCUMENTS, self.max_queue_pairs))
         if self.max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
         for name in ("max_step_pairs", "max_queue_pairs", "max_documents", "max_body_bytes"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) < 1:  # max_documents is set by now
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.request_timeout_s <= 0:
             raise ValueError(f"request_timeout_s must be > 0, got {self.request_timeout_s}")
-        if self.max_documents > self.max_queue_pairs:
+        if self.documents_limit > self.max_queue_pairs:
             raise ValueError(
                 f"max_documents ({self.max_documents}) must not exceed max_queue_pairs "
                 f"({self.max_queue_pairs}): such a request could never be queued"
             )
+
+    @property
+    def documents_limit(self) -> int:
+        """``max_documents`` as resolved (never None after construction)."""
+        assert self.max_documents is not None
+        return self.max_documents
 
 
 class JSONResponse(StarletteJSONResponse):
@@ -116,8 +152,10 @@ class JSONResponse(StarletteJSONResponse):
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def _error_response(exc: ApiError, request_id: str | None) -> JSONResponse:
-    return JSONResponse(exc.body(request_id), status_code=exc.status, headers=exc.headers)
+def _error_response(exc: ApiError, request_id: str | None, path: str = "") -> JSONResponse:
+    """The error in the shape the route's clients read (OpenAI's on the OpenAI route)."""
+    body = exc.openai_body() if path == OPENAI_ROUTE else exc.body(request_id)
+    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
 
 
 class _State:
@@ -147,7 +185,7 @@ class _State:
             metrics=self.metrics,
             name="rerank",
         )
-        self.embed: Batcher[str, np.ndarray] | None = None
+        self.embed: Batcher[EmbedItem, np.ndarray] | None = None
         if embed_model is not None:
             self.embed = Batcher(
                 self._embed,
@@ -177,12 +215,9 @@ class _State:
         key = next(self.request_keys)
         return [(key, query, t) for t in texts]
 
-    def _embed(self, texts: list[str]) -> np.ndarray:
+    def _embed(self, items: list[EmbedItem]) -> np.ndarray:
         assert self.embed_model is not None  # this batcher exists only with an embed model
-        out = np.asarray(self.embed_model.embed(texts), dtype=np.float32)
-        if out.ndim != 2 or out.shape[0] != len(texts):
-            raise RuntimeError(f"embed model returned shape {out.shape} for {len(texts)} texts")
-        return out
+        return embedding.embed_step(self.embed_model, items)
 
 
 class Gateway:
@@ -220,7 +255,7 @@ class Gateway:
             if error is None and body:
                 error = _parse_json(scope, body)
             if error is not None:
-                await _error_response(error, request_id)(scope, receive, send_with_id)
+                await _error_response(error, request_id, path)(scope, receive, send_with_id)
             elif body is not None:  # None: the client went away while sending
                 await self.app(scope, _replay(body, receive), send_with_id)
         finally:
@@ -386,13 +421,66 @@ async def _submit(batcher: Batcher[Any, T], items: Sequence[Any], request: Reque
 
 
 def _check_count(n: int, what: str, state: _State) -> None:
-    if n > state.config.max_documents:
+    limit = state.config.documents_limit
+    if n > limit:
         raise ApiError(
             413,
             "too_large",
-            f"the request has {n} {what}, more than this server's limit of {state.config.max_documents}; "
+            f"the request has {n} {what}, more than this server's limit of {limit}; "
             "split it into several requests (or raise --max-documents)",
+            param=what,
         )
+
+
+def _document_fields(doc: RerankDocument) -> dict[str, Any]:
+    """A document object's fields as the client sent them (no ``text`` when it sent none)."""
+    fields = doc.model_dump()
+    if fields.get("text") is None and "text" not in (doc.model_fields_set or ()):
+        fields.pop("text", None)
+    return fields
+
+
+def _field_text(value: Any) -> str:
+    """A document field's value as rank_fields text: strings as they are, anything else as JSON."""
+    return value if isinstance(value, str) else orjson.dumps(value).decode("utf-8")
+
+
+def _rank_texts(
+    documents: Sequence[str | RerankDocument], rank_fields: list[str] | None
+) -> tuple[list[str], int]:
+    """The text scored for each document, and how many documents lack some of ``rank_fields``.
+
+    Without ``rank_fields`` (or with exactly ``["text"]``) a document's text as it is; otherwise one
+    ``key: value`` line per named field the document has, in ``rank_fields``' order (Cohere's
+    format). A string document is the object ``{"text": ...}``.
+    """
+    if rank_fields is None or rank_fields == ["text"]:
+        texts: list[str] = []
+        lacking = 0
+        for i, d in enumerate(documents):
+            if isinstance(d, str):
+                texts.append(d)
+            elif d.text is not None:
+                texts.append(d.text)
+            elif rank_fields is None:
+                raise ApiError(
+                    422,
+                    "validation",
+                    f"invalid request: documents.{i}.text: Field required (or name the fields to score "
+                    "in rank_fields)",
+                )
+            else:
+                texts.append("")
+                lacking += 1
+        return texts, lacking
+    texts = []
+    lacking = 0
+    for d in documents:
+        fields: dict[str, Any] = {"text": d} if isinstance(d, str) else _document_fields(d)
+        lines = [f"{k}: {_field_text(fields[k])}" for k in rank_fields if k in fields]
+        lacking += len(lines) < len(rank_fields)
+        texts.append("\n".join(lines))
+    return texts, lacking
 
 
 def _limit(served: ServedReranker) -> str:
@@ -411,6 +499,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (503, "Shutting down"),
         (504, "Deadline exceeded"),
     )
+}
+_OPENAI_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": OpenAIErrorResponse, "description": spec["description"]} for code, spec in _ERRORS.items()
+}
+_NO_EMBED: dict[int | str, dict[str, Any]] = {
+    501: {"model": ErrorResponse, "description": "No embedding model"}
 }
 
 
@@ -477,12 +571,16 @@ def create_app(
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
-        return _error_response(exc, request.state.request_id)
+        return _error_response(exc, request.state.request_id, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         details = [
-            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+            {
+                "loc": list(e.get("loc", ())),
+                "msg": str(e.get("msg", "")).removeprefix("Value error, "),
+                "type": str(e.get("type", "")),
+            }
             for e in exc.errors()[:20]
         ]
         first = details[0] if details else {"loc": [], "msg": "invalid request", "type": ""}
@@ -490,10 +588,15 @@ def create_app(
             at = first["loc"][-1] if first["loc"] else "?"
             message = f"the request body is not valid JSON (error at character {at})"
         else:
-            where = ".".join(str(p) for p in first["loc"][1:]) or "body"
+            # Drop the model names pydantic puts in the path of a union body (TEI's POST /).
+            parts = [str(p) for p in first["loc"][1:] if p not in ("TEIRerankRequest", "TEIEmbedRequest")]
+            where = ".".join(parts) or "body"
             message = f"invalid request: {where}: {first['msg']}"
-        err = ApiError(422, "validation", message, details=details)
-        return _error_response(err, request.state.request_id)
+            if request.url.path in ("/", "/invocations"):
+                message += " (the body is a TEI rerank request: query and texts, or an embed request: inputs)"
+        param = ".".join(str(p) for p in first["loc"][1:2]) or None
+        err = ApiError(422, "validation", message, details=details, param=param)
+        return _error_response(err, request.state.request_id, request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -504,17 +607,17 @@ def create_app(
             str(exc.detail),
             headers=dict(exc.headers or {}),
         )
-        return _error_response(err, request.state.request_id)
+        return _error_response(err, request.state.request_id, request.url.path)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error")
         err = ApiError(500, "internal", f"internal error: {type(exc).__name__}")
-        return _error_response(err, request.state.request_id)
+        return _error_response(err, request.state.request_id, request.url.path)
 
     async def cohere_rerank(body: CohereRerankRequest, request: Request, version: str) -> Response:
         _check_count(len(body.documents), "documents", state)
-        texts = [d if isinstance(d, str) else d.text for d in body.documents]
+        texts, lacking = _rank_texts(body.documents, body.rank_fields)
         doc_cut = np.zeros(len(texts), dtype=bool)
         limit = body.max_tokens_per_doc
         if limit is not None and (served.max_length is None or limit < served.max_length):
@@ -531,7 +634,7 @@ def create_app(
             item: dict[str, Any] = {"index": i, "relevance_score": relevance[i]}
             if body.return_documents:
                 doc = body.documents[i]
-                item["document"] = {"text": doc} if isinstance(doc, str) else doc.model_dump()
+                item["document"] = {"text": doc} if isinstance(doc, str) else _document_fields(doc)
             results.append(item)
         meta: dict[str, Any] = {
             "api_version": {"version": version},
@@ -541,12 +644,19 @@ def create_app(
         tokens = None if scores.num_tokens is None else int(np.sum(scores.num_tokens))
         if tokens is not None:  # only what the model reported; never a guess
             meta["tokens"] = {"input_tokens": tokens}
+        warnings: list[str] = []
         n_cut = int(np.count_nonzero(scores.truncated | doc_cut))
         if n_cut:
-            meta["warnings"] = [
+            warnings.append(
                 f"{n_cut} of {len(texts)} documents were truncated (max_tokens_per_doc or the model's "
                 f"limit{_limit(served)})"
-            ]
+            )
+        if lacking:
+            warnings.append(
+                f"{lacking} of {len(texts)} documents lack some of rank_fields {body.rank_fields}"
+            )
+        if warnings:
+            meta["warnings"] = warnings
         out: dict[str, Any] = {"id": request.state.request_id, "results": results, "meta": meta}
         if version == "1":
             out["model"] = body.model or served.name
@@ -572,10 +682,18 @@ def create_app(
     async def rerank_v2(body: CohereRerankRequest, request: Request) -> Response:
         return await cohere_rerank(body, request, "2")
 
-    @app.post("/rerank", response_model=list[TEIRank], responses=_ERRORS, summary="Rerank texts (TEI shape)")
-    async def rerank_tei(body: TEIRerankRequest, request: Request) -> Response:
+    async def tei_rerank(body: TEIRerankRequest, request: Request) -> Response:
         _check_count(len(body.texts), "texts", state)
-        scores: PairScores = await _submit(state.rerank, state.items(body.query, body.texts), request, state)
+        texts = list(body.texts)
+        doc_cut = np.zeros(len(texts), dtype=bool)
+        if body.truncate and embedding.direction(body.truncation_direction) == "left":
+            try:
+                cut = await asyncio.to_thread(lambda: [served.cut_left(body.query, t) for t in texts])
+            except ValueError as exc:
+                raise ApiError(422, "validation", str(exc)) from None
+            texts = [t for t, _ in cut]
+            doc_cut = np.array([c for _, c in cut], dtype=bool)
+        scores: PairScores = await _submit(state.rerank, state.items(body.query, texts), request, state)
         if not body.truncate and bool(np.any(scores.truncated)):
             first = int(np.flatnonzero(scores.truncated)[0])
             raise ApiError(
@@ -584,6 +702,7 @@ def create_app(
                 f"texts[{first}] with the query is longer than the model's limit{_limit(served)}; "
                 "send truncate=true to cut it",
             )
+        state.metrics.truncated.inc(float(np.count_nonzero(doc_cut & ~scores.truncated)))
         values = scores.logits if body.raw_scores else scores.relevance
         order = np.argsort(-values, kind="stable")
         listed = values.tolist()
@@ -595,28 +714,156 @@ def create_app(
             ranks.append(item)
         return JSONResponse(ranks)
 
-    @app.post(
+    # The request schemas say what this server's models allow (prompt names, Matryoshka sizes, left
+    # truncation); the handlers get them as their body annotation.
+    rerank_body = rerank_request_model(left=served.can_cut_left())
+    embed_body: type[TEIEmbedRequest] = TEIEmbedRequest
+    openai_body: type[OpenAIEmbeddingRequest] = OpenAIEmbeddingRequest
+    if embed_model is not None:
+        embed_body, openai_body = embed_request_models(
+            prompts=tuple(sorted(getattr(embed_model, "prompts", None) or {})),
+            matryoshka=getattr(embed_model, "matryoshka_dims", None),
+            dim=getattr(embed_model, "dim", None),
+            left=bool(getattr(embed_model, "left_truncation", False)),
+        )
+
+    def add_route(path: str, handler: Callable[..., Any], body: Any, **kwargs: Any) -> None:
+        handler.__annotations__["body"] = body
+        app.add_api_route(path, handler, methods=["POST"], **kwargs)
+
+    async def rerank_tei(body: TEIRerankRequest, request: Request) -> Response:
+        return await tei_rerank(body, request)
+
+    add_route(
+        "/rerank",
+        rerank_tei,
+        rerank_body,
+        response_model=list[TEIRank],
+        responses=_ERRORS,
+        summary="Rerank texts (TEI shape)",
+    )
+
+    def need_embed_model() -> EmbedModel:
+        if embed_model is None or state.embed is None:
+            raise ApiError(
+                501,
+                "not_implemented",
+                "this server has no embedding model; start it with --embed-model to enable embeddings",
+            )
+        return embed_model
+
+    async def tei_embed(body: TEIEmbedRequest, request: Request) -> Response:
+        model = need_embed_model()
+        assert state.embed is not None
+        texts = [body.inputs] if isinstance(body.inputs, str) else body.inputs
+        _check_count(len(texts), "inputs", state)
+        embedding.check_dimensions(model, body.dimensions)
+        items = embedding.prepare(
+            model, texts, prompt_name=body.prompt_name, truncation_direction=body.truncation_direction
+        )
+        vectors: np.ndarray = await _submit(state.embed, items, request, state)
+        return JSONResponse(embedding.finish(vectors, dimensions=body.dimensions, normalize=body.normalize))
+
+    async def embed(body: TEIEmbedRequest, request: Request) -> Response:
+        return await tei_embed(body, request)
+
+    add_route(
         "/embed",
+        embed,
+        embed_body,
         response_model=list[list[float]],
-        responses={**_ERRORS, 501: {"model": ErrorResponse, "description": "No embedding model"}},
+        responses={**_ERRORS, **_NO_EMBED},
         summary="Embed texts (TEI shape)",
         # Only advertised when it works; without an embed model it answers 501.
         include_in_schema=embed_model is not None,
     )
-    async def embed(body: TEIEmbedRequest, request: Request) -> Response:
-        if state.embed is None:
-            raise ApiError(
-                501,
-                "not_implemented",
-                "this server has no embedding model; start it with --embed-model to enable /embed",
-            )
-        texts = [body.inputs] if isinstance(body.inputs, str) else body.inputs
-        _check_count(len(texts), "inputs", state)
-        vectors: np.ndarray = await _submit(state.embed, texts, request, state)
-        if body.normalize:
-            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-            vectors = vectors / np.where(norms > 0, norms, 1.0)
-        return JSONResponse(vectors.astype(np.float32))
+
+    # TEI's root and SageMaker routes take either body: a valid rerank body (query + texts) is a
+    # rerank, anything else an embed. Without an embed model they take only the rerank body.
+    async def tei_any(body: TEIRerankRequest | TEIEmbedRequest, request: Request) -> Response:
+        if isinstance(body, TEIRerankRequest):
+            return await tei_rerank(body, request)
+        return await tei_embed(body, request)
+
+    if embed_model is not None:
+        any_body: Any = Annotated[rerank_body | embed_body, Field(union_mode="left_to_right")]
+        any_model: Any = list[TEIRank] | list[list[float]]
+    else:
+        any_body, any_model = rerank_body, list[TEIRank]
+    for path in ("/", "/invocations"):
+        add_route(
+            path,
+            tei_any,
+            any_body,
+            response_model=any_model,
+            responses=_ERRORS,
+            summary=f"TEI's {path} route: rerank (query + texts) or embed (inputs)",
+            name=f"tei_any{path.replace('/', '_')}",
+        )
+
+    async def openai_embeddings(body: OpenAIEmbeddingRequest, request: Request) -> Response:
+        model = need_embed_model()
+        assert state.embed is not None
+        texts: list[str] = [body.input] if isinstance(body.input, str) else list(body.input)
+        _check_count(len(texts), "input", state)
+        embedding.check_dimensions(model, body.dimensions)
+        items = embedding.prepare(model, texts, prompt_name=None, truncation_direction="right")
+        vectors: np.ndarray = await _submit(state.embed, items, request, state)
+        # OpenAI's vectors are unit length.
+        vectors = embedding.finish(vectors, dimensions=body.dimensions, normalize=True)
+        out: dict[str, Any] = {
+            "object": "list",
+            "data": embedding.openai_data(vectors, body.encoding_format),
+            "model": body.model or model.name,
+        }
+        tokens = await asyncio.to_thread(embedding.token_counts, model, items)
+        if tokens is not None:  # only what the model counted; never a guess
+            out["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return JSONResponse(out)
+
+    add_route(
+        OPENAI_ROUTE,
+        openai_embeddings,
+        openai_body,
+        response_model=OpenAIEmbeddingResponse,
+        responses={
+            **_OPENAI_ERRORS,
+            501: {"model": OpenAIErrorResponse, "description": "No embedding model"},
+        },
+        summary="Embed texts (OpenAI shape)",
+        include_in_schema=embed_model is not None,
+    )
+
+    @app.get("/info", response_model=TEIInfo, summary="Server and model information (TEI shape)")
+    async def info() -> Response:
+        id2label = {"0": "LABEL_0", "1": "LABEL_1"} if served.num_labels == 2 else {"0": "LABEL_0"}
+        body: dict[str, Any] = {
+            "model_id": served.name,
+            "model_sha": None,
+            "model_dtype": "float32",
+            "model_type": {
+                "reranker": {"id2label": id2label, "label2id": {v: int(k) for k, v in id2label.items()}}
+            },
+            "max_concurrent_requests": state.config.max_queue_pairs,
+            "max_input_length": served.max_length,
+            "max_batch_tokens": state.config.max_step_pairs,
+            "max_batch_requests": None,
+            "max_client_batch_size": state.config.documents_limit,
+            "auto_truncate": True,
+            "tokenization_workers": 1,
+            "version": __version__,
+            "sha": None,
+            "docker_label": None,
+        }
+        if embed_model is not None:
+            dims = getattr(embed_model, "matryoshka_dims", None)
+            body["embedding_model"] = {
+                "model_id": embed_model.name,
+                "max_input_length": getattr(embed_model, "max_length", None),
+                "prompts": sorted(getattr(embed_model, "prompts", None) or {}),
+                "matryoshka_dims": list(dims) if isinstance(dims, tuple) else dims,
+            }
+        return JSONResponse(body)
 
     @app.get("/health", response_model=HealthResponse, summary="Liveness and readiness")
     async def health() -> Response:

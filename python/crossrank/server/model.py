@@ -89,7 +89,17 @@ class PairPredictor(Protocol):
 
 @runtime_checkable
 class EmbedModel(Protocol):
-    """A dense text embedder as the server sees it."""
+    """A dense text embedder as the server sees it.
+
+    Optional capabilities, looked up by name (a model without one gets 422 for the option that
+    needs it, never a silent no-op):
+
+    * ``prompts``: dict of prompt name -> prefix (``prompt_name``; sentence-transformers' prompts);
+    * ``matryoshka_dims``: ``"any"`` or a sequence of sizes (``dimensions``: the first N values,
+      then normalized); None or absent: the vectors cannot be shortened;
+    * ``left_truncation = True``: ``embed(texts, truncation_direction="left")`` keeps each text's end;
+    * ``count_tokens(texts, truncation_direction=...)``: tokens per text (OpenAI's ``usage``).
+    """
 
     name: str
 
