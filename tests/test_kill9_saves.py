@@ -28,14 +28,14 @@ rng = np.random.default_rng(0)
 if fmt == "bm25":
     from crossrank import BM25Index
     words = [f"w{i}" for i in range(500)]
-    texts = [" ".join(rng.choice(words, size=30)) for _ in range(6000)]
+    texts = [" ".join(rng.choice(words, size=30)) for _ in range(3000)]
     states = [BM25Index.build(texts[:40], num_threads=1), BM25Index.build(texts, num_threads=1)]
     save = lambda s: s.save(root)
     load = lambda: BM25Index.load(root)
     answer = lambda o: o.search(["w1 w2 w3", "w7"], k=5, num_threads=1).scores.tolist()
 elif fmt == "store":
     from crossrank.rerank.maxsim import PackedDocs, PackedDocStore, maxsim
-    mats = [rng.standard_normal((int(n), 32)).astype(np.float32) for n in rng.integers(1, 40, 3000)]
+    mats = [rng.standard_normal((int(n), 32)).astype(np.float32) for n in rng.integers(1, 40, 1500)]
     states = [PackedDocs(mats[:5]), PackedDocs(mats)]
     save = lambda s: PackedDocStore.save(root, s, overwrite=True)
     load = lambda: PackedDocStore.open(root)
@@ -43,7 +43,7 @@ elif fmt == "store":
     answer = lambda o: maxsim(q, o, doc_ids=np.arange(5), num_threads=1).tolist() + [len(o)]
 elif fmt == "dense":
     from crossrank.retrieve.dense import DenseIndex
-    x = rng.standard_normal((20000, 32)).astype(np.float32)
+    x = rng.standard_normal((8000, 32)).astype(np.float32)
     states = [DenseIndex.build(x[:50]), DenseIndex.build(x)]
     save = lambda s: s.save(root)
     load = lambda: DenseIndex.load(root)
@@ -63,9 +63,9 @@ else:
 
     def trainer(seed):
         torch.manual_seed(seed)
-        model = torch.nn.Linear(256, 256)
+        model = torch.nn.Linear(32, 32)
         opt = torch.optim.AdamW(model.parameters())
-        model(torch.ones(1, 256)).sum().backward()
+        model(torch.ones(1, 32)).sum().backward()
         opt.step()
         return model, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
 

@@ -41,9 +41,11 @@ def fuzz(target: str, cases: st.SearchStrategy[Any], check: Callable[[Any], None
     # A case that kills the process (a signal, not an exception) is left in this file.
     pending = REGRESSIONS / target / "crashed-on.json"
     pending.parent.mkdir(parents=True, exist_ok=True)
+    stop = time.monotonic() + budget()
+    failed = [False]
 
     @settings(
-        max_examples=25,  # small rounds: the budget is overshot by one round at most
+        max_examples=25,
         deadline=None,
         database=None,
         phases=[Phase.generate, Phase.shrink],
@@ -51,12 +53,19 @@ def fuzz(target: str, cases: st.SearchStrategy[Any], check: Callable[[Any], None
     )
     @given(cases)
     def prop(case: Any) -> None:
+        # Past the budget the rest of the round only draws cases (cheap); once a check has failed,
+        # every case runs, so that Hypothesis shrinks and replays the failure faithfully.
+        if time.monotonic() > stop and not failed[0]:
+            return
         last["case"] = case
         count[0] += 1
         pending.write_text(json.dumps(case, sort_keys=True, ensure_ascii=True) + "\n", encoding="utf-8")
-        check(case)
+        try:
+            check(case)
+        except BaseException:
+            failed[0] = True
+            raise
 
-    stop = time.monotonic() + budget()
     while time.monotonic() < stop:
         try:
             prop()
