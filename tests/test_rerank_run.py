@@ -175,3 +175,12 @@ def test_ray_actor_killed_mid_run_then_resumed_gives_the_same_file(
         rerank_run(run, root, str(tiny_bert_onnx), out, address="local", actors=2, **kw)
     assert killed
     _assert_same_run(out, ref)
+
+
+@pytest.mark.slow
+def test_workers_threads_follow_the_cpus_ray_gives_them(ray_local):
+    from crossrank.ray import assigned_cpus
+
+    task = ray_local.remote(assigned_cpus)
+    assert ray_local.get(task.options(num_cpus=2).remote(), timeout=120) == 2
+    assert ray_local.get(task.options(num_cpus=0.5).remote(), timeout=120) == 1

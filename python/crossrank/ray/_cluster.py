@@ -33,7 +33,7 @@ def _host_port(address: str) -> tuple[str, int] | None:
 
 
 def connect(address: str | None = None, *, num_cpus: int | None = None, **init_kwargs: Any) -> None:
-    """Join the Ray cluster at ``address`` (or start a local one); a no-op when Ray is already up.
+    """Join the Ray cluster at ``address`` (or start a local one); when Ray is already up, only check the address.
 
     Parameters
     ----------
@@ -55,17 +55,11 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, **init_k
         Ray is not installed.
     """
     ray = require_ray()
-    if ray.is_initialized():
-        return
-    init_kwargs.setdefault("include_dashboard", False)
-    init_kwargs.setdefault("log_to_driver", False)
-    if address is None or address == "local":
-        ray.init(address="local", num_cpus=num_cpus, **init_kwargs)
-        return
-    if num_cpus is not None:
+    remote = address is not None and address != "local"
+    if remote and num_cpus is not None:
         raise ValueError("num_cpus applies only to a local cluster, not to one joined by address")
-    target = _host_port(address)
-    if target is not None:
+    target = _host_port(address) if address is not None and remote else None
+    if target is not None:  # probed even when Ray is up: a wrong address is an error, not ignored
         try:
             with socket.create_connection(target, timeout=_PROBE_TIMEOUT_S):
                 pass
@@ -74,6 +68,13 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, **init_k
                 f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}); "
                 "start it with 'ray start --head' or check the address"
             ) from None
+    if ray.is_initialized():
+        return
+    init_kwargs.setdefault("include_dashboard", False)
+    init_kwargs.setdefault("log_to_driver", False)
+    if not remote:
+        ray.init(address="local", num_cpus=num_cpus, **init_kwargs)
+        return
     try:
         ray.init(address=address, **init_kwargs)
     except (ConnectionError, RuntimeError) as exc:
