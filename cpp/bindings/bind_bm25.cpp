@@ -124,13 +124,30 @@ class BM25View {
         view_.docs = docs_.data();
         view_.impacts = impacts_.data();
         view_.nonoccurrence = nonocc_.data();
+        {
+            // Derived from the impacts each time a view is made, so it is exact for any index.
+            py::gil_scoped_release release;
+            blocks_ = bm25::build_block_max(view_, 1);
+        }
+        view_.block_ptr = blocks_.block_ptr.data();
+        view_.term_max = blocks_.term_max.data();
+        view_.block_max = blocks_.block_max.data();
+        view_.block_last = blocks_.block_last.data();
     }
 
     std::size_t n_docs() const { return view_.n_docs; }
     std::size_t n_terms() const { return view_.n_terms; }
 
     py::tuple search(const In<std::uint32_t>& query_terms_arg, const In<std::int64_t>& query_offsets_arg,
-                     std::int64_t k, std::int64_t num_threads_arg) const {
+                     std::int64_t k, std::int64_t num_threads_arg, const std::string& strategy_arg) const {
+        bm25::Strategy strategy = bm25::Strategy::automatic;
+        if (strategy_arg == "exhaustive")
+            strategy = bm25::Strategy::exhaustive;
+        else if (strategy_arg == "pruned")
+            strategy = bm25::Strategy::pruned;
+        else if (strategy_arg != "auto")
+            throw py::value_error("strategy must be 'auto', 'exhaustive' or 'pruned', got '" + strategy_arg +
+                                  "'");
         const U32 query_terms = take<std::uint32_t>(query_terms_arg, "query_terms", 1);
         const I64 query_offsets = take<std::int64_t>(query_offsets_arg, "query_offsets", 1);
         check_range(k, "k", 1);
@@ -147,7 +164,7 @@ class BM25View {
         const std::int64_t* qo = query_offsets.data();
         {
             py::gil_scoped_release release;
-            bm25::search(view_, qt, qo, nq, kk, num_threads, pd, ps);
+            bm25::search(view_, qt, qo, nq, kk, num_threads, pd, ps, strategy);
         }
         return py::make_tuple(out_docs, out_scores);
     }
@@ -168,6 +185,7 @@ class BM25View {
     I64 term_ptr_;
     U32 docs_;
     F32 impacts_, nonocc_;
+    bm25::BlockMax blocks_;
     bm25::IndexView view_;
 };
 
@@ -335,8 +353,9 @@ void bind_bm25(py::module_& m) {
         .def_property_readonly("n_docs", &BM25View::n_docs)
         .def_property_readonly("n_terms", &BM25View::n_terms)
         .def("search", &BM25View::search, py::arg("query_terms"), py::arg("query_offsets"), py::arg("k"),
-             py::arg("num_threads"),
-             "Top-min(k, n_docs) of each query: (doc positions int64 [nq, k], scores float32 [nq, k]).")
+             py::arg("num_threads"), py::arg("strategy") = "auto",
+             "Top-min(k, n_docs) of each query: (doc positions int64 [nq, k], scores float32 [nq, k]). "
+             "strategy: 'auto', 'exhaustive' or 'pruned' (block-max MaxScore); all give the same result.")
         .def("score_all", &BM25View::score_all, py::arg("query_terms"),
              "All n_docs scores of one query (float32), the values search ranks.");
 }

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "bm25_pruned.hpp"
 #include "crossrank/errors.hpp"
 #include "crossrank/parallel.hpp"
 #include "crossrank/topk.hpp"
@@ -212,17 +213,58 @@ void validate_index(const PostingsView& ix, std::size_t nnz, const float* impact
     }
 }
 
+BlockMax build_block_max(const IndexView& ix, int num_threads) {
+    BlockMax out;
+    out.block_ptr.assign(ix.n_terms + 1, 0);
+    out.term_max.assign(ix.n_terms, 0.0f);
+    for (std::size_t t = 0; t < ix.n_terms; ++t) {
+        const auto len = static_cast<std::size_t>(ix.term_ptr[t + 1] - ix.term_ptr[t]);
+        out.block_ptr[t + 1] =
+            out.block_ptr[t] + static_cast<std::int64_t>((len + kBlockSize - 1) / kBlockSize);
+    }
+    const auto n_blocks = static_cast<std::size_t>(out.block_ptr[ix.n_terms]);
+    out.block_max.resize(n_blocks);
+    out.block_last.resize(n_blocks);
+    parallel_for(ix.n_terms, num_threads, 4096, [&](std::size_t begin, std::size_t end) {
+        for (std::size_t t = begin; t < end; ++t) {
+            const std::int64_t j0 = ix.term_ptr[t], j1 = ix.term_ptr[t + 1];
+            float term_max = 0.0f;
+            std::int64_t b = out.block_ptr[t];
+            for (std::int64_t j = j0; j < j1; j += static_cast<std::int64_t>(kBlockSize), ++b) {
+                const std::int64_t e = std::min(j1, j + static_cast<std::int64_t>(kBlockSize));
+                float mx = 0.0f;
+                for (std::int64_t x = j; x < e; ++x) mx = std::max(mx, ix.impacts[x]);
+                out.block_max[static_cast<std::size_t>(b)] = mx;
+                out.block_last[static_cast<std::size_t>(b)] = ix.docs[e - 1];
+                term_max = std::max(term_max, mx);
+            }
+            out.term_max[t] = term_max;
+        }
+    });
+    return out;
+}
+
 namespace {
 
-// Per-worker scratch: a dense float accumulator over documents (all-zero between queries) and the
-// list of touched documents (sparse mode).
+// Per-worker scratch: a dense float accumulator over documents (all-zero between queries, made on
+// first use), the list of touched documents (sparse mode) and the pruned path's working memory.
 struct Scratch {
-    explicit Scratch(std::size_t n_docs, std::size_t k) : acc(n_docs, 0.0f), top(k) {}
+    Scratch(std::size_t n_docs, std::size_t k) : n_docs(n_docs), top(k) {}
+    std::size_t n_docs;
     std::vector<float> acc;
     std::vector<std::uint32_t> touched;
     std::vector<std::uint32_t> order;  // query terms by increasing document frequency
     TopKFloat top;
+    detail::PrunedScratch pruned;
 };
+
+// Strategy::automatic thresholds (measured on the synthetic Zipf corpora of bench/bm25_scale.py).
+constexpr std::size_t kPrunedMinDocs = 50000;      // smaller corpora: exhaustive is fast enough
+constexpr std::size_t kPrunedMaxKShare = 4096;     // pruned only while k <= n_docs / 4096
+constexpr std::size_t kPrunedMinPostings = 20000;  // fewer postings: nothing worth skipping
+// A pruned step costs about as much as 16 exhaustive postings: past postings / 16 steps the
+// exhaustive path is the faster one.
+constexpr std::size_t kPrunedBudgetShare = 16;
 
 // Sum of the query terms' non-occurrence scores (bm25l / bm25+), in float64, rounded once.
 float nonoccurrence_constant(const IndexView& ix, const std::uint32_t* terms, std::size_t n) {
@@ -287,6 +329,7 @@ std::size_t postings_of(const IndexView& ix, const std::uint32_t* terms, std::si
 void search_one(const IndexView& ix, const std::uint32_t* terms, std::size_t n, std::size_t kk, Scratch& s,
                 std::int64_t* out_docs, float* out_scores) {
     const float c = nonoccurrence_constant(ix, terms, n);
+    if (s.acc.empty()) s.acc.assign(s.n_docs, 0.0f);
     float* acc = s.acc.data();
     if (postings_of(ix, terms, n) * 4 >= ix.n_docs) {
         // Dense: most documents are touched; scanning all of them beats tracking them.
@@ -363,6 +406,15 @@ void search_one(const IndexView& ix, const std::uint32_t* terms, std::size_t n, 
     s.top.drain_sorted(out_scores, out_docs);
 }
 
+// Whether to try the pruned path for one query. Pruning pays off when the query has many postings
+// and k is small next to the corpus; small corpora and dense queries stay exhaustive.
+bool use_pruned(const IndexView& ix, const std::uint32_t* terms, std::size_t n, std::size_t kk,
+                Strategy strategy, bool have_blocks) {
+    if (strategy != Strategy::automatic) return strategy == Strategy::pruned;
+    if (!have_blocks || ix.n_docs < kPrunedMinDocs || kk * kPrunedMaxKShare > ix.n_docs) return false;
+    return postings_of(ix, terms, n) >= kPrunedMinPostings;
+}
+
 void check_terms(const IndexView& ix, const std::uint32_t* terms, std::size_t n) {
     for (std::size_t i = 0; i < n; ++i)
         if (terms[i] >= ix.n_terms)
@@ -373,9 +425,12 @@ void check_terms(const IndexView& ix, const std::uint32_t* terms, std::size_t n)
 }  // namespace
 
 void search(const IndexView& ix, const std::uint32_t* query_terms, const std::int64_t* query_offsets,
-            std::size_t n_queries, std::size_t k, int num_threads, std::int64_t* out_docs,
-            float* out_scores) {
+            std::size_t n_queries, std::size_t k, int num_threads, std::int64_t* out_docs, float* out_scores,
+            Strategy strategy) {
     if (k == 0) throw std::invalid_argument("k must be >= 1");
+    const bool have_blocks = ix.block_ptr != nullptr;  // the others may be null when empty
+    if (strategy == Strategy::pruned && !have_blocks)
+        throw std::invalid_argument("the pruned strategy needs block-max metadata (build_block_max)");
     if (ix.n_docs == 0) throw std::invalid_argument("the index has no documents");
     if (n_queries && query_offsets[0] != 0) throw std::invalid_argument("query offsets must start at 0");
     for (std::size_t q = 0; q < n_queries; ++q)
@@ -398,8 +453,18 @@ void search(const IndexView& ix, const std::uint32_t* query_terms, const std::in
         if (!s) s = std::make_unique<Scratch>(ix.n_docs, kk);
         for (std::size_t q = begin; q < end; ++q) {
             const std::int64_t q0 = query_offsets[q];
-            search_one(ix, query_terms + q0, static_cast<std::size_t>(query_offsets[q + 1] - q0), kk, *s,
-                       out_docs + q * kk, out_scores + q * kk);
+            const auto nq = static_cast<std::size_t>(query_offsets[q + 1] - q0);
+            if (use_pruned(ix, query_terms + q0, nq, kk, strategy, have_blocks)) {
+                // Automatic: give up on pruning (and score exhaustively) after a share of the
+                // postings; forced: prune to the end (tests exercise the whole pruned path).
+                const std::size_t budget = strategy == Strategy::pruned
+                                               ? std::numeric_limits<std::size_t>::max()
+                                               : postings_of(ix, query_terms + q0, nq) / kPrunedBudgetShare;
+                if (detail::search_pruned_one(ix, query_terms + q0, nq, kk, budget, s->pruned,
+                                              out_docs + q * kk, out_scores + q * kk))
+                    continue;
+            }
+            search_one(ix, query_terms + q0, nq, kk, *s, out_docs + q * kk, out_scores + q * kk);
         }
         std::lock_guard<std::mutex> lock(pool_mutex);
         pool.push_back(std::move(s));

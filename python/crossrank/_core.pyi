@@ -176,5 +176,6 @@ class BM25View:
         query_offsets: npt.NDArray[np.int64],
         k: int,
         num_threads: int,
+        strategy: str = "auto",
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
     def score_all(self, query_terms: npt.NDArray[np.uint32]) -> npt.NDArray[np.float32]: ...

@@ -105,6 +105,21 @@ void compute_impacts(const Params& p, const PostingsView& postings, float* impac
 void validate_index(const PostingsView& postings, std::size_t nnz, const float* impacts,
                     const float* nonoccurrence);
 
+// Block-max metadata (derived from the impacts, never saved, so it is exact for whatever impacts
+// an index holds, after `add` or for a shard): term t's postings are cut into blocks of
+// kBlockSize postings from term_ptr[t] on (the last one may be shorter); its blocks are
+// [block_ptr[t], block_ptr[t+1]) in block_max (the largest impact of the block) and block_last
+// (the block's last document index); term_max[t] is the largest impact of term t (0 without
+// postings).
+constexpr std::size_t kBlockSize = 64;
+
+struct BlockMax {
+    std::vector<std::int64_t> block_ptr;    // n_terms + 1
+    std::vector<float> term_max;            // n_terms
+    std::vector<float> block_max;           // n_blocks
+    std::vector<std::uint32_t> block_last;  // n_blocks
+};
+
 struct IndexView {
     std::size_t n_docs = 0;
     std::size_t n_terms = 0;
@@ -112,13 +127,35 @@ struct IndexView {
     const std::uint32_t* docs = nullptr;
     const float* impacts = nullptr;
     const float* nonoccurrence = nullptr;
+    // Block-max metadata (build_block_max); a null block_ptr means exhaustive scoring only.
+    const std::int64_t* block_ptr = nullptr;
+    const float* term_max = nullptr;
+    const float* block_max = nullptr;
+    const std::uint32_t* block_last = nullptr;
 };
+
+// The block-max metadata of an index's postings and impacts (ix.block_* are ignored).
+BlockMax build_block_max(const IndexView& ix, int num_threads);
+
+// How search finds a query's top-k. Every strategy returns the same documents and bit-identical
+// scores (the exact top-k rule below); they differ only in speed.
+//   exhaustive: add every posting of every query term into a dense accumulator (the reference).
+//   pruned:     block-max MaxScore, document at a time (bm25_pruned.cpp). Each candidate's score
+//               is summed in query-token order from float32 impacts, exactly like the exhaustive
+//               path; upper bounds only decide which documents are skipped, with a margin that
+//               covers float32 rounding. When fewer than k documents score above the non-occurrence
+//               score (documents matching no term could then enter), the query is scored
+//               exhaustively instead.
+//   automatic:  pruned for large corpora and small k, exhaustive otherwise.
+enum class Strategy { automatic, exhaustive, pruned };
 
 // Top-min(k, n_docs) of each query q = query_terms[query_offsets[q], query_offsets[q+1]) into
 // out_docs / out_scores (row-major n_queries x min(k, n_docs)). One query per task on num_threads
-// threads. Throws std::invalid_argument for k <= 0, n_docs == 0 or a query term >= n_terms.
+// threads. Throws std::invalid_argument for k <= 0, n_docs == 0, a query term >= n_terms, or
+// Strategy::pruned without block-max metadata.
 void search(const IndexView& index, const std::uint32_t* query_terms, const std::int64_t* query_offsets,
-            std::size_t n_queries, std::size_t k, int num_threads, std::int64_t* out_docs, float* out_scores);
+            std::size_t n_queries, std::size_t k, int num_threads, std::int64_t* out_docs, float* out_scores,
+            Strategy strategy = Strategy::automatic);
 
 // All n_docs scores of one query (the same float32 arithmetic as search).
 void score_all(const IndexView& index, const std::uint32_t* query_terms, std::size_t n_query_terms,

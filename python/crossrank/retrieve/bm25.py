@@ -47,6 +47,8 @@ __all__ = ["BM25Index", "Variant"]
 
 Variant = Literal["robertson", "lucene", "atire", "bm25l", "bm25+"]
 VARIANTS: tuple[str, ...] = ("robertson", "lucene", "atire", "bm25l", "bm25+")
+Strategy = Literal["auto", "exhaustive", "pruned"]
+STRATEGIES: tuple[str, ...] = ("auto", "exhaustive", "pruned")
 
 FORMAT_NAME = bm25_io.FORMAT_NAME
 FORMAT_VERSION = bm25_io.FORMAT_VERSION
@@ -575,7 +577,14 @@ class BM25Index:
         return object if self._ids_kind == "str" else np.int64
 
     # ------------------------------------------------------------------ search
-    def search(self, queries: str | Sequence[str], *, k: int = 10, num_threads: int | None = None) -> Hits:
+    def search(
+        self,
+        queries: str | Sequence[str],
+        *,
+        k: int = 10,
+        num_threads: int | None = None,
+        strategy: Strategy = "auto",
+    ) -> Hits:
         """Return the top-k documents of each query.
 
         Parameters
@@ -587,6 +596,12 @@ class BM25Index:
         num_threads : int, optional
             Queries are spread over this many threads (one query per task); None uses the CPU
             quota. Results are bit-identical whatever the thread count.
+        strategy : {"auto", "exhaustive", "pruned"}
+            How the top-k is found; every strategy returns the same ids and bit-identical scores.
+            ``"exhaustive"`` scores every posting of every query term; ``"pruned"`` (block-max
+            MaxScore) skips documents and blocks of postings that cannot reach the top-k;
+            ``"auto"`` prunes on large corpora with small ``k`` and falls back to exhaustive
+            scoring where pruning does not pay.
 
         Returns
         -------
@@ -597,16 +612,18 @@ class BM25Index:
         Raises
         ------
         ValueError
-            ``k < 1``; the index was built from tokens (use :meth:`search_tokens`).
+            ``k < 1``; an unknown ``strategy``; the index was built from tokens (use
+            :meth:`search_tokens`).
         TypeError
             A query that is not str (the message gives its position), ``k`` not an int.
         """
         k = check_int(k, "k", minimum=1)
+        _check_strategy(strategy)
         threads = core_threads(num_threads)
         qs = [queries] if isinstance(queries, str) else check_texts(queries, "queries")
         snap = self._snap  # one state for the whole call
         term_ids, offsets = self._analyze_to_ids(snap.vocab, qs, False, threads)
-        return self._search_ids(snap, term_ids, offsets, k, threads)
+        return self._search_ids(snap, term_ids, offsets, k, threads, strategy)
 
     def search_tokens(
         self,
@@ -614,6 +631,7 @@ class BM25Index:
         *,
         k: int = 10,
         num_threads: int | None = None,
+        strategy: Strategy = "auto",
     ) -> Hits:
         """Like :meth:`search` for pre-tokenized queries (list of tokens per query).
 
@@ -621,14 +639,15 @@ class BM25Index:
         ----------
         queries : sequence of sequence of str, or of int
             Tokens of each query.
-        k, num_threads
+        k, num_threads, strategy
             As in :meth:`search`.
         """
         k = check_int(k, "k", minimum=1)
+        _check_strategy(strategy)
         threads = core_threads(num_threads)
         snap = self._snap
         term_ids, offsets = self._map_tokens(snap.vocab, queries, "queries", False)
-        return self._search_ids(snap, term_ids, offsets, k, threads)
+        return self._search_ids(snap, term_ids, offsets, k, threads, strategy)
 
     def _map_tokens(
         self, vocab: _core.Vocabulary, docs: Any, what: str, grow: bool
@@ -649,15 +668,23 @@ class BM25Index:
         return vocab.map_tokens(flat, offsets, grow)
 
     def _search_ids(
-        self, snap: _Snapshot, term_ids: np.ndarray, offsets: np.ndarray, k: int, threads: int
+        self,
+        snap: _Snapshot,
+        term_ids: np.ndarray,
+        offsets: np.ndarray,
+        k: int,
+        threads: int,
+        strategy: str = "auto",
     ) -> Hits:
         k = min(k, max(len(snap.doc_lens), 1))  # never more columns than documents (nor a huge k)
-        docs, scores = snap.view.search(
+        args = (
             np.ascontiguousarray(term_ids, dtype=np.uint32),
             np.ascontiguousarray(offsets, dtype=np.int64),
-            k,
-            threads,
         )
+        if strategy == "auto":  # the core's default
+            docs, scores = snap.view.search(*args, k, threads)
+        else:
+            docs, scores = snap.view.search(*args, k, threads, strategy)
         ids = docs if snap.ids is None else snap.ids[docs]
         return Hits(ids=ids, scores=scores)
 
@@ -800,6 +827,11 @@ class BM25Index:
         except (KeyError, TypeError, ValueError) as exc:
             raise StateError(f"{Path(path) / MANIFEST}: invalid parameters ({exc})") from None
         return cls(_state={**state, "params": params})
+
+
+def _check_strategy(strategy: object) -> None:
+    if not isinstance(strategy, str) or strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {', '.join(map(repr, STRATEGIES))}, got {strategy!r}")
 
 
 def _check_unique(ids: np.ndarray | None) -> None:

@@ -1,0 +1,196 @@
+// The pruned (block-max MaxScore) top-k equals the exhaustive one bit for bit, ties included.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+#include <vector>
+
+#include "crossrank/bm25.hpp"
+
+namespace bm25 = crossrank::bm25;
+
+namespace {
+
+struct Index {
+    bm25::Postings postings;
+    std::vector<float> impacts, nonocc;
+    bm25::BlockMax blocks;
+    std::size_t n_terms = 0;
+    bm25::IndexView view(bool with_blocks = true) const {
+        bm25::IndexView v;
+        v.n_docs = postings.doc_lens.size();
+        v.n_terms = n_terms;
+        v.term_ptr = postings.term_ptr.data();
+        v.docs = postings.docs.data();
+        v.impacts = impacts.data();
+        v.nonoccurrence = nonocc.data();
+        if (with_blocks) {
+            v.block_ptr = blocks.block_ptr.data();
+            v.term_max = blocks.term_max.data();
+            v.block_max = blocks.block_max.data();
+            v.block_last = blocks.block_last.data();
+        }
+        return v;
+    }
+};
+
+using Docs = std::vector<std::vector<std::uint32_t>>;
+
+// Builds base_docs, then adds extra_docs incrementally (as BM25Index.add does), then impacts and
+// block-max metadata from the final impacts.
+Index build(const Docs& base_docs, const Docs& extra_docs, std::size_t n_terms, const bm25::Params& p) {
+    Index ix;
+    ix.n_terms = n_terms;
+    std::vector<std::int64_t> empty_ptr(n_terms + 1, 0);
+    bm25::PostingsView base;
+    base.n_terms = n_terms;
+    base.term_ptr = empty_ptr.data();
+    for (const Docs* part : {&base_docs, &extra_docs}) {
+        std::vector<std::uint32_t> flat;
+        std::vector<std::int64_t> offsets{0};
+        for (const auto& d : *part) {
+            flat.insert(flat.end(), d.begin(), d.end());
+            offsets.push_back(static_cast<std::int64_t>(flat.size()));
+        }
+        ix.postings = bm25::build_postings(base, n_terms, flat.data(), offsets.data(), part->size());
+        base.n_docs = ix.postings.doc_lens.size();
+        base.term_ptr = ix.postings.term_ptr.data();
+        base.docs = ix.postings.docs.data();
+        base.tfs = ix.postings.tfs.data();
+        base.doc_lens = ix.postings.doc_lens.data();
+    }
+    ix.impacts.resize(ix.postings.docs.size());
+    ix.nonocc.resize(n_terms);
+    bm25::compute_impacts(p, base, ix.impacts.data(), ix.nonocc.data(), 2);
+    ix.blocks = bm25::build_block_max(ix.view(false), 2);
+    return ix;
+}
+
+// Zipf-like documents: term t drawn with weight 1 / (t + 1)^s.
+Docs zipf_docs(std::mt19937& rng, std::size_t n_docs, std::size_t n_terms, std::size_t max_len, double s) {
+    std::vector<double> w(n_terms);
+    for (std::size_t t = 0; t < n_terms; ++t) w[t] = 1.0 / std::pow(static_cast<double>(t + 1), s);
+    std::discrete_distribution<std::uint32_t> term(w.begin(), w.end());
+    Docs docs(n_docs);
+    for (auto& d : docs) {
+        d.resize(rng() % (max_len + 1));
+        for (auto& t : d) t = term(rng);
+    }
+    return docs;
+}
+
+bool same_bits(float a, float b) {
+    std::uint32_t x, y;
+    std::memcpy(&x, &a, 4);
+    std::memcpy(&y, &b, 4);
+    return x == y;
+}
+
+// Every query at every k: pruned (and automatic) == exhaustive, ids and score bits.
+void check_queries(const Index& ix, const std::vector<std::vector<std::uint32_t>>& queries) {
+    const std::size_t n = ix.postings.doc_lens.size();
+    std::vector<std::uint32_t> flat;
+    std::vector<std::int64_t> off{0};
+    for (const auto& q : queries) {
+        flat.insert(flat.end(), q.begin(), q.end());
+        off.push_back(static_cast<std::int64_t>(flat.size()));
+    }
+    for (std::size_t k : {std::size_t{1}, std::size_t{10}, std::size_t{100}, std::size_t{1000}, n}) {
+        const std::size_t kk = std::min(k, n);
+        std::vector<std::int64_t> d0(queries.size() * kk), d1(d0.size()), d2(d0.size());
+        std::vector<float> s0(d0.size()), s1(d0.size()), s2(d0.size());
+        bm25::search(ix.view(), flat.data(), off.data(), queries.size(), k, 2, d0.data(), s0.data(),
+                     bm25::Strategy::exhaustive);
+        bm25::search(ix.view(), flat.data(), off.data(), queries.size(), k, 2, d1.data(), s1.data(),
+                     bm25::Strategy::pruned);
+        bm25::search(ix.view(), flat.data(), off.data(), queries.size(), k, 1, d2.data(), s2.data(),
+                     bm25::Strategy::automatic);
+        for (std::size_t i = 0; i < d0.size(); ++i) {
+            INFO("k = ", k, ", query ", i / kk, ", rank ", i % kk);
+            REQUIRE(d0[i] == d1[i]);
+            REQUIRE(same_bits(s0[i], s1[i]));
+            REQUIRE(d0[i] == d2[i]);
+            REQUIRE(same_bits(s0[i], s2[i]));
+        }
+    }
+}
+
+const bm25::Variant kVariants[] = {bm25::Variant::robertson, bm25::Variant::lucene, bm25::Variant::atire,
+                                   bm25::Variant::bm25l, bm25::Variant::bm25plus};
+
+}  // namespace
+
+TEST_CASE("pruned top-k equals exhaustive for every variant on Zipf corpora") {
+    std::mt19937 rng(11);
+    const std::size_t n_terms = 300;
+    const Docs docs = zipf_docs(rng, 3000, n_terms, 40, 1.0);
+    const Docs added = zipf_docs(rng, 700, n_terms, 40, 1.0);
+    std::vector<std::vector<std::uint32_t>> queries;
+    for (int i = 0; i < 60; ++i) {
+        std::vector<std::uint32_t> q(1 + rng() % 6);
+        for (auto& t : q) t = static_cast<std::uint32_t>(rng() % 40 < 30 ? rng() % 10 : rng() % n_terms);
+        queries.push_back(q);
+    }
+    queries.push_back({0});               // the most frequent term alone
+    queries.push_back({0, 0, 0, 1});      // repeated terms
+    queries.push_back({299});             // a rare (possibly absent) term
+    queries.push_back({});                // empty query
+    queries.push_back({5, 250, 5, 250});  // repeated rare and frequent
+    for (auto v : kVariants) {
+        bm25::Params p;
+        p.variant = v;
+        p.k1 = 1.2;
+        p.b = 0.75;
+        p.delta = 0.7;
+        INFO("variant ", bm25::variant_name(v));
+        check_queries(build(docs, {}, n_terms, p), queries);
+        check_queries(build(docs, added, n_terms, p), queries);  // documents added after build
+    }
+}
+
+TEST_CASE("pruned top-k keeps ties in document order (many equal scores)") {
+    // Identical documents score identically: the top-k must be the lowest indices, as exhaustive.
+    Docs docs;
+    for (int i = 0; i < 2500; ++i)
+        docs.push_back(i % 3 == 0 ? std::vector<std::uint32_t>{0, 1, 2}
+                                  : std::vector<std::uint32_t>{0, 1, 3});
+    std::vector<std::vector<std::uint32_t>> queries = {{0}, {0, 1}, {2}, {2, 3}, {1, 2, 0}, {3, 3}, {4}};
+    for (auto v : kVariants) {
+        bm25::Params p;
+        p.variant = v;
+        p.k1 = 0.9;
+        p.b = 0.4;
+        INFO("variant ", bm25::variant_name(v));
+        check_queries(build(docs, {}, 5, p), queries);
+    }
+}
+
+TEST_CASE("pruned search needs block-max metadata; block maxima bound every impact") {
+    std::mt19937 rng(5);
+    const Index ix = build(zipf_docs(rng, 500, 50, 30, 1.1), {}, 50, bm25::Params{});
+    const std::uint32_t q[] = {0, 1};
+    const std::int64_t off[] = {0, 2};
+    std::int64_t d[10];
+    float s[10];
+    CHECK_THROWS_AS(bm25::search(ix.view(false), q, off, 1, 10, 1, d, s, bm25::Strategy::pruned),
+                    std::invalid_argument);
+    CHECK_NOTHROW(bm25::search(ix.view(false), q, off, 1, 10, 1, d, s, bm25::Strategy::automatic));
+    const auto& tp = ix.postings.term_ptr;
+    for (std::size_t t = 0; t < 50; ++t) {
+        const auto b0 = ix.blocks.block_ptr[t];
+        CHECK(ix.blocks.block_ptr[t + 1] - b0 ==
+              (tp[t + 1] - tp[t] + static_cast<std::int64_t>(bm25::kBlockSize) - 1) /
+                  static_cast<std::int64_t>(bm25::kBlockSize));
+        float term_max = 0;
+        for (std::int64_t j = tp[t]; j < tp[t + 1]; ++j) {
+            const auto b =
+                static_cast<std::size_t>(b0 + (j - tp[t]) / static_cast<std::int64_t>(bm25::kBlockSize));
+            CHECK(ix.impacts[static_cast<std::size_t>(j)] <= ix.blocks.block_max[b]);
+            CHECK(ix.postings.docs[static_cast<std::size_t>(j)] <= ix.blocks.block_last[b]);
+            term_max = std::max(term_max, ix.impacts[static_cast<std::size_t>(j)]);
+        }
+        CHECK(ix.blocks.term_max[t] == term_max);
+    }
+}
