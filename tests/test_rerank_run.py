@@ -184,3 +184,20 @@ def test_workers_threads_follow_the_cpus_ray_gives_them(ray_local):
     task = ray_local.remote(assigned_cpus)
     assert ray_local.get(task.options(num_cpus=2).remote(), timeout=120) == 2
     assert ray_local.get(task.options(num_cpus=0.5).remote(), timeout=120) == 1
+
+
+def test_serve_options_are_checked():
+    pytest.importorskip("ray")
+    from crossrank.ray.serve import parse_autoscale, serve_app
+
+    assert parse_autoscale("1:4") == (1, 4)
+    assert parse_autoscale("0:2") == (0, 2)
+    for bad in ("4:1", "0:0", "x:2", "3", "-1:2"):
+        with pytest.raises(ValueError, match="--autoscale"):
+            parse_autoscale(bad)
+    with pytest.raises(ValueError, match="replicas"):
+        serve_app("m", replicas=0)
+    with pytest.raises(ValueError, match="cpus_per_replica"):
+        serve_app("m", cpus_per_replica=0)
+    # an autoscaled app builds (deploying it is what the cluster tests do)
+    assert serve_app("m", autoscale=(1, 3)) is not None
