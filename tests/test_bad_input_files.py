@@ -45,7 +45,7 @@ def test_qrels_bom_without_header_keeps_the_first_query(tmp_path: Path) -> None:
 def test_concatenated_files_with_boms_keep_every_query(tmp_path: Path) -> None:
     q = _write(tmp_path, "q.tsv", BOM + b"q1\td1\t1\n" + BOM + b"q2\td2\t1\n")
     assert read_qrels(q) == {"q1": {"d1": 1}, "q2": {"d2": 1}}
-    r = _write(tmp_path, "r.trec", BOM + b"q1 Q0 d1 1 2.0 t\n" + BOM + b"q2 Q0 d2 1 1.0 t\n")
+    r = _write(tmp_path, "r.trec", BOM + BOM + b"q1 Q0 d1 1 2.0 t\n" + BOM + b"q2 Q0 d2 1 1.0 t\n")
     assert read_run(r) == {"q1": {"d1": 2.0}, "q2": {"d2": 1.0}}
     c = _write(tmp_path, "c.jsonl", BOM + b'{"_id": "a"}\n' + BOM + b'{"_id": "b"}\n')
     assert read_corpus(c)[0] == ["a", "b"]
@@ -114,7 +114,12 @@ def test_write_run_refuses_non_finite_scores_before_writing(tmp_path: Path, scor
 
 
 @pytest.mark.parametrize(
-    ("run", "msg"), [({"q 1": {"d": 1.0}}, "query id 'q 1'"), ({"q": {"": 1.0}}, "doc id ''")]
+    ("run", "msg"),
+    [
+        ({"q 1": {"d": 1.0}}, "query id 'q 1'"),
+        ({"q": {"": 1.0}}, "doc id ''"),
+        ({"\ufeffq": {"d": 1.0}}, "starts with U\\+FEFF"),
+    ],
 )
 def test_write_run_refuses_ids_that_cannot_be_read_back(tmp_path: Path, run: dict, msg: str) -> None:
     with pytest.raises(ValueError, match=msg):

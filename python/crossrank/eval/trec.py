@@ -69,7 +69,7 @@ def text_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
     """
     with open(Path(path), "rb") as fh:
         for lineno, raw in enumerate(fh, 1):
-            if raw.startswith(b"\xef\xbb\xbf"):
+            while raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
             try:
                 yield lineno, raw.decode("utf-8")
@@ -99,8 +99,8 @@ def write_run(
     Raises
     ------
     ValueError
-        An id or the tag contains whitespace (the format could not be read back), or a score is
-        NaN or infinite (:func:`read_run` refuses those).
+        An id or the tag contains whitespace, a query id starts with U+FEFF (the format could not be
+        read back), or a score is NaN or infinite (:func:`read_run` refuses those).
     """
     from .evaluate import rank_documents
 
@@ -108,8 +108,9 @@ def write_run(
         raise ValueError(f"tag {tag!r} must be non-empty and contain no whitespace")
     lines: list[str] = []
     for qid, docs in run.items():
-        if not qid or any(c.isspace() for c in qid):
-            raise ValueError(f"query id {qid!r} is empty or contains whitespace")
+        if not qid or any(c.isspace() for c in qid) or qid.startswith("\ufeff"):
+            # A leading U+FEFF would be read back as a byte order mark and dropped.
+            raise ValueError(f"query id {qid!r} is empty, contains whitespace or starts with U+FEFF")
         for rank, did in enumerate(rank_documents(docs), 1):
             if not did or any(c.isspace() for c in did):
                 raise ValueError(f"doc id {did!r} of query {qid!r} is empty or contains whitespace")
