@@ -529,16 +529,29 @@ class RemoteReranker(RerankerBase):
 
 
 class _RemoteRetriever:
-    """The first-stage deployment as a :class:`crossrank.types.Retriever` (blocking calls)."""
+    """The first-stage deployment as a :class:`crossrank.types.Retriever` (blocking calls).
+
+    One call returns the hits and their texts; the texts wait in ``texts`` for the pipeline's document
+    lookups (no call per candidate). Shared by concurrent searches: entries are only added (the same
+    id always has the same text), and the cache is cleared when it grows past ``_MAX_CACHED``.
+    """
+
+    _MAX_CACHED = 200_000
 
     def __init__(self, handle: Any, timeout_s: float) -> None:
         self.handle = handle
         self.timeout_s = timeout_s
+        self.texts: dict[Any, str] = {}
 
     def search(self, queries: Sequence[str], *, k: int = 10) -> Any:
         from ..types import Hits
 
-        ids, scores = self.handle.search.remote(list(queries), k).result(timeout_s=self.timeout_s)
+        ids, scores, texts = self.handle.search_with_texts.remote(list(queries), k).result(
+            timeout_s=self.timeout_s
+        )
+        if len(self.texts) > self._MAX_CACHED:
+            self.texts.clear()
+        self.texts.update(texts)
         return Hits(ids, scores)
 
 
@@ -567,6 +580,26 @@ class FirstStage:
         """
         hits = self.retriever.search(queries, k=k)
         return np.asarray(hits.ids), np.asarray(hits.scores)
+
+    def search_with_texts(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray, dict[Any, str]]:
+        """:meth:`search` plus the texts of every hit (one round trip for the pipeline).
+
+        Parameters
+        ----------
+        queries : list of str
+            The queries.
+        k : int
+            Candidates per query.
+        """
+        ids, scores = self.search(queries, k)
+        texts: dict[Any, str] = {}
+        for i in set(ids.reshape(-1).tolist()):
+            if i is not None:
+                try:
+                    texts[i] = self.documents[i]
+                except (KeyError, IndexError, TypeError):  # an unfilled place, or not a text we hold
+                    continue
+        return ids, scores, texts
 
     def texts(self, ids: list[Any]) -> list[str]:
         """The texts of ``ids``.
@@ -631,8 +664,9 @@ class PipelineDeployment:
         self.first = first
         self.top_k = top_k
         self.timeout_s = timeout_s
+        self.retriever = _RemoteRetriever(first, timeout_s)
         self.pipeline = Pipeline(
-            [_RemoteRetriever(first, timeout_s)],
+            [self.retriever],
             documents=self._text,
             reranker=RemoteReranker(model, timeout_s=timeout_s),
             depth=depth,
@@ -640,8 +674,10 @@ class PipelineDeployment:
         )
 
     def _text(self, doc_id: Any) -> str:
-        texts: list[str] = self.first.texts.remote([doc_id]).result(timeout_s=self.timeout_s)
-        return texts[0]
+        text = self.retriever.texts.get(doc_id)
+        if text is None:  # evicted meanwhile: ask the first stage
+            text = self.first.texts.remote([doc_id]).result(timeout_s=self.timeout_s)[0]
+        return str(text)
 
     async def search(self, query: str, top_k: int | None = None) -> dict[str, Any]:
         """Search and rerank one query.
