@@ -384,7 +384,7 @@ def test_store_corruption_is_a_state_error(tmp_path, small_packed):
         ({"format": "someone.else"}, "not a 'crossrank.packed_docs'"),
         ({"format_version": 2}, "upgrade crossrank"),
         ({"format_version": "1"}, "invalid format version"),
-        ({"dtype": "int4"}, "invalid dtype"),
+        ({"dtype": "int4"}, "field 'dtype' is invalid"),
         ({"stride": 3}, "layout"),
         ({"n_tokens": 1}, "bytes"),
         ({"files": {}}, "does not describe"),
