@@ -46,7 +46,9 @@ def test_zipf_corpus_every_variant_and_k(variant: str) -> None:
     docs = zipf_corpus(0, 2500, 400, 50)
     index = BM25Index.from_tokens(docs, variant=variant, k1=1.2, b=0.75, delta=0.6)
     rng = np.random.default_rng(1)
-    queries: list[list[str]] = [[f"w{t}" for t in rng.integers(0, 60, size=rng.integers(1, 7))] for _ in range(40)]
+    queries: list[list[str]] = [
+        [f"w{t}" for t in rng.integers(0, 60, size=rng.integers(1, 7))] for _ in range(40)
+    ]
     queries += [["w0"], ["w0", "w0", "w1"], ["w399"], [], ["nope"], ["w3", "w300", "w3", "w300"]]
     assert_same(index, queries, ks_for(len(index)))
 
@@ -99,7 +101,9 @@ query_lists = st.lists(st.lists(st.integers(0, 14), max_size=7), min_size=1, max
     k=st.sampled_from([1, 2, 10, 100, 1000]),
 )
 def test_hypothesis_pruned_equals_exhaustive(corpus, extra, queries, variant, k1, b, k) -> None:
-    index = BM25Index.from_tokens([[str(t) for t in d] for d in corpus], variant=variant, k1=k1, b=b, delta=0.5)
+    index = BM25Index.from_tokens(
+        [[str(t) for t in d] for d in corpus], variant=variant, k1=k1, b=b, delta=0.5
+    )
     if extra:
         index.add_tokens([[str(t) for t in d] for d in extra])
     qs = [[str(t) for t in q] for q in queries]

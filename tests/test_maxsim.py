@@ -523,7 +523,7 @@ def test_store_save_validates_before_touching_anything(tmp_path, small_packed):
     ("change", "match"),
     [
         ({"dim": "10"}, "field 'dim' must be int"),
-        ({"dim": 10**30}, "invalid dtype/dim"),
+        ({"dim": 10**30}, "field 'dim' is invalid"),
         ({"n_docs": None}, "field 'n_docs' must be int"),
         ({"files": ["tokens.bin"]}, "field 'files' must be dict"),
         ({"files": {"tokens.bin": {"bytes": "1"}, "offsets.bin": {}}}, "field 'bytes' must be int"),

@@ -447,7 +447,7 @@ def test_template_errors(tmp_path):
         PairTemplate.from_tokenizer_json(bad)
     with pytest.raises(ValueError, match="one type id per id"):
         PairTemplate((1,), (), (), (), (), ())
-    with pytest.raises(ValueError, match=">= 0"):
+    with pytest.raises(ValueError, match=r"token ids in \[0, 2147483647\], got -1"):
         PairTemplate((-1,), (), (), (0,), (), ())
     with pytest.raises(TypeError, match="integers"):
         PairTemplate((1.5,), (), (), (0,), (), ())  # type: ignore[arg-type]
