@@ -29,7 +29,7 @@ from ..models.hub import ModelFiles, resolve_model
 from ..models.onnx_session import InferenceBackend, load_backend
 from ..text.packing import PairTemplate, WindowScores, plan_pairs
 from ..text.tokenization import TextEncoder, load_tokenizer
-from ..text.windows import AGGREGATIONS, char_span, tokenize_with_offsets
+from ..text.windows import AGGREGATIONS, LazyWindows, char_span, tokenize_with_offsets
 from ..types import Aggregation, RankedDoc, Scores, Window
 from .base import RerankerBase, ranked_from_scores
 
@@ -164,53 +164,29 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 _PairBatch = Sequence[tuple[str, str]] | Sequence[list[str]] | np.ndarray
 
 
-class _PairWindows(Sequence["Window | None"]):
-    """Winning windows of one query's documents, their character ranges computed on first access.
-
-    The packer knows token ranges only; the character range needs the document's tokenizer offsets,
-    which cost a second tokenization. ``rank`` reads the windows of the ``top_k`` rows only, so they are
-    computed when read (and kept).
-    """
+class _PairWindows(LazyWindows):
+    """Winning windows of one query's cross-encoder pairs (character ranges computed when read)."""
 
     def __init__(self, tokenizer: Any, docs: list[str], ws: WindowScores, offset: int) -> None:
+        super().__init__(len(docs))
         self._tokenizer = tokenizer
         self._docs = docs
         self._ws = ws
         self._offset = offset
-        self._done: dict[int, Window] = {}
 
-    def __len__(self) -> int:
-        return len(self._docs)
-
-    @overload
-    def __getitem__(self, i: int) -> Window | None: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> list[Window | None]: ...
-
-    def __getitem__(self, i: int | slice) -> Window | list[Window | None] | None:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        n = len(self._docs)
-        if not -n <= i < n:
-            raise IndexError(f"window index {i} out of range for {n} documents")
-        i %= n
-        got = self._done.get(i)
-        if got is None:
-            p = self._offset + i
-            start, end = int(self._ws.best_start[p]), int(self._ws.best_end[p])
-            # The packer's ids are those of the whole text, so token positions agree with these offsets.
-            (tok,) = tokenize_with_offsets(self._tokenizer, [self._docs[i]])
-            cs, ce = char_span(tok.offsets, start, end)
-            got = Window(
-                index=int(self._ws.best_window[p]),
-                start_token=start,
-                end_token=end,
-                start_char=cs,
-                end_char=ce,
-            )
-            self._done[i] = got  # a race computes the same value twice: harmless
-        return got
+    def _compute(self, i: int) -> Window:
+        p = self._offset + i
+        start, end = int(self._ws.best_start[p]), int(self._ws.best_end[p])
+        # The packer's ids are those of the whole text, so token positions agree with these offsets.
+        (tok,) = tokenize_with_offsets(self._tokenizer, [self._docs[i]])
+        cs, ce = char_span(tok.offsets, start, end)
+        return Window(
+            index=int(self._ws.best_window[p]),
+            start_token=start,
+            end_token=end,
+            start_char=cs,
+            end_char=ce,
+        )
 
 
 class CrossEncoder(RerankerBase):

@@ -15,11 +15,14 @@ that won.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, overload
 
 import numpy as np
 
 from .._common import check_int, check_int_array
+
+if TYPE_CHECKING:
+    from ..types import Window
 
 __all__ = [
     "Aggregation",
@@ -216,3 +219,40 @@ def char_span(offsets: np.ndarray, start: int, end: int) -> tuple[int, int]:
     if end <= start:
         return (0, 0)
     return int(offsets[start, 0]), int(offsets[end - 1, 1])
+
+
+class LazyWindows(Sequence["Window | None"]):
+    """The winning windows of one query's documents, each computed on first access and kept.
+
+    A reranker knows each winner's token range; its character range needs the document's tokenizer
+    offsets, which cost a second tokenization, and ``rank`` reads the ``top_k`` rows only. Subclasses
+    say how one row is computed (:meth:`_compute`); indexing, slicing and the cache live here. Reads may
+    come from several threads: a race computes the same value twice, which is harmless.
+    """
+
+    def __init__(self, n: int) -> None:
+        self._n = n
+        self._done: dict[int, Window] = {}
+
+    def _compute(self, i: int) -> Window:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return self._n
+
+    @overload
+    def __getitem__(self, i: int) -> Window | None: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Window | None]: ...
+
+    def __getitem__(self, i: int | slice) -> Window | list[Window | None] | None:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self._n))]
+        if not -self._n <= i < self._n:
+            raise IndexError(f"window index {i} out of range for {self._n} documents")
+        i %= self._n
+        got = self._done.get(i)
+        if got is None:
+            got = self._done[i] = self._compute(i)
+        return got

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from typing import Any, overload
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from ...models.hub import resolve_model
 from ...models.onnx_session import OnnxRuntimeBackend, load_backend
 from ...text.packing import PackPlan, PairTemplate, plan_pairs
 from ...text.tokenization import TextEncoder, load_tokenizer
-from ...text.windows import AGGREGATIONS, char_span, tokenize_with_offsets
+from ...text.windows import AGGREGATIONS, LazyWindows, char_span, tokenize_with_offsets
 from ...types import Aggregation, RankedDoc, Scores, Window
 from ..base import RerankerBase, check_batch, ranked_from_scores
 from .prefix_cache import CausalScorer
@@ -38,28 +38,14 @@ __all__ = ["LLMPointwiseReranker"]
 _DEVICES = ("auto", "cpu", "cuda")
 
 
-class _Windows(Sequence["Window | None"]):
+class _Windows(LazyWindows):
     """Winning windows of one query's documents; character ranges computed when read (a tokenization)."""
 
     def __init__(self, tokenizer: Any, lead: str, docs: list[str], best: list[tuple[int, int, int]]) -> None:
+        super().__init__(len(docs))
         self._tokenizer, self._lead, self._docs, self._best = tokenizer, lead, docs, best
 
-    def __len__(self) -> int:
-        return len(self._docs)
-
-    @overload
-    def __getitem__(self, i: int) -> Window | None: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> list[Window | None]: ...
-
-    def __getitem__(self, i: int | slice) -> Window | list[Window | None] | None:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        n = len(self._docs)
-        if not -n <= i < n:
-            raise IndexError(f"window index {i} out of range for {n} documents")
-        i %= n
+    def _compute(self, i: int) -> Window:
         index, start, end = self._best[i]
         (tok,) = tokenize_with_offsets(self._tokenizer, [self._lead + self._docs[i]])
         cs, ce = char_span(tok.offsets, start, end)
