@@ -296,3 +296,18 @@ def test_results_are_hits() -> None:
 
     res = BM25Index.from_tokens(DOCS).search_tokens(QUERIES, k=2)
     assert type(res) is Hits
+
+
+_GOLDEN_V1 = Path(__file__).parent / "data" / "bm25_v1"
+
+
+@pytest.mark.parametrize("mmap", [True, False])
+@pytest.mark.parametrize("strategy", ["exhaustive", "pruned", "auto"])
+def test_format_version_1_index_still_loads(mmap: bool, strategy: str) -> None:
+    # tests/data/bm25_v1 was written by crossrank's format-version-1 code (uncompressed postings);
+    # bm25_v1_expected.json holds that code's top-20 (ids and float32 scores as hex).
+    expected = json.loads((_GOLDEN_V1.parent / "bm25_v1_expected.json").read_text())
+    index = BM25Index.load(_GOLDEN_V1, mmap=mmap)
+    hits = index.search(expected["queries"], k=expected["k"], strategy=strategy)  # type: ignore[arg-type]
+    assert hits.ids.tolist() == expected["ids"]
+    assert [[float(x).hex() for x in row] for row in hits.scores] == expected["scores"]
