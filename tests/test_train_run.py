@@ -105,6 +105,33 @@ def test_calibration_is_fitted_on_dev_when_the_model_ranks(trained) -> None:
         assert not (out / "calibration.json").exists()
 
 
+def test_reuse_returns_the_finished_model_and_refuses_other_settings(trained, tiny) -> None:
+    """``reuse`` (what the cached set-up step uses) trains nothing when the settings match."""
+    from crossrank.train import train
+
+    ckpt, ds = tiny
+    out = trained.output
+    before = (out / "onnx" / "model.onnx").stat().st_mtime_ns
+    again = train(str(ckpt), str(ds), str(out), reuse=True, show_progress=False, eval_every=5, **FAST)
+    assert again.output == out
+    assert again.report["losses"] == trained.report["losses"]
+    assert (out / "onnx" / "model.onnx").stat().st_mtime_ns == before  # nothing rewritten
+    with pytest.raises(FileExistsError, match=r"other settings: lr=0\.001 \(asked 0\.002\)"):
+        train(str(ckpt), str(ds), str(out), reuse=True, show_progress=False, **{**FAST, "lr": 2e-3})
+    with pytest.raises(FileExistsError, match="exists"):
+        train(str(ckpt), str(ds), str(out), show_progress=False, **FAST)  # no reuse: still refused
+
+
+def test_reuse_refuses_a_folder_that_is_not_a_finished_model(tiny, tmp_path: Path) -> None:
+    from crossrank.train import train
+
+    ckpt, ds = tiny
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "config.json").write_text("{}")
+    with pytest.raises(FileExistsError, match="no finished crossrank train model"):
+        train(str(ckpt), str(ds), str(tmp_path / "half"), reuse=True, show_progress=False, **FAST)
+
+
 def _cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
     full_env = {**os.environ, **(env or {})}
     return subprocess.Popen(

@@ -44,6 +44,7 @@ from .eval_rows import (
     reranker_kind,
     same_model,
     same_model_note,
+    trained_model_note,
 )
 
 MEASURES = ["nDCG@10", "R@100", "RR@10"]
@@ -377,6 +378,9 @@ def run(args: argparse.Namespace) -> int:
             if reranker is not None and same_model(emb, reranker):
                 notes.append(same_model_note(args.dense, args.reranker))
         if reranker is not None:
+            trained = trained_model_note(reranker, args.reranker)
+            if trained:
+                notes.append(trained)
             base = "Hybrid" if len(first_stage) > 1 else "BM25"
             kind = reranker_kind(reranker)
             planned.append(

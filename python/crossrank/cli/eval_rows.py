@@ -5,6 +5,7 @@ Kept apart from the command so each rule has one small function a test can call 
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +100,36 @@ def same_model_note(dense_spec: str, reranker_spec: str) -> str:
         "the Dense ranking, so its row shows no reranking gain. Rerank with a cross-encoder "
         "(e.g. one made by `crossrank train`) to measure one."
     )
+
+
+def trained_model_note(reranker: Any, spec: str) -> str | None:
+    """One line under the table saying how a reranker made by ``crossrank train`` was trained.
+
+    Readers of the table must see whether its "+ cross-encoder" rows come from a shortened recipe, and
+    that the model was selected on train queries only. None when the folder holds no ``training.json``.
+    """
+    root = model_root(reranker)
+    path = root / "training.json" if root is not None else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        r = json.loads(path.read_text(encoding="utf-8"))
+        c, d = r["config"], r["data"]
+        recipe = r.get("recipe") or "custom settings"
+        line = (
+            f"note: the reranker ({spec}) was made by `crossrank train` ({recipe} recipe: "
+            f"{d['train_queries']} train queries, {c['epochs']} epoch(s), {c['negatives']} {c['first_stage']} "
+            f"negatives per positive, max_length {c['max_length']}, lr {c['lr']:g}; {r['pairs']:,} pairs in "
+            f"{r['train_seconds'] / 60:.1f} min)"
+        )
+        if r.get("best_dev") is not None and r.get("dev_first_stage") is not None:
+            line += (
+                f"; selected on {d['dev_queries']} dev queries carved from train (dev NDCG@10 "
+                f"{c['first_stage']} {r['dev_first_stage']:.4f} -> reranked {r['best_dev']:.4f})"
+            )
+        return line
+    except (ValueError, KeyError, TypeError) as exc:
+        return f"note: {path} cannot be read ({exc}); how the reranker was trained is unknown"
 
 
 def model_label(spec: str) -> str:

@@ -71,6 +71,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     a("--seed", type=int, help="seed of head, negatives, order, dropout (default 0)")
     a("--resume", action="store_true", help="continue from the last checkpoint of OUT")
     a("--overwrite", action="store_true", help="replace an existing OUT")
+    a(
+        "--reuse",
+        action="store_true",
+        help="if OUT already holds a model trained with the same settings, use it (no training)",
+    )
     a("--keep-checkpoints", action="store_true", help="keep OUT.checkpoints after success")
     a("--checkpoint-every", type=int, metavar="STEPS", help="steps between checkpoints (default 100)")
     a("--eval-every", type=int, metavar="STEPS", help="steps between dev evaluations (default 100)")
@@ -112,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
             recipe=args.recipe,
             resume=args.resume,
             overwrite=args.overwrite,
+            reuse=args.reuse,
             keep_checkpoints=args.keep_checkpoints,
             show_progress=False if args.no_progress else None,
             **settings,

@@ -52,6 +52,7 @@ def train(
     recipe: str | None = None,
     resume: bool = False,
     overwrite: bool = False,
+    reuse: bool = False,
     keep_checkpoints: bool = False,
     show_progress: bool | None = None,
     **settings: Any,
@@ -73,6 +74,10 @@ def train(
         Continue from the last checkpoint of an interrupted run with the same settings.
     overwrite : bool
         Replace an existing output folder.
+    reuse : bool
+        If ``output`` already holds a finished model trained with the same settings (its
+        ``training.json``), return it without training: what a cached set-up step needs. An output
+        trained with other settings is still a ``FileExistsError`` (pass ``overwrite``).
     keep_checkpoints : bool
         Keep the checkpoint folder after success.
     show_progress : bool, optional
@@ -90,7 +95,7 @@ def train(
     FileNotFoundError
         Missing dataset / train split / base checkpoint / teacher run; ``resume`` without a checkpoint.
     FileExistsError
-        ``output`` exists (pass ``overwrite=True``).
+        ``output`` exists (pass ``overwrite=True``), or with ``reuse`` was trained with other settings.
     ValueError
         A setting out of range, a base model that is not an encoder, no usable training query.
     ImportError
@@ -108,6 +113,8 @@ def train(
     cfg = dataclasses.replace(cfg, **settings)
     cfg.validate()
     out = Path(output)
+    if reuse and not overwrite and out.exists():
+        return _reuse(out, cfg, recipe)
     if out.exists() and not overwrite and not resume:
         raise FileExistsError(f"output {out} exists; pass overwrite=True (--overwrite) to replace it")
     ckpt = checkpoint_dir(out)
@@ -232,6 +239,7 @@ def train(
 
     report: dict[str, Any] = {
         "crossrank_version": __version__,
+        "recipe": recipe,
         "config": dataclasses.asdict(cfg),
         "data": summary,
         "skipped_queries": data.skipped,
@@ -272,6 +280,32 @@ def train(
         shutil.rmtree(ckpt, ignore_errors=True)
     _log(f"wrote {path} ({report['wall_seconds']:.0f} s)")
     return TrainResult(path, report)
+
+
+def _reuse(out: Path, cfg: TrainConfig, recipe: str | None) -> TrainResult:
+    """Return the finished model in ``out`` if it was trained with ``cfg``'s settings."""
+    import json
+
+    report_path = out / "training.json"
+    if not (report_path.is_file() and (out / "onnx" / "model.onnx").is_file()):
+        raise FileExistsError(
+            f"output {out} exists but holds no finished crossrank train model "
+            "(no training.json / onnx/model.onnx); pass overwrite=True (--overwrite) to replace it"
+        )
+    try:
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+        saved = TrainConfig(**report["config"]).fingerprint()
+    except (ValueError, KeyError, TypeError) as exc:
+        raise FileExistsError(f"{report_path} cannot be read ({exc}); pass --overwrite to retrain") from exc
+    wanted = cfg.fingerprint()
+    differ = sorted(k for k in wanted if saved.get(k) != wanted[k])
+    if differ:
+        detail = ", ".join(f"{k}={saved.get(k)!r} (asked {wanted[k]!r})" for k in differ)
+        raise FileExistsError(
+            f"output {out} was trained with other settings: {detail}; pass overwrite=True (--overwrite)"
+        )
+    _log(f"reusing {out}: trained earlier with the same settings (recipe {recipe or report.get('recipe')})")
+    return TrainResult(out, report)
 
 
 def _test_figures(
