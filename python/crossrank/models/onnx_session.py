@@ -13,9 +13,16 @@ Choosing (``backend="auto"``, ``precision="auto"``):
 * otherwise ONNX Runtime on the CPU, fp32.
 
 ``precision="fp32"`` always gives full-precision results (ONNX Runtime unless OpenVINO is forced);
-``precision="int8"`` runs the int8 graph beside the given one (``model_int8.onnx`` as written by
-``crossrank export --int8``, or ``model_quantized.onnx``), else a dynamically quantized copy (made once
-with :func:`crossrank.models.export.quantize_onnx` and cached), unless the graph is already quantized.
+``precision="int8"`` runs the int8 graph beside the given one: the calibrated static graph
+(``model_int8_static.onnx``, ``crossrank export --int8-static``) when there is one, else
+``model_int8.onnx`` (dynamic, ``crossrank export --int8``) or ``model_quantized.onnx``, else a dynamically
+quantized copy (made once with :func:`crossrank.models.export.quantize_onnx` and cached), unless the
+graph is already quantized.
+
+``precision="auto"`` on the CPU (backend ``auto`` or ``onnxruntime``) picks that static int8 graph when
+its manifest (``int8_static.json``) records a mean top-10 overlap with fp32 of at least
+:data:`crossrank.models.quantize_static.FAITHFUL_TOP10_OVERLAP` (0.98) on held-out calibration queries;
+otherwise it chooses as above.
 
 Threads: intra-op threads default to the cgroup CPU quota (``crossrank._core.default_num_threads()``),
 inter-op threads to 1, so one inference never oversubscribes the cores crossrank's own pool uses.
@@ -398,6 +405,17 @@ def _fused_copy(onnx_path: Path) -> Path | None:
         tmp.unlink(missing_ok=True)
 
 
+def _faithful_static_int8(path: Path) -> bool:
+    """True when a static int8 graph beside ``path`` records top-10 overlap >= the faithful bar (CPU only)."""
+    from .quantize_static import FAITHFUL_TOP10_OVERLAP, static_int8_fidelity
+
+    fid = static_int8_fidelity(path)
+    if not fid or _ort_cuda_available():
+        return False
+    overlap = fid.get("top10_overlap_mean")
+    return isinstance(overlap, (int, float)) and overlap >= FAITHFUL_TOP10_OVERLAP
+
+
 def _has_contrib_ops(path: Path) -> bool:
     with path.open("rb") as f:
         head = f.read(4 << 20)
@@ -421,7 +439,9 @@ def load_backend(
     backend : {"auto", "onnxruntime", "openvino"}
         Which runtime; ``auto`` chooses as described in the module docstring.
     precision : {"auto", "fp32", "bf16", "fp16", "int8"}
-        Arithmetic; ``auto`` is bf16 on OpenVINO with bf16 units, else fp32.
+        Arithmetic; ``auto`` is the static int8 graph beside ``onnx_path`` when its recorded fidelity is
+        faithful (top-10 overlap >= 0.98, CPU, backend ``auto``/``onnxruntime``), else bf16 on OpenVINO
+        with bf16 units, else fp32. ``int8`` prefers ``model_int8_static.onnx``, then the dynamic graph.
     num_threads : int, optional
         Intra-op threads; None = the cgroup CPU quota.
     fuse : bool
@@ -446,6 +466,8 @@ def load_backend(
     if not path.is_file():
         raise FileNotFoundError(f"ONNX graph {path} does not exist")
     threads = resolve_threads(num_threads)
+    if precision == "auto" and backend in ("auto", "onnxruntime") and _faithful_static_int8(path):
+        precision = "int8"  # a calibrated int8 graph measured faithful: the fastest CPU path
     chosen_backend, chosen_precision = _choose(str(backend), str(precision))
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns, chosen_backend, chosen_precision, threads, fuse)
@@ -461,7 +483,8 @@ def load_backend(
             if chosen_precision == "int8" and not _graph_is_quantized(path):
                 # An int8 graph exported beside this one (crossrank export --int8, Optimum's naming),
                 # else a quantized copy made once and cached.
-                siblings = [path.with_name(n) for n in ("model_int8.onnx", "model_quantized.onnx")]
+                names = ("model_int8_static.onnx", "model_int8.onnx", "model_quantized.onnx")
+                siblings = [path.with_name(n) for n in names]
                 graph = next((s for s in siblings if s.is_file()), None) or _quantized_copy(path)
             elif (
                 fuse
