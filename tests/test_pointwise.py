@@ -170,7 +170,10 @@ def test_windows_take_the_max_over_windows(tiny_qwen3_onnx, tiny_qwen3_checkpoin
     w = s.windows[0]
     assert w is not None
     assert 0 <= w["start_char"] < w["end_char"] <= len(long_docs[0])
-    cut = make(tiny_qwen3_onnx, max_length=150, window_stride=20, max_windows=2).score(QUERY, long_docs)
+    # max_windows = the short document's windows (its count depends on the tiny tokenizer): only the long one is cut.
+    assert plan.n_windows[0] > plan.n_windows[1]
+    most = int(plan.n_windows[1])
+    cut = make(tiny_qwen3_onnx, max_length=150, window_stride=20, max_windows=most).score(QUERY, long_docs)
     assert cut.truncated[0]
     assert not cut.truncated[1]
 
@@ -193,8 +196,11 @@ def test_bad_templates_tokens_and_lengths(tiny_qwen3_onnx, tmp_path):
         make(tiny_qwen3_onnx, template=cfg)
     with pytest.raises(ValueError, match="max_length"):
         make(tiny_qwen3_onnx, max_length=20)
+    plain = PromptTemplate("Q: {query}\nD: {document}\nRelevant:", positive="1", negative="0")
     with pytest.raises(ValueError, match="instruction"):
-        make(tiny_qwen3_onnx, template="mxbai", instruction="x")
+        make(tiny_qwen3_onnx, template=plain, instruction="x")
+    with pytest.raises(ValueError, match="instruction_format"):
+        PromptTemplate("{instruction}{query}{document}", positive="1", negative="0", instruction_format="I: ")
     r = make(tiny_qwen3_onnx, max_length=160)
     with pytest.raises(ValueError, match="no room"):
         r.score(QUERY, DOCS[:2], instruction=" ".join(["bama"] * 200))
@@ -292,3 +298,44 @@ def test_plain_causal_lm_graph_runs_whole_prompts(tiny_qwen3_checkpoint, tiny_qw
     assert not r.scorer.can_cache
     want = make(tiny_qwen3_onnx, max_length=160).score(QUERY, DOCS).scores
     np.testing.assert_allclose(r.score(QUERY, DOCS).scores, want, atol=1e-4)
+
+
+# mixedbread-ai/mxbai-rerank, MxbaiRerankV2: its chat prefix, task prompt and chat suffix (typed out here).
+MXBAI_CHAT = (
+    "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
+    "<|im_start|>user\n",
+    "<|im_end|>\n<|im_start|>assistant\n",
+)
+MXBAI_TASK = (
+    "You are a search relevance expert who evaluates how well documents match search queries. For each "
+    "query-document pair, carefully analyze the semantic relationship between them, then provide your binary "
+    "relevance judgment (0 for not relevant, 1 for relevant).\nRelevance:"
+)
+
+
+@pytest.mark.parametrize("instruction", [None, "find bama"])
+def test_mxbai_prompt_is_what_the_mxbai_rerank_library_sends(
+    tiny_qwen3_onnx, tiny_qwen3_checkpoint, hf_tokenizer, instruction
+):
+    """The exact text and token ids of mixedbread-ai/mxbai-rerank's ``MxbaiRerankV2.prepare_inputs``.
+
+    That library tokenizes each piece without special tokens (so nothing, no BOS or <|endoftext|>, comes
+    before ``<|im_start|>``): the chat prefix, ``"instruction: I" + "\\n" + "query: Q"`` (the instruction
+    line only when one is given), ``"\\n"``, ``"document: D"``, ``"\\n"``, the task prompt and the chat
+    suffix, and concatenates the ids; the score is logit("1") - logit("0") after the last one.
+    """
+    query, doc = "bama kelo", "ripu sato tofu"
+    head, tail = MXBAI_CHAT
+    first = (f"instruction: {instruction}\n" if instruction else "") + f"query: {query}"
+    pieces = [head, first, "\n", f"document: {doc}", "\n", MXBAI_TASK, tail]
+    r = make(tiny_qwen3_onnx, template="mxbai", max_length=260)
+    assert r.template.render(query, doc, instruction) == "".join(pieces)
+
+    library = [i for p in pieces for i in hf_tokenizer(p, add_special_tokens=False)["input_ids"]]
+    assert hf_tokenizer.convert_ids_to_tokens(library[:1]) == ["<|im_start|>"]
+    assert r.prompt_ids(query, doc, instruction).tolist() == library
+    assert model_prompts(r, query, [doc], instruction) == [library]
+    assert r.score_ids == (hf_tokenizer.convert_tokens_to_ids("1"), hf_tokenizer.convert_tokens_to_ids("0"))
+    ref = reference_scores(tiny_qwen3_checkpoint, [library], r.score_ids)
+    got = r.score(query, [doc], instruction=instruction, raw=True).scores
+    np.testing.assert_allclose(got, ref[:, 0] - ref[:, 1], atol=1e-4)

@@ -7,9 +7,11 @@ always reaches the model whole: only the document is cut to fit ``max_length``. 
 next-token logits of ``positive`` and ``negative`` after the tail.
 
 Built in: ``"qwen3"`` (Qwen3-Reranker: system prompt, ``<Instruct>``/``<Query>``/``<Document>``, empty think
-block, "yes"/"no") and ``"mxbai"`` (mxbai-rerank-v2: query/document then the relevance task, "1"/"0").
-Custom: a JSON file (``template``, ``positive``, ``negative``, optional ``default_instruction`` and
-``name``); a model directory may carry one as ``crossrank_pointwise.json``.
+block, "yes"/"no") and ``"mxbai"`` (mxbai-rerank-v2: Qwen's default system prompt, an optional
+``instruction:`` line, ``query:``/``document:``, then the relevance task, "1"/"0"; as the ``mxbai-rerank``
+library's ``MxbaiRerankV2`` builds it, with no token before ``<|im_start|>``).
+Custom: a JSON file (``template``, ``positive``, ``negative``, optional ``default_instruction``,
+``instruction_format`` and ``name``); a model directory may carry one as ``crossrank_pointwise.json``.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ class PromptTemplate:
         The tokens whose next-token logits are compared (each must be one token of the model's vocabulary).
     default_instruction : str
         Fills ``{instruction}`` when a call gives none.
+    instruction_format : str
+        How a non-empty instruction is written into the ``{instruction}`` slot (its own ``{instruction}``
+        slot once); an empty one writes nothing. Default ``"{instruction}"``: the text itself. mxbai's
+        ``"instruction: {instruction}\\n"`` adds its line only when there is an instruction.
     name : str
         For messages and ``repr``.
 
@@ -55,6 +61,7 @@ class PromptTemplate:
     negative: str
     default_instruction: str = ""
     name: str = "custom"
+    instruction_format: str = "{instruction}"
 
     def __post_init__(self) -> None:
         if not isinstance(self.template, str):
@@ -83,6 +90,19 @@ class PromptTemplate:
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
                 raise ValueError(f"template {self.name!r}: {name} must be a non-empty token string")
+        if not isinstance(self.instruction_format, str):
+            raise TypeError(f"instruction_format must be a str, got {type(self.instruction_format).__name__}")
+        try:
+            inner = [f for _, f, _, _ in string.Formatter().parse(self.instruction_format) if f is not None]
+        except ValueError as exc:
+            raise ValueError(
+                f"template {self.name!r}: instruction_format is not a format string: {exc}"
+            ) from exc
+        if inner != ["instruction"]:
+            raise ValueError(
+                f"template {self.name!r}: instruction_format must have the one slot {{instruction}} "
+                f"(it has {', '.join('{' + f + '}' for f in inner) or 'none'})"
+            )
         if self.positive == self.negative:
             raise ValueError(
                 f"template {self.name!r}: positive and negative are the same token {self.positive!r}"
@@ -107,6 +127,7 @@ class PromptTemplate:
         if instruction is not None and not self.has_instruction:
             raise ValueError(f"template {self.name!r} has no {{instruction}} slot; pass instruction=None")
         inst = self.default_instruction if instruction is None else instruction
+        inst = self.instruction_format.format(instruction=inst) if inst else ""
         # Tail: literal text (doubled braces undone, no slot can follow {document}).
         return head.format(instruction=inst, query=query), tail.format()
 
@@ -144,7 +165,7 @@ class PromptTemplate:
             raise ValueError(f"cannot read the pointwise template file {p}: {exc}") from exc
         if not isinstance(data, dict):
             raise ValueError(f"{p} must hold a JSON object with template, positive and negative")
-        allowed = {"template", "positive", "negative", "default_instruction", "name"}
+        allowed = {"template", "positive", "negative", "default_instruction", "instruction_format", "name"}
         missing = sorted({"template", "positive", "negative"} - set(data))
         extra = sorted(set(data) - allowed)
         if missing or extra:
@@ -175,15 +196,18 @@ BUILTIN_TEMPLATES: dict[str, PromptTemplate] = {
         default_instruction="Given a web search query, retrieve relevant passages that answer the query",
         name="qwen3",
     ),
+    # mixedbread-ai/mxbai-rerank, MxbaiRerankV2: chat prefix + ["instruction: I" + "\n"] + "query: Q" + "\n" +
+    # "document: D" + "\n" + task + chat suffix, each piece tokenized without special tokens (no BOS).
     "mxbai": PromptTemplate(
-        "<|endoftext|><|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful "
-        "assistant.<|im_end|>\n<|im_start|>user\nquery: {query}\ndocument: {document}\n"
+        "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful "
+        "assistant.<|im_end|>\n<|im_start|>user\n{instruction}query: {query}\ndocument: {document}\n"
         + _MXBAI_TASK.replace("{", "{{").replace("}", "}}")
         + "<|im_end|>\n<|im_start|>assistant\n",
         positive="1",
         negative="0",
         default_instruction="",
         name="mxbai",
+        instruction_format="instruction: {instruction}\n",
     ),
 }
 
