@@ -289,6 +289,7 @@ def quantize_static_int8(
     holdout_queries: int = 32,
     depth: int = 100,
     onnx_file: str = "model.onnx",
+    max_length: int | None = None,
     settings: dict[str, Any] | None = None,
     num_threads: int | None = None,
     verbose: bool = False,
@@ -313,6 +314,9 @@ def quantize_static_int8(
         BM25 candidates per query.
     onnx_file : str
         The fp32 graph in ``model_dir``.
+    max_length : int, optional
+        Tokens per pair while calibrating and measuring (the :class:`~crossrank.CrossEncoder` default
+        when None); use the length you serve with.
     settings : dict, optional
         Overrides of :data:`STATIC_INT8_DEFAULTS`.
     num_threads : int, optional
@@ -357,7 +361,12 @@ def quantize_static_int8(
     n_cal = min(calibration_queries, len(queries) - (1 if holdout_queries else 0))
     # Small batches bound the calibration's memory (every MatMul input of a batch is held at once).
     ce = CrossEncoder(
-        root, backend="onnxruntime", precision="fp32", onnx_file=onnx_file, num_threads=num_threads
+        root,
+        backend="onnxruntime",
+        precision="fp32",
+        onnx_file=onnx_file,
+        num_threads=num_threads,
+        max_length=max_length,
     )
     ce.max_batch_tokens = max(_CALIBRATION_BATCH_TOKENS, ce.max_length)
     rec_cal, _ = _record(ce, queries[:n_cal], cands[:n_cal])
@@ -372,7 +381,12 @@ def quantize_static_int8(
             hq, hc = queries[n_cal:], cands[n_cal:]
             _, ref = _record(ce, hq, hc)
             ce8 = CrossEncoder(
-                root, backend="onnxruntime", precision="int8", onnx_file=tmp.name, num_threads=num_threads
+                root,
+                backend="onnxruntime",
+                precision="int8",
+                onnx_file=tmp.name,
+                num_threads=num_threads,
+                max_length=max_length,
             )
             got = [np.asarray(s.scores, np.float32) for s in ce8.score_batch(hq, hc)]
             if not all(np.all(np.isfinite(g)) for g in got):
@@ -390,6 +404,7 @@ def quantize_static_int8(
         "dataset": info["dataset"],
         "split": split,
         "depth": depth,
+        "max_length": ce.max_length,
         "query_ids": info["query_ids"][:n_cal],
         "pairs": sum(map(len, cands[:n_cal])),
         "batches": len(rec_cal.feeds),
