@@ -279,6 +279,44 @@ def test_no_note_for_a_different_reranker_model(tmp_path, capsys, minilm_dir, ti
     assert report["rows"][-1]["reranker"] == "cross-encoder"
 
 
+def test_a_crossrank_train_model_names_its_recipe_in_the_rows_and_a_note(tmp_path, capsys, tiny_bert_onnx):
+    """A shortened recipe must show in the table itself, and how the model was selected under it."""
+    import json
+    import shutil
+
+    model = tmp_path / "ce"
+    shutil.copytree(tiny_bert_onnx, model)
+    report = {
+        "recipe": "quick",
+        "config": {"epochs": 1, "negatives": 7, "first_stage": "bm25", "max_length": 128, "lr": 6e-5},
+        "data": {"train_queries": 728, "dev_queries": 81},
+        "pairs": 5888,
+        "train_seconds": 600.0,
+        "dev_first_stage": 0.6323,
+        "best_dev": 0.6712,
+    }
+    (model / "training.json").write_text(json.dumps(report))
+    ds = make_set(tmp_path / "beir", with_runs=False)
+    out = tmp_path / "out"
+    assert main(eval_args(ds, out, "--reranker", str(model))) == 0
+    printed = capsys.readouterr().out
+    names = [r["name"] for r in report_of(out)["rows"]]
+    assert names[-2:] == [
+        "BM25 + cross-encoder [quick recipe]",
+        "BM25 + cross-encoder [quick recipe] (fused)",
+    ]
+    assert (
+        f"note: the reranker ({model}) was made by `crossrank train` (quick recipe: 728 train queries, "
+        "1 epoch(s), 7 bm25 negatives per positive, max_length 128, lr 6e-05; 5,888 pairs in 10.0 min); "
+        "selected on 81 dev queries carved from train (dev NDCG@10 bm25 0.6323 -> reranked 0.6712)"
+    ) in printed
+
+    (model / "training.json").write_text("{not json")
+    assert main(eval_args(ds, tmp_path / "out2", "--reranker", str(model))) == 0
+    assert "cannot be read" in capsys.readouterr().out
+    assert report_of(tmp_path / "out2")["rows"][-2]["name"] == "BM25 + cross-encoder"
+
+
 # --- the plot -------------------------------------------------------------------------------------------
 
 

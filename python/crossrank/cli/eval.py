@@ -45,6 +45,7 @@ from .eval_rows import (
     same_model,
     same_model_note,
     trained_model_note,
+    trained_recipe,
 )
 
 MEASURES = ["nDCG@10", "R@100", "RR@10"]
@@ -383,9 +384,10 @@ def run(args: argparse.Namespace) -> int:
                 notes.append(trained)
             base = "Hybrid" if len(first_stage) > 1 else "BM25"
             kind = reranker_kind(reranker)
+            recipe = trained_recipe(reranker)  # the table itself says when a shortened recipe made the model
             planned.append(
                 PlannedRow(
-                    f"{base} + {kind}",
+                    f"{base} + {kind}" + (f" [{recipe} recipe]" if recipe else ""),
                     (base, kind),
                     kind,
                     Pipeline(

@@ -102,18 +102,38 @@ def same_model_note(dense_spec: str, reranker_spec: str) -> str:
     )
 
 
+def _training_report(reranker: Any) -> tuple[Path | None, dict[str, Any] | None]:
+    """``training.json`` of a reranker's model folder (path, parsed or None when unreadable)."""
+    root = model_root(reranker)
+    path = root / "training.json" if root is not None else None
+    if path is None or not path.is_file():
+        return None, None
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return path, None
+    return path, report if isinstance(report, dict) else None
+
+
+def trained_recipe(reranker: Any) -> str | None:
+    """The named ``crossrank train`` recipe that made the reranker's model (None: not trained by it)."""
+    _, report = _training_report(reranker)
+    recipe = report.get("recipe") if report is not None else None
+    return recipe if isinstance(recipe, str) else None
+
+
 def trained_model_note(reranker: Any, spec: str) -> str | None:
     """One line under the table saying how a reranker made by ``crossrank train`` was trained.
 
     Readers of the table must see whether its "+ cross-encoder" rows come from a shortened recipe, and
     that the model was selected on train queries only. None when the folder holds no ``training.json``.
     """
-    root = model_root(reranker)
-    path = root / "training.json" if root is not None else None
-    if path is None or not path.is_file():
+    path, r = _training_report(reranker)
+    if path is None:
         return None
     try:
-        r = json.loads(path.read_text(encoding="utf-8"))
+        if r is None:
+            raise ValueError("not a JSON object")
         c, d = r["config"], r["data"]
         recipe = r.get("recipe") or "custom settings"
         line = (
