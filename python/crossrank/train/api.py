@@ -222,15 +222,19 @@ def train(
         from .evaluate_dev import score_pairs
 
         pairs = list(dict.fromkeys(dev.pairs + [(q, d) for q in dev.qids for d in positives[q]]))
+        known = loop.best_dev_logits  # the kept weights' dev logits: only the missing positives are scored
+        todo = pairs if known is None else pairs[len(dev.pairs) :]
         logits = score_pairs(
             model,
-            pairs,
+            todo,
             tokens,
             template,
             max_length=cfg.max_length,
             max_batch_tokens=cfg.max_batch_tokens,
             bf16=bf16,
         )
+        if known is not None:
+            logits = np.concatenate([known, logits])
         labels = np.array([1 if data.qrels[q].get(d, 0) > 0 else 0 for q, d in pairs], np.int64)
         if 0 < labels.sum() < len(labels):
             calibration = (logits, labels)

@@ -72,6 +72,9 @@ class LoopResult:
     train_seconds: float = 0.0
     stopped_early: bool = False
     resumed_from: int | None = None
+    # Logits of the dev pairs under the kept weights (None after a resume that kept older weights):
+    # calibration reuses them instead of scoring the dev set once more.
+    best_dev_logits: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def pairs_per_second(self) -> float:
@@ -128,7 +131,7 @@ def _train_step(torch: Any, s: TrainingSetup, step: StepBatches) -> float:
     return float(loss.detach())
 
 
-def _dev_eval(s: TrainingSetup) -> float:
+def _dev_eval(s: TrainingSetup) -> tuple[float, np.ndarray]:
     assert s.dev is not None
     cfg = s.config
     logits = score_pairs(
@@ -140,7 +143,7 @@ def _dev_eval(s: TrainingSetup) -> float:
         max_batch_tokens=cfg.max_batch_tokens,
         bf16=s.bf16,
     )
-    return s.dev.evaluate(logits)
+    return s.dev.evaluate(logits), logits
 
 
 def _save_best(torch: Any, model: Any, path: Path) -> None:
@@ -234,10 +237,11 @@ def run_loop(s: TrainingSetup, *, resume: bool, log: Any = None) -> LoopResult:
         if s.dev is None:
             return False
         t0 = time.perf_counter()
-        score = _dev_eval(s)
+        score, logits = _dev_eval(s)
         res.dev_history.append({"step": step, "ndcg@10": score, "seconds": time.perf_counter() - t0})
         if res.best_dev is None or score > res.best_dev:
             res.best_dev, res.best_step, bad_evals = score, step, 0
+            res.best_dev_logits = logits
             _save_best(torch, s.model, best_path)
         else:
             bad_evals += 1
