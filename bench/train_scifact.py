@@ -157,19 +157,24 @@ def main(argv: list[str] | None = None) -> int:
         scores = {(q, doc): v for q, doc, v in json.loads(saved.read_text())}
         log(f"reusing {len(scores)} scores from {saved}")
     chunk = 2000
+    scored = 0
     for start in range(0, len(pairs), chunk):
         if all(pair in scores for pair in pairs[start : start + chunk]):
             continue
         part = pairs[start : start + chunk]
         out = np.asarray(ce.predict([(qtext[q], text_of[doc]) for q, doc in part]), np.float64).reshape(-1)
         scores.update(zip(part, out.tolist(), strict=True))
+        scored += len(part)
         el = time.perf_counter() - t0
-        log(f"  {start + len(part)}/{len(pairs)} pairs, {(start + len(part)) / el:.1f} pairs/s")
+        log(f"  {start + len(part)}/{len(pairs)} pairs, {scored / el:.1f} pairs/s")
+        if saved is not None:  # keep the costly scores as they come (a killed run resumes from them)
+            tmp = saved.with_name(saved.name + ".tmp")
+            tmp.write_text(json.dumps([[q, doc, v] for (q, doc), v in scores.items()]))
+            tmp.replace(saved)
     ce_secs = time.perf_counter() - t0
-    if saved is not None:  # keep the costly scores even if a later step fails
-        saved.write_text(json.dumps([[q, doc, v] for (q, doc), v in scores.items()]))
     figures["ce_pairs"] = len(pairs)
-    figures["ce_pairs_per_second"] = len(pairs) / ce_secs  # meaningless when scores were reused
+    figures["ce_pairs_scored"] = scored
+    figures["ce_pairs_per_second"] = scored / ce_secs if scored else None
     figures["ce_backend"] = repr(ce.backend)
     for base in ("BM25", "Hybrid (RRF)"):
         runs[f"{base} + CE"] = {q: {doc: scores[q, doc] for doc in top[base][q]} for q in qids}
