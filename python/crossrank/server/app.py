@@ -142,6 +142,10 @@ class ServerConfig:
                 f"({self.max_queue_pairs}): such a request could never be queued"
             )
 
+    def truncates(self, requested: bool | None) -> bool:
+        """Whether a TEI request's too-long texts are cut: its ``truncate``, else ``auto_truncate``."""
+        return self.auto_truncate if requested is None else requested
+
     @property
     def documents_limit(self) -> int:
         """``max_documents`` as resolved (never None after construction)."""
@@ -690,7 +694,7 @@ def create_app(
         _check_count(len(body.texts), "texts", state)
         texts = list(body.texts)
         doc_cut = np.zeros(len(texts), dtype=bool)
-        truncate = state.config.auto_truncate if body.truncate is None else body.truncate
+        truncate = state.config.truncates(body.truncate)
         if truncate and embedding.direction(body.truncation_direction) == "left":
             try:
                 cut = await asyncio.to_thread(lambda: [served.cut_left(body.query, t) for t in texts])
@@ -766,7 +770,7 @@ def create_app(
         items = embedding.prepare(
             model, texts, prompt_name=body.prompt_name, truncation_direction=body.truncation_direction
         )
-        if not (state.config.auto_truncate if body.truncate is None else body.truncate):
+        if not state.config.truncates(body.truncate):
             await asyncio.to_thread(embedding.refuse_too_long, model, items, param="inputs")
         vectors: np.ndarray = await _submit(state.embed, items, request, state)
         return JSONResponse(embedding.finish(vectors, dimensions=body.dimensions, normalize=body.normalize))
