@@ -419,22 +419,18 @@ def _remove_stale_asides(target: Path) -> None:
     makes (with this host and a process id that no longer runs) are removed: a live writer's, another
     host's (a shared file system) and anything else are left alone.
     """
-    own_host = _host_tag()
+    heads = tuple(f".{target.name}.{kind}-{_host_tag()}-" for kind in ("tmp", "old"))
     with contextlib.suppress(OSError):
         for sibling in target.parent.iterdir():
-            for kind in ("tmp", "old"):
-                head = f".{target.name}.{kind}-"
-                if not sibling.name.startswith(head):
-                    continue
-                parts = sibling.name[len(head) :].split("-")
-                if len(parts) < 3 or parts[0] != own_host or not parts[1].isdigit():
-                    continue
-                if not _process_alive(int(parts[1])):
-                    if sibling.is_dir() and not sibling.is_symlink():
-                        shutil.rmtree(sibling, ignore_errors=True)
-                    else:
-                        with contextlib.suppress(OSError):
-                            sibling.unlink()
+            head = next((h for h in heads if sibling.name.startswith(h)), None)
+            pid = sibling.name[len(head) :].split("-")[0] if head else ""
+            if not pid.isdigit() or _process_alive(int(pid)):
+                continue
+            if sibling.is_dir() and not sibling.is_symlink():
+                shutil.rmtree(sibling, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    sibling.unlink()
 
 
 def _manifest_format(root: Path) -> object:

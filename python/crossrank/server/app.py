@@ -771,7 +771,13 @@ def create_app(
             model, texts, prompt_name=body.prompt_name, truncation_direction=body.truncation_direction
         )
         if not state.config.truncates(body.truncate):
-            await asyncio.to_thread(embedding.refuse_too_long, model, items, param="inputs")
+            await asyncio.to_thread(
+                embedding.refuse_too_long,
+                model,
+                items,
+                param="inputs",
+                remedy="send truncate=true to cut it (or start the server with --auto-truncate)",
+            )
         vectors: np.ndarray = await _submit(state.embed, items, request, state)
         return JSONResponse(embedding.finish(vectors, dimensions=body.dimensions, normalize=body.normalize))
 
@@ -820,7 +826,13 @@ def create_app(
         embedding.check_dimensions(model, body.dimensions)
         items = embedding.prepare(model, texts, prompt_name=None, truncation_direction="right")
         if not state.config.auto_truncate:  # OpenAI refuses a too-long input too (no truncate field)
-            await asyncio.to_thread(embedding.refuse_too_long, model, items, param="input")
+            await asyncio.to_thread(
+                embedding.refuse_too_long,
+                model,
+                items,
+                param="input",
+                remedy="shorten it (or start the server with --auto-truncate to cut it)",
+            )
         vectors: np.ndarray = await _submit(state.embed, items, request, state)
         # OpenAI's vectors are unit length.
         vectors = embedding.finish(vectors, dimensions=body.dimensions, normalize=True)

@@ -164,7 +164,7 @@ def embed_step(model: EmbedModel, items: Sequence[EmbedItem]) -> np.ndarray:
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
-def refuse_too_long(model: EmbedModel, items: Sequence[EmbedItem], *, param: str) -> None:
+def refuse_too_long(model: EmbedModel, items: Sequence[EmbedItem], *, param: str, remedy: str) -> None:
     """Answer 413 when a text is longer than the model takes (the request did not ask to truncate).
 
     Blocking (it tokenizes): call it on a worker thread. A model without ``max_length`` and
@@ -178,6 +178,8 @@ def refuse_too_long(model: EmbedModel, items: Sequence[EmbedItem], *, param: str
         The request's items (prompts prepended).
     param
         The request field named in the error ("inputs" or "input").
+    remedy
+        What the client can do, for the message (TEI has ``truncate``; OpenAI's body has no such field).
 
     Raises
     ------
@@ -194,8 +196,7 @@ def refuse_too_long(model: EmbedModel, items: Sequence[EmbedItem], *, param: str
             raise ApiError(
                 413,
                 "validation",
-                f"{param}[{i}] has {int(n)} tokens, more than the model's limit of {limit}; send "
-                "truncate=true to cut it (or start the server with --auto-truncate)",
+                f"{param}[{i}] has {int(n)} tokens, more than the model's limit of {limit}; {remedy}",
                 param=param,
             )
 
