@@ -143,7 +143,14 @@ class ServerConfig:
             )
 
     def truncates(self, requested: bool | None) -> bool:
-        """Whether a TEI request's too-long texts are cut: its ``truncate``, else ``auto_truncate``."""
+        """Whether a TEI request's too-long texts are cut.
+
+        Parameters
+        ----------
+        requested
+            The request's ``truncate`` field; None when the request leaves it out, and then
+            ``auto_truncate`` (``--auto-truncate``) decides.
+        """
         return self.auto_truncate if requested is None else requested
 
     @property
