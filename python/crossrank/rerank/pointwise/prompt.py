@@ -80,9 +80,8 @@ class PromptEncoder:
         head, tail = template.split("", None)
         self.lead = " " * (len(head) - len(head.rstrip(" ")))
         self.tail_ids = self._ids(tail)
-        self.by_body = template.length_rule == "body"
-        self.body_length: int | None = None
-        if self.by_body:
+        self.body_length: int | None = None  # set for length_rule "body"
+        if template.length_rule == "body":
             start, _, _ = template.body_pieces("", None)
             self.start_ids = self._ids(start)
             outside = len(self.start_ids) + len(self.tail_ids)
@@ -141,7 +140,7 @@ class PromptEncoder:
             hit = self._prefixes.get(key)
         if hit is not None:
             return hit
-        if self.by_body:
+        if self.body_length is not None:
             ids, cut = self._body_prefix(query, instruction)
         else:
             q_ids = self.tokenizer.encode(query, add_special_tokens=False)

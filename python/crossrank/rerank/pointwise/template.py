@@ -133,6 +133,13 @@ class PromptTemplate:
         """Whether the template has an ``{instruction}`` slot (``instruction=`` applies)."""
         return any(f == "instruction" for _, f, _, _ in string.Formatter().parse(self.template))
 
+    def _instruction_text(self, instruction: str | None) -> str:
+        """What fills ``{instruction}``: the call's (or default) instruction in ``instruction_format``."""
+        if instruction is not None and not self.has_instruction:
+            raise ValueError(f"template {self.name!r} has no {{instruction}} slot; pass instruction=None")
+        inst = self.default_instruction if instruction is None else instruction
+        return self.instruction_format.format(instruction=inst) if inst else ""
+
     def split(self, query: str, instruction: str | None) -> tuple[str, str]:
         """Return the prompt's prefix (up to the document) and its tail (after the document).
 
@@ -144,10 +151,7 @@ class PromptTemplate:
             The instruction; None uses :attr:`default_instruction`.
         """
         head, _, tail = self.template.partition("{document}")
-        if instruction is not None and not self.has_instruction:
-            raise ValueError(f"template {self.name!r} has no {{instruction}} slot; pass instruction=None")
-        inst = self.default_instruction if instruction is None else instruction
-        inst = self.instruction_format.format(instruction=inst) if inst else ""
+        inst = self._instruction_text(instruction)
         # Tail: literal text (doubled braces undone, no slot can follow {document}).
         return head.format(instruction=inst, query=query), tail.format()
 
@@ -164,13 +168,7 @@ class PromptTemplate:
         instruction : str, optional
             The instruction; None uses :attr:`default_instruction`.
         """
-        if instruction is not None and not self.has_instruction:
-            raise ValueError(f"template {self.name!r} has no {{instruction}} slot; pass instruction=None")
-        inst = self.default_instruction if instruction is None else instruction
-        values = {
-            "instruction": self.instruction_format.format(instruction=inst) if inst else "",
-            "query": query,
-        }
+        values = {"instruction": self._instruction_text(instruction), "query": query}
         head = self.template.partition("{document}")[0]
         lead, piece, after = "", "", ""
         seen_query = False
