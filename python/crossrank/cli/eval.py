@@ -177,32 +177,51 @@ def load_reranker(spec: str, args: argparse.Namespace, embedders: dict[str, Any]
     return load_spec(spec, precision=args.precision, num_threads=args.threads)
 
 
+def _model_digest(files: Any) -> str:
+    """SHA-256 of what decides a model's vectors: the ONNX graph, its external data, the tokenizer.
+
+    Content, not path and mtime: embedding a corpus takes minutes and hashing ~100 MB a fraction of a
+    second, and a model folder that is copied, re-downloaded or re-provisioned keeps its vectors.
+    """
+    onnx = Path(files.onnx_path)
+    paths = [onnx, *sorted(p for p in onnx.parent.glob(onnx.name + "*") if p != onnx and p.is_file())]
+    paths.append(Path(files.tokenizer_path))
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(f"{path.name}\0".encode())
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
 def _corpus_vectors(emb: Any, texts: list[str], use_cache: bool) -> tuple[np.ndarray, float, bool]:
-    """Embed the corpus, reusing a cached copy keyed by model file, precision and texts."""
+    """Embed the corpus, reusing a cached copy keyed by model content, precision, pooling and texts."""
     from ..models.hub import cache_dir
 
+    t0 = time.perf_counter()
+    if not use_cache:
+        return emb.encode_documents(texts, show_progress=True), time.perf_counter() - t0, False
     h = hashlib.sha256()
-    st = emb.files.onnx_path.stat()
-    h.update(
-        f"{emb.files.onnx_path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{emb.session.precision}|{emb.session.name}".encode()
-    )
+    h.update(f"{_model_digest(emb.files)}|{emb.session.precision}|{emb.session.name}".encode())
     h.update(f"{emb.pooling}|{emb.normalize}|{emb.max_length}".encode())
     for t in texts:
         h.update(t.encode("utf-8", "surrogatepass"))
         h.update(b"\0")
     path = cache_dir() / "embeddings" / f"{h.hexdigest()[:32]}.npy"
-    t0 = time.perf_counter()
-    if use_cache and path.is_file():
-        vecs = np.load(path)
-        if vecs.shape[0] == len(texts):
+    if path.is_file():
+        try:
+            vecs = np.load(path)
+        except (OSError, ValueError):  # a damaged file is recomputed, not trusted
+            vecs = None
+        if vecs is not None and vecs.shape[0] == len(texts):
             return vecs, time.perf_counter() - t0, True
     vecs = emb.encode_documents(texts, show_progress=True)
     elapsed = time.perf_counter() - t0
-    if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.stem + ".tmp.npy")
-        np.save(tmp, vecs)
-        tmp.replace(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.npy")
+    np.save(tmp, vecs)
+    tmp.replace(path)
     return vecs, elapsed, False
 
 
