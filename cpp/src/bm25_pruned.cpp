@@ -23,6 +23,7 @@
 #include <functional>
 #include <limits>
 
+#include "bm25_codec.hpp"
 #include "crossrank/topk.hpp"
 
 namespace crossrank::bm25::detail {
@@ -30,7 +31,25 @@ namespace {
 
 constexpr std::uint32_t kEnd = 0xFFFFFFFFu;  // past every document (n_docs < 2^32 - 1)
 
-inline std::uint32_t doc_of(const Cursor& c) noexcept { return c.pos < c.len ? c.docs[c.pos] : kEnd; }
+// The document of posting p < len. Packed postings are read in place: a block's header is read
+// when one of its postings is first looked at (blocks skipped by block_last never are), then each
+// posting looked at is decoded alone (its document is the block's last minus its offset), so a
+// probe into a block costs no more than with plain postings.
+inline std::uint32_t doc_at(Cursor& c, std::size_t p) noexcept {
+    if (c.docs) return c.docs[p];
+    const std::size_t b = p / kBlockSize;
+    if (b != c.decoded) {
+        const std::size_t g = c.first_block + b;
+        const std::uint8_t* in = c.ix->packed_data + c.ix->packed_block_off[g];
+        c.width = codec::offset_bytes(in[0]);
+        c.offsets = in + 1;
+        c.last = c.ix->packed_block_last[g];
+        c.decoded = b;
+    }
+    return c.last - codec::offset_at(c.offsets, c.width, p % kBlockSize);
+}
+
+inline std::uint32_t doc_of(Cursor& c) noexcept { return c.pos < c.len ? doc_at(c, c.pos) : kEnd; }
 
 // Moves the block cursor to the first block whose last document is >= d (the block d would be
 // in); returns that block's largest impact, or 0 past the end.
@@ -56,7 +75,7 @@ inline double range_max(Cursor& c, std::uint32_t d, std::uint32_t e) noexcept {
 // Moves to the first posting with document >= d, skipping whole blocks by their last document.
 // Uses its own block index (pos / kBlockSize), so it works for essential and non-essential cursors.
 inline void next_geq(Cursor& c, std::uint32_t d) noexcept {
-    if (c.pos >= c.len || c.docs[c.pos] >= d) return;
+    if (c.pos >= c.len || doc_at(c, c.pos) >= d) return;
     std::size_t b = c.pos / kBlockSize;
     while (b < c.n_blocks && c.block_last[b] < d) ++b;
     if (b == c.n_blocks) {
@@ -64,7 +83,7 @@ inline void next_geq(Cursor& c, std::uint32_t d) noexcept {
         return;
     }
     std::size_t p = std::max(c.pos, b * kBlockSize);
-    while (c.docs[p] < d) ++p;  // stops inside block b: its last document is >= d
+    while (doc_at(c, p) < d) ++p;  // stops inside block b: its last document is >= d
     c.pos = p;
 }
 
@@ -96,7 +115,10 @@ bool search_pruned_one(const IndexView& ix, const std::uint32_t* terms, std::siz
         const std::int64_t j0 = ix.term_ptr[t], j1 = ix.term_ptr[t + 1];
         if (j1 > j0) {
             Cursor cur;
-            cur.docs = ix.docs + j0;
+            cur.docs = ix.packed_data ? nullptr : ix.docs + j0;
+            cur.ix = &ix;
+            cur.term = t;
+            cur.first_block = ix.packed_data ? static_cast<std::size_t>(ix.packed_block_ptr[t]) : 0;
             cur.impacts = ix.impacts + j0;
             cur.len = static_cast<std::size_t>(j1 - j0);
             cur.block_max = ix.block_max + ix.block_ptr[t];
@@ -113,14 +135,13 @@ bool search_pruned_one(const IndexView& ix, const std::uint32_t* terms, std::siz
     const std::size_t m = s.cursors.size();
     // Cursors by increasing bound: the non-essential ones are a prefix [0, fe).
     std::sort(s.cursors.begin(), s.cursors.end(), [](const Cursor& a, const Cursor& b) {
-        return a.bound < b.bound || (a.bound == b.bound && a.docs < b.docs);
+        return a.bound < b.bound || (a.bound == b.bound && a.term < b.term);
     });
     for (std::size_t q = 0; q < n; ++q) {
         if (s.slot[q] < 0) continue;
         const std::uint32_t t = static_cast<std::uint32_t>(s.slot[q]);
-        const std::uint32_t* first = ix.docs + ix.term_ptr[t];
         for (std::size_t i = 0; i < m; ++i)
-            if (s.cursors[i].docs == first) s.slot[q] = static_cast<std::int32_t>(i);
+            if (s.cursors[i].term == t) s.slot[q] = static_cast<std::int32_t>(i);
     }
     s.prefix.assign(m + 1, 0.0);
     for (std::size_t i = 0; i < m; ++i) s.prefix[i + 1] = s.prefix[i] + s.cursors[i].bound;
@@ -169,7 +190,7 @@ bool search_pruned_one(const IndexView& ix, const std::uint32_t* terms, std::siz
         double partial = 0.0;
         for (std::size_t i = fe; i < m; ++i) {
             Cursor& cur = s.cursors[i];
-            if (cur.pos < cur.len && cur.docs[cur.pos] == d) {
+            if (cur.pos < cur.len && doc_at(cur, cur.pos) == d) {
                 s.here[i] = cur.impacts[cur.pos];
                 s.found[i] = 1;
                 partial += static_cast<double>(cur.mult) * s.here[i];
@@ -195,7 +216,7 @@ bool search_pruned_one(const IndexView& ix, const std::uint32_t* terms, std::siz
                 rest -= s.block_bound[i];
                 Cursor& cur = s.cursors[i];
                 next_geq(cur, d);
-                if (cur.pos < cur.len && cur.docs[cur.pos] == d) {
+                if (cur.pos < cur.len && doc_at(cur, cur.pos) == d) {
                     s.here[i] = cur.impacts[cur.pos];
                     s.found[i] = 1;
                     partial += static_cast<double>(cur.mult) * s.here[i];

@@ -12,7 +12,14 @@ namespace crossrank::bm25::detail {
 
 // One unique query term's postings, walked in document order.
 struct Cursor {
-    const std::uint32_t* docs = nullptr;
+    const std::uint32_t* docs = nullptr;  // plain documents, or null when packed
+    const IndexView* ix = nullptr;
+    std::uint32_t term = 0;
+    std::size_t first_block = 0;            // the term's first block in the packed arrays
+    std::size_t decoded = ~std::size_t{0};  // which block (0-based in the term) the fields below describe
+    const std::uint8_t* offsets = nullptr;  // that block's offsets back from its last document
+    unsigned width = 0;                     // bytes per offset (0, 1, 2 or 4)
+    std::uint32_t last = 0;                 // that block's last document
     const float* impacts = nullptr;
     const float* block_max = nullptr;
     const std::uint32_t* block_last = nullptr;

@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "../src/bm25_codec.hpp"
 #include "crossrank/bm25.hpp"
 
 namespace bm25 = crossrank::bm25;
@@ -17,13 +18,23 @@ struct Index {
     bm25::Postings postings;
     std::vector<float> impacts, nonocc;
     bm25::BlockMax blocks;
+    bm25::codec::Packed packed;
     std::size_t n_terms = 0;
-    bm25::IndexView view(bool with_blocks = true) const {
+    // Plain documents, or the packed ones (decoded block by block) when `pack` is set.
+    bm25::IndexView view(bool with_blocks = true, bool pack = false) const {
         bm25::IndexView v;
         v.n_docs = postings.doc_lens.size();
         v.n_terms = n_terms;
         v.term_ptr = postings.term_ptr.data();
-        v.docs = postings.docs.data();
+        if (pack) {
+            v.packed_block_ptr = packed.block_ptr.data();
+            v.packed_block_last = packed.block_last.data();
+            v.packed_block_off = packed.block_off.data();
+            v.packed_data = packed.data.data();
+            v.packed_size = packed.data.size();
+        } else {
+            v.docs = postings.docs.data();
+        }
         v.impacts = impacts.data();
         v.nonoccurrence = nonocc.data();
         if (with_blocks) {
@@ -65,6 +76,8 @@ Index build(const Docs& base_docs, const Docs& extra_docs, std::size_t n_terms, 
     ix.nonocc.resize(n_terms);
     bm25::compute_impacts(p, base, ix.impacts.data(), ix.nonocc.data(), 2);
     ix.blocks = bm25::build_block_max(ix.view(false), 2);
+    ix.packed = bm25::codec::pack(n_terms, ix.postings.term_ptr.data(), ix.postings.docs.data(),
+                                  ix.postings.tfs.data());
     return ix;
 }
 
@@ -99,22 +112,29 @@ void check_queries(const Index& ix, const std::vector<std::vector<std::uint32_t>
     }
     for (std::size_t k : {std::size_t{1}, std::size_t{10}, std::size_t{100}, std::size_t{1000}, n}) {
         const std::size_t kk = std::min(k, n);
-        std::vector<std::int64_t> d0(queries.size() * kk), d1(d0.size()), d2(d0.size());
-        std::vector<float> s0(d0.size()), s1(d0.size()), s2(d0.size());
+        std::vector<std::int64_t> d0(queries.size() * kk);
+        std::vector<float> s0(d0.size());
+        // The reference: exhaustive over plain documents.
         bm25::search(ix.view(), flat.data(), off.data(), queries.size(), k, 2, d0.data(), s0.data(),
                      bm25::Strategy::exhaustive);
-        bm25::search(ix.view(), flat.data(), off.data(), queries.size(), k, 2, d1.data(), s1.data(),
-                     bm25::Strategy::pruned);
-        bm25::search(ix.view(), flat.data(), off.data(), queries.size(), k, 1, d2.data(), s2.data(),
-                     bm25::Strategy::automatic);
-        // One assertion per k (millions of REQUIREs are slow under the sanitizers); the first
-        // difference is reported.
-        std::size_t bad = d0.size();
-        for (std::size_t i = 0; i < d0.size() && bad == d0.size(); ++i)
-            if (d0[i] != d1[i] || !same_bits(s0[i], s1[i]) || d0[i] != d2[i] || !same_bits(s0[i], s2[i]))
-                bad = i;
-        INFO("k = ", k, ", first difference at query ", bad / kk, ", rank ", bad % kk);
-        REQUIRE(bad == d0.size());
+        for (bool pack : {false, true}) {
+            for (auto strategy :
+                 {bm25::Strategy::exhaustive, bm25::Strategy::pruned, bm25::Strategy::automatic}) {
+                if (!pack && strategy == bm25::Strategy::exhaustive) continue;
+                std::vector<std::int64_t> d1(d0.size());
+                std::vector<float> s1(d0.size());
+                bm25::search(ix.view(true, pack), flat.data(), off.data(), queries.size(), k,
+                             strategy == bm25::Strategy::automatic ? 1 : 2, d1.data(), s1.data(), strategy);
+                // One assertion per case (millions of REQUIREs are slow under the sanitizers); the
+                // first difference is reported.
+                std::size_t bad = d0.size();
+                for (std::size_t i = 0; i < d0.size() && bad == d0.size(); ++i)
+                    if (d0[i] != d1[i] || !same_bits(s0[i], s1[i])) bad = i;
+                INFO("k = ", k, ", packed = ", pack, ", strategy = ", static_cast<int>(strategy),
+                     ", first difference at query ", bad / kk, ", rank ", bad % kk);
+                REQUIRE(bad == d0.size());
+            }
+        }
     }
 }
 
