@@ -13,6 +13,11 @@ override them), unless ``--model`` names an already trained folder. Then, on the
 * a paired bootstrap (10,000 resamples of the queries) of fused minus hybrid NDCG@10, with its 95%
   interval.
 
+The CE reranks in tiers of depth (10, 20, 30, 50, up to ``--rerank-depth``), shallow first, each tier
+scoring only the pairs the last did not and printing its table when done, so a long run that is stopped
+still gives every finished depth; the scores are saved after every chunk (``--json`` + ``--reuse-scores``
+resume).
+
     PYTHONPATH=python python bench/train_scifact.py --recipe quick --out .cache/train-scifact-quick
     PYTHONPATH=python python bench/train_scifact.py --model .cache/train-scifact-quick --depth 100
 """
@@ -145,63 +150,89 @@ def main(argv: list[str] | None = None) -> int:
 
     ce_len = args.ce_max_length or int(report["config"]["max_length"])
     ce = crossrank.CrossEncoder(str(model), max_length=ce_len, num_threads=args.threads, activation=None)
-    # Pipeline order (best first, its tie-breaks) is the dicts' insertion order.
-    top = {name: {q: list(runs[name][q])[:rd] for q in qids} for name in ("BM25", "Hybrid (RRF)")}
-    pairs = sorted({(q, doc) for name in top for q in qids for doc in top[name][q]})
+    figures["ce_backend"] = repr(ce.backend)
     qtext = dict(zip(qids, queries, strict=True))
-    log(f"scoring {len(pairs)} unique pairs (BM25 and Hybrid top {rd}) at max_length {ce_len}")
-    t0 = time.perf_counter()
     scores: dict[tuple[str, str], float] = {}
     saved = Path(args.json).with_suffix(".scores.json") if args.json else None
     if args.reuse_scores and saved is not None and saved.is_file():
         scores = {(q, doc): v for q, doc, v in json.loads(saved.read_text())}
         log(f"reusing {len(scores)} scores from {saved}")
-    chunk = 2000
-    for start in range(0, len(pairs), chunk):
-        if all(pair in scores for pair in pairs[start : start + chunk]):
-            continue
-        part = pairs[start : start + chunk]
-        out = np.asarray(ce.predict([(qtext[q], text_of[doc]) for q, doc in part]), np.float64).reshape(-1)
-        scores.update(zip(part, out.tolist(), strict=True))
-        el = time.perf_counter() - t0
-        log(f"  {start + len(part)}/{len(pairs)} pairs, {(start + len(part)) / el:.1f} pairs/s")
-    ce_secs = time.perf_counter() - t0
-    if saved is not None:  # keep the costly scores even if a later step fails
-        saved.write_text(json.dumps([[q, doc, v] for (q, doc), v in scores.items()]))
-    figures["ce_pairs"] = len(pairs)
-    figures["ce_pairs_per_second"] = len(pairs) / ce_secs  # meaningless when scores were reused
-    figures["ce_backend"] = repr(ce.backend)
-    for base in ("BM25", "Hybrid (RRF)"):
-        runs[f"{base} + CE"] = {q: {doc: scores[q, doc] for doc in top[base][q]} for q in qids}
-    # Fuse over the reranked candidates (as `crossrank eval` does); hybrid ranks below --rerank-depth can
-    # not reach the top 10 of an RRF of two lists that both hold the top --rerank-depth.
-    hybrid_top = {q: {doc: runs["Hybrid (RRF)"][q][doc] for doc in top["Hybrid (RRF)"][q]} for q in qids}
-    runs["Hybrid + CE (fused)"], _ = fuse_runs(runs["Hybrid (RRF) + CE"], hybrid_top, depth=rd)
+    scored, ce_secs = 0, 0.0
 
-    evals = {name: evaluate(run, ds.qrels, ["nDCG@10"]) for name, run in runs.items()}
-    figures["ndcg@10"] = {name: e.aggregate["nDCG@10"] for name, e in evals.items()}
-    per = {name: np.array([e.per_query["nDCG@10"].get(q, 0.0) for q in qids]) for name, e in evals.items()}
-    figures["bootstrap_fused_vs_hybrid"] = bootstrap(per["Hybrid + CE (fused)"], per["Hybrid (RRF)"])
-    figures["bootstrap_ce_bm25_vs_bm25"] = bootstrap(per["BM25 + CE"], per["BM25"])
+    def score_missing(pairs: list[tuple[str, str]]) -> None:
+        """CE-score the pairs not scored yet, saving after every chunk (a killed run resumes)."""
+        nonlocal scored, ce_secs
+        todo = [pair for pair in pairs if pair not in scores]
+        chunk = 2000
+        for start in range(0, len(todo), chunk):
+            part = todo[start : start + chunk]
+            t0 = time.perf_counter()
+            out = np.asarray(ce.predict([(qtext[q], text_of[doc]) for q, doc in part]), np.float64)
+            ce_secs += time.perf_counter() - t0
+            scores.update(zip(part, out.reshape(-1).tolist(), strict=True))
+            scored += len(part)
+            log(f"  {start + len(part)}/{len(todo)} new pairs, {scored / ce_secs:.1f} pairs/s")
+            if saved is not None:
+                tmp = saved.with_name(saved.name + ".tmp")
+                tmp.write_text(json.dumps([[q, doc, v] for (q, doc), v in scores.items()]))
+                tmp.replace(saved)
 
-    print(
-        f"\nSciFact test, {len(qids)} queries, first-stage depth {d}, CE reranks top {rd}, CE max_length {ce_len}"
-    )
-    print("| row | NDCG@10 |\n|---|---|")
-    for name, v in figures["ndcg@10"].items():
-        print(f"| {name} | {v:.4f} |")
-    b = figures["bootstrap_fused_vs_hybrid"]
-    print(
-        f"\nfused - hybrid: {b['mean_diff']:+.4f}, 95% CI [{b['ci95_low']:+.4f}, {b['ci95_high']:+.4f}], "
-        f"P(<=0) {b['p_le_0']:.4f}"
-    )
+    # Rerank depths in tiers, shallow first: each tier scores only the pairs the last one did not, and
+    # its figures are printed as soon as it is done, so a long run gives every finished depth.
+    tiers = sorted({t for t in (10, 20, 30, 50, 100) if t < rd} | {rd})
+    figures["by_rerank_depth"] = {}
+    evals: dict = {}
+    for tier in tiers:
+        # Pipeline order (best first, its tie-breaks) is the dicts' insertion order.
+        top = {name: {q: list(runs[name][q])[:tier] for q in qids} for name in ("BM25", "Hybrid (RRF)")}
+        pairs = sorted({(q, doc) for name in top for q in qids for doc in top[name][q]})
+        log(f"rerank depth {tier}: {len(pairs)} unique pairs (BM25 and Hybrid) at max_length {ce_len}")
+        score_missing(pairs)
+        tier_runs = {name: runs[name] for name in first}
+        for base in ("BM25", "Hybrid (RRF)"):
+            tier_runs[f"{base} + CE"] = {q: {doc: scores[q, doc] for doc in top[base][q]} for q in qids}
+        # Fuse over the reranked candidates (as `crossrank eval` does); hybrid ranks below the depth can
+        # not reach the top 10 of an RRF of two lists that both hold the top `tier`.
+        hybrid_top = {q: {doc: runs["Hybrid (RRF)"][q][doc] for doc in top["Hybrid (RRF)"][q]} for q in qids}
+        tier_runs["Hybrid + CE (fused)"], _ = fuse_runs(
+            tier_runs["Hybrid (RRF) + CE"], hybrid_top, depth=tier
+        )
+        evals = {name: evaluate(run, ds.qrels, ["nDCG@10"]) for name, run in tier_runs.items()}
+        per = {
+            name: np.array([e.per_query["nDCG@10"].get(q, 0.0) for q in qids]) for name, e in evals.items()
+        }
+        fig = {
+            "ce_pairs": len(pairs),
+            "ndcg@10": {name: e.aggregate["nDCG@10"] for name, e in evals.items()},
+            "bootstrap_fused_vs_hybrid": bootstrap(per["Hybrid + CE (fused)"], per["Hybrid (RRF)"]),
+            "bootstrap_ce_bm25_vs_bm25": bootstrap(per["BM25 + CE"], per["BM25"]),
+        }
+        figures["by_rerank_depth"][tier] = fig
+        print(
+            f"\nSciFact test, {len(qids)} queries, first-stage depth {d}, CE reranks top {tier}, CE max_length {ce_len}"
+        )
+        print("| row | NDCG@10 |\n|---|---|")
+        for name, v in fig["ndcg@10"].items():
+            print(f"| {name} | {v:.4f} |")
+        b = fig["bootstrap_fused_vs_hybrid"]
+        print(
+            f"fused - hybrid: {b['mean_diff']:+.4f}, 95% CI [{b['ci95_low']:+.4f}, {b['ci95_high']:+.4f}], "
+            f"P(<=0) {b['p_le_0']:.4f}",
+            flush=True,
+        )
+        if args.json:  # every finished tier is on disk
+            Path(args.json).write_text(json.dumps(figures, indent=1) + "\n")
+    figures.update(figures["by_rerank_depth"][rd])
+    figures["ce_pairs_scored"] = scored
+    figures["ce_pairs_per_second"] = scored / ce_secs if scored else None
     t = figures["training"]
     print(
-        f"training: {t['steps']} steps, {t['pairs']} pairs, {t['train_seconds']:.0f} s in steps, "
+        f"\ntraining: {t['steps']} steps, {t['pairs']} pairs, {t['train_seconds']:.0f} s in steps, "
         f"{t['wall_seconds']:.0f} s wall, {t['pairs_per_second']:.2f} pairs/s; dev NDCG@10 "
         f"{t['dev_first_stage']:.4f} -> {t['best_dev']:.4f}"
     )
-    print(f"CE scoring: {figures['ce_pairs']} pairs at {figures['ce_pairs_per_second']:.1f} pairs/s")
+    if scored:
+        print(f"CE scoring: {scored} pairs at {scored / ce_secs:.1f} pairs/s ({figures['ce_backend']})")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=1) + "\n")
     return 0

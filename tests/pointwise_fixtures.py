@@ -83,6 +83,22 @@ def build_tiny_qwen3(out: Path, *, seed: int = 0, drop: tuple[str, ...] = (), **
     return out
 
 
+def widen_batch(b: Any, extra: int, pad_id: int = 5) -> Any:
+    """``b`` with ``extra`` more padded columns (any pad id, masked): scores must not change."""
+    from crossrank.text.packing import Batch
+
+    pad = np.full((len(b), extra), pad_id, np.int64)
+    return Batch(
+        input_ids=np.concatenate([b.input_ids, pad], 1),
+        attention_mask=np.concatenate([b.attention_mask, pad * 0], 1),
+        token_type_ids=np.concatenate([b.token_type_ids, pad * 0], 1),
+        pair_index=b.pair_index,
+        window_start=b.window_start,
+        window_end=b.window_end,
+        n_tokens=b.n_tokens,
+    )
+
+
 @functools.lru_cache(maxsize=2)
 def _causal_lm(checkpoint: str) -> Any:
     from transformers import AutoModelForCausalLM

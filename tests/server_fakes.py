@@ -101,9 +101,19 @@ class FakeCrossEncoder(FakeReranker):
 
 
 class FakeEmbedModel:
-    """Embeds a text as its (length, word count, vowel count, 1) vector."""
+    """Embeds a text as its (length, word count, vowel count, 1) vector.
+
+    Its "tokens" are the words plus two specials; a text of more than ``max_length`` of them is too long
+    (the server refuses it unless truncation is asked for; the fake itself never cuts).
+    """
 
     name = "fake-embedder"
+
+    def __init__(self, max_length: int = 64) -> None:
+        self.max_length = max_length
+
+    def input_lengths(self, texts: Sequence[str]) -> list[int]:
+        return [len(t.split()) + 2 for t in texts]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return np.array(
@@ -128,4 +138,4 @@ def make_protocol_model() -> FakeReranker:
 
 
 def make_embed_model() -> FakeEmbedModel:
-    return FakeEmbedModel()
+    return FakeEmbedModel(max_length=_max_length())

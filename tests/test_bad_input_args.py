@@ -7,6 +7,9 @@ command line) and ``test_bounded_memory.py`` (hostile sizes).
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -240,7 +243,9 @@ def test_fuse_unknown_method_names_it() -> None:
 @pytest.mark.parametrize(
     "logits", [[-1e30, -1e30, 1e30, 1e30], [-1.7e308, 0.0, 1.7e308, 1.0], [1e308, 1e308, 1.7e308, 1.7e308]]
 )
-def test_calibrator_fits_extreme_logits_monotonically(method: str, logits: list[float]) -> None:
+def test_calibrator_fits_extreme_logits_monotonically(
+    method: str, logits: list[float], tmp_path: Path
+) -> None:
     x = np.array(logits)
     cal = Calibrator.fit(x, np.array([0, 0, 1, 1]), method=method)  # type: ignore[arg-type]
     assert cal.a > 0
@@ -250,6 +255,14 @@ def test_calibrator_fits_extreme_logits_monotonically(method: str, logits: list[
     assert np.all((p >= 0) & (p <= 1))
     assert cal.log_loss_after is not None
     assert not np.isnan(cal.log_loss_after)
+    # Saved as standard JSON (no Infinity / NaN tokens) and loaded back with the same mapping.
+    saved = cal.save(tmp_path / "calibration.json")
+
+    def refuse(token: str) -> None:
+        raise AssertionError(f"non-standard JSON token {token} in {saved}")
+
+    json.loads(saved.read_text(), parse_constant=refuse)
+    np.testing.assert_array_equal(Calibrator.load(saved)(np.sort(x)), p)
 
 
 def test_log_loss_of_overflowing_logits_is_inf_or_finite_never_nan() -> None:

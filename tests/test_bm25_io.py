@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -204,6 +207,29 @@ def test_save_is_atomic_and_leaves_no_temporaries(saved: Path) -> None:
     assert set(after) >= {"manifest.json", "packed_postings.bin"}
     assert not set(before.values()) & set(after.values())  # new files, none rewritten in place
     assert [p.name for p in saved.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_save_removes_what_killed_saves_left_aside_and_nothing_else(saved: Path) -> None:
+    from crossrank._common import _host_tag
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a process id that no longer runs
+    host = _host_tag()
+    parent = saved.parent
+    stale = [f".{saved.name}.tmp-{host}-{dead.pid}-abc", f".{saved.name}.old-{host}-{dead.pid}-def"]
+    kept = [
+        f".{saved.name}.tmp-{host}-{os.getpid()}-ghi",  # a live process's save in progress
+        f".{saved.name}.tmp-otherhost-{dead.pid}-jkl",  # another host's (a shared file system)
+        f".{saved.name}.tmp-oldstyle",  # not a name this version makes
+        f".other.tmp-{host}-{dead.pid}-mno",  # another target's
+    ]
+    for name in stale + kept:
+        (parent / name).mkdir()
+        (parent / name / "docs.bin").write_bytes(b"x")
+    BM25Index.from_tokens([["x"], ["y"]]).save(saved)
+    left = {p.name for p in parent.iterdir() if p.name.startswith(".")}
+    assert left == set(kept)
+    assert len(BM25Index.load(saved)) == 2
 
 
 def test_save_refuses_a_folder_of_other_files(tmp_path: Path) -> None:

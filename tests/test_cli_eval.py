@@ -194,3 +194,43 @@ def test_eval_with_cross_encoder_reranker(tmp_path, tiny_bert_onnx):
         assert set(docs) == set(bm25[qid])  # same candidates, new scores
         ref = ce.predict([(QUERIES[qid], texts[d]) for d in docs])
         np.testing.assert_allclose(list(docs.values()), ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.torch
+def test_eval_rerank_depth_reranks_only_the_head(tmp_path, tiny_bert_onnx, capsys):
+    from crossrank import CrossEncoder
+
+    ds = make_beir(tmp_path / "toy")
+    out = tmp_path / "out"
+    args = ["eval", str(ds), "--reranker", str(tiny_bert_onnx), "--precision", "fp32", "--no-plot"]
+    assert main([*args, "--rerank-depth", "2", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["rerank_depth"] == 2
+    names = [r["name"] for r in report["rows"]]
+    assert names == ["BM25", "BM25 top 2 + cross-encoder", "BM25 top 2 + cross-encoder (fused)"]
+    bm25 = read_run(out / "runs" / "bm25.trec")
+    run = read_run(out / "runs" / "bm25_top_2_cross_encoder.trec")
+    ce = CrossEncoder(tiny_bert_onnx, precision="fp32")
+    texts = {i: f"{t} {x}" for i, t, x in DOCS}
+    for qid, first in bm25.items():
+        got = sorted(run[qid], key=lambda d: -run[qid][d])
+        head, tail = got[:2], got[2:]
+        assert set(got) == set(first)
+        # The head: BM25's best two, scored by the cross-encoder.
+        assert min(first[d] for d in head) >= max((first[d] for d in tail), default=-np.inf)
+        ref = ce.predict([(QUERIES[qid], texts[d]) for d in head])
+        np.testing.assert_allclose([run[qid][d] for d in head], ref, rtol=1e-5, atol=1e-6)
+        # The tail: BM25 order, scored below the head (lowest head score - 1 - i).
+        assert [first[d] for d in tail] == sorted((first[d] for d in tail), reverse=True)
+        low = min(run[qid][d] for d in head)
+        np.testing.assert_allclose(
+            [run[qid][d] for d in tail], [low - 1 - i for i in range(len(tail))], rtol=1e-6
+        )
+    for bad, needle in (
+        (["--rerank-depth", "0"], "--rerank-depth must be in 1.."),
+        (["--rerank-depth", "101"], "must be in 1.."),
+    ):
+        assert main([*args, *bad, "--out", str(tmp_path / "bad")]) == 2
+        assert needle in capsys.readouterr().err
+    assert main(["eval", str(ds), "--rerank-depth", "2", "--no-plot", "--out", str(tmp_path / "bad2")]) == 2
+    assert "needs --reranker" in capsys.readouterr().err

@@ -195,6 +195,71 @@ def test_rerank_fusion_rrf_equals_rrf_of_the_two_lists(bm25):
     assert plain.search(q).ids == reranked
 
 
+class RecordingReranker(ScoreReranker):
+    """Counts the documents it is asked to score."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[int] = []
+
+    def _score_many(self, queries, documents_per_query):
+        self.seen.extend(len(d) for d in documents_per_query)
+        return super()._score_many(queries, documents_per_query)
+
+
+@pytest.mark.parametrize("fusion", ["none", "rrf"])
+@pytest.mark.parametrize("rerank_depth", [1, 2, 4, 5])
+def test_rerank_depth_reranks_the_head_and_keeps_the_tail_in_first_stage_order(bm25, rerank_depth, fusion):
+    q = "dogs chase cats"
+    first = Pipeline([bm25, LengthRetriever()], depth=5, top_k=5).search(q)
+    assert len(first.ids) == 5
+    rr = RecordingReranker()
+    pipe = Pipeline(
+        [bm25, LengthRetriever()], documents=DOCS, reranker=rr, rerank_fusion=fusion, rrf_k=10, depth=5, top_k=5,
+        rerank_depth=rerank_depth,
+    )  # fmt: skip
+    got = pipe.search(q)
+    assert rr.seen == [rerank_depth]  # only the head is scored
+    # Reference, written out: head by rerank score (ties: first-stage order), then the tail as it came.
+    head, tail = first.ids[:rerank_depth], first.ids[rerank_depth:]
+    rer = shared_words(q, [DOCS[d] for d in head])
+    reranked = [head[i] for i in np.argsort(-rer, kind="stable")] + tail
+    if fusion == "none":
+        want = reranked
+        low = float(rer.min())
+        np.testing.assert_allclose(got.scores[:rerank_depth], np.sort(rer)[::-1], rtol=1e-6)
+        np.testing.assert_allclose(got.scores[rerank_depth:], [low - 1 - i for i in range(len(tail))])
+    else:
+        runs = [
+            {"q": {d: 1.0 / (i + 1) for i, d in enumerate(first.ids)}},
+            {"q": {d: 1.0 / (i + 1) for i, d in enumerate(reranked)}},
+        ]
+        ref = reciprocal_rank_fusion(runs, rrf_k=10)["q"]
+        want = sorted(ref, key=lambda d: -ref[d])
+        np.testing.assert_allclose(got.scores, [ref[d] for d in want], rtol=1e-12)
+    assert got.ids == want
+    assert got.candidates == 5
+    batch = pipe.search_batch([q, "quantum qubits"])
+    assert batch[0].ids == want
+    assert rr.seen == [rerank_depth, rerank_depth, rerank_depth]
+    if rerank_depth == 5:  # the whole list: the same as no rerank_depth
+        full = Pipeline([bm25, LengthRetriever()], documents=DOCS, reranker=ScoreReranker(), rerank_fusion=fusion,
+                        rrf_k=10, depth=5, top_k=5).search(q)  # fmt: skip
+        assert full.ids == got.ids
+        assert full.scores == got.scores
+
+
+def test_rerank_depth_is_checked(bm25):
+    kw = {"documents": DOCS, "reranker": ScoreReranker(), "depth": 5}
+    for bad in (0, -1, 2.5, "3", True):
+        with pytest.raises(ValueError, match="rerank_depth must be"):
+            Pipeline([bm25], rerank_depth=bad, **kw)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"rerank_depth \(6\) must not exceed depth \(5\)"):
+        Pipeline([bm25], rerank_depth=6, **kw)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="pass a reranker"):
+        Pipeline([bm25], rerank_depth=3)
+
+
 class FixedRetriever:
     """``n`` candidates per query drawn from a seeded permutation of the corpus (scores descending)."""
 

@@ -22,9 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crossrank.rerank.pointwise.scoring import relevance
-from crossrank.text.packing import Batch
 from model_fixtures import tiny_texts
-from pointwise_fixtures import reference_scores
+from pointwise_fixtures import reference_scores, widen_batch
 
 QUERY = "bama kelo ripu sato"
 DOCS = [*tiny_texts(9, seed=21, min_words=1, max_words=70), ""]
@@ -94,16 +93,7 @@ def test_batch_order_and_padding_do_not_change_scores(tiny_qwen3_onnx):
         b = plan.batch(i)
         want = r.scorer.run(b, len(pre.ids), past)
         for extra in (1, 7, 40):
-            pad = np.full((len(b), extra), 5, np.int64)
-            wide = Batch(
-                input_ids=np.concatenate([b.input_ids, pad], 1),
-                attention_mask=np.concatenate([b.attention_mask, pad * 0], 1),
-                token_type_ids=np.concatenate([b.token_type_ids, pad * 0], 1),
-                pair_index=b.pair_index,
-                window_start=b.window_start,
-                window_end=b.window_end,
-                n_tokens=b.n_tokens,
-            )
+            wide = widen_batch(b, extra)
             for cached in (past, None):
                 np.testing.assert_allclose(r.scorer.run(wide, len(pre.ids), cached), want, atol=1e-4)
 

@@ -29,9 +29,8 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from crossrank.rerank.pointwise.scoring import relevance
-from crossrank.text.packing import Batch
 from model_fixtures import tiny_texts
-from pointwise_fixtures import build_tokenizer
+from pointwise_fixtures import build_tokenizer, widen_batch
 
 pytestmark = pytest.mark.slow
 
@@ -129,16 +128,7 @@ def test_full_size_scores_equal_transformers(full_size):
             pre, plan = r._plan(QUERY, DOCS, None)
             assert plan.n_batches == 1
             b = plan.batch(0)
-            pad = np.full((len(b), 7), 5, np.int64)
-            wide = Batch(
-                input_ids=np.concatenate([b.input_ids, pad], 1),
-                attention_mask=np.concatenate([b.attention_mask, pad * 0], 1),
-                token_type_ids=np.concatenate([b.token_type_ids, pad * 0], 1),
-                pair_index=b.pair_index,
-                window_start=b.window_start,
-                window_end=b.window_end,
-                n_tokens=b.n_tokens,
-            )
+            wide = widen_batch(b, 7)
             rows = b.pair_index.astype(np.int64)
             for past in (r.scorer.prefix_state(pre.ids), None):
                 got = r.scorer.run(wide, len(pre.ids), past)

@@ -272,6 +272,9 @@ def test_huggingface_hub_feature_extraction(server, embedder, texts):
     ids = load_tokenizer(embedder.files.tokenizer_path).encode(long_text, add_special_tokens=False).ids
     keep = np.asarray(ids[-(embedder.max_length - 2) :], dtype=np.int64)
     assert len(ids) > len(keep)
+    # Not asked to truncate: refused with 413 (TEI's default), naming the real length.
+    with pytest.raises(HfHubHTTPError, match=f"has {len(ids) + 2} tokens, more than the model's limit"):
+        client.feature_extraction(long_text)
     got = client.feature_extraction(long_text, truncate=True, truncation_direction="left")
     np.testing.assert_allclose(
         np.asarray(got).reshape(-1), unit(embedder.encode_token_ids([keep]))[0], rtol=1e-5, atol=1e-6

@@ -151,6 +151,41 @@ def test_tei_long_input_needs_truncate(client):
     assert r.status_code == 200
 
 
+def test_too_long_embed_inputs_need_truncate(client):
+    long_text = "moon " * 100  # 102 of the fake embedder's "tokens"; its max_length is 64
+    for body in ({"inputs": ["short", long_text]}, {"inputs": ["short", long_text], "truncate": False}):
+        r = client.post("/embed", json=body)
+        assert r.status_code == 413, r.text
+        assert "inputs[1] has 102 tokens, more than the model's limit of 64" in r.json()["message"]
+        assert "truncate=true" in r.json()["message"]
+    r = client.post("/embed", json={"inputs": ["short", long_text], "truncate": True})
+    assert r.status_code == 200, r.text
+    r = client.post("/v1/embeddings", json={"input": ["short", long_text], "model": "m"})
+    assert r.status_code == 413, r.text
+    assert r.json()["error"]["param"] == "input"
+    assert "input[1] has 102 tokens" in r.json()["error"]["message"]
+    assert client.post("/embed", json={"inputs": "moon " * 62}).status_code == 200  # 64: at the limit
+    assert client.get("/info").json()["auto_truncate"] is False
+
+
+def test_auto_truncate_cuts_requests_that_do_not_say():
+    srv = ServerProcess([*FAKE, *FAKE_EMBED, "--auto-truncate"])
+    try:
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+            long_text = "moon " * 100
+            assert c.post("/rerank", json={"query": QUERY, "texts": [long_text]}).status_code == 200
+            assert c.post("/embed", json={"inputs": [long_text]}).status_code == 200
+            assert c.post("/v1/embeddings", json={"input": long_text, "model": "m"}).status_code == 200
+            # An explicit truncate=false still refuses.
+            r = c.post("/embed", json={"inputs": [long_text], "truncate": False})
+            assert r.status_code == 413, r.text
+            r = c.post("/rerank", json={"query": QUERY, "texts": [long_text], "truncate": False})
+            assert r.status_code == 413, r.text
+            assert c.get("/info").json()["auto_truncate"] is True
+    finally:
+        assert srv.stop()
+
+
 def test_embed_tei_shape(client):
     r = client.post("/embed", json={"inputs": ["hello world", "a"]})
     assert r.status_code == 200, r.text

@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -240,7 +241,8 @@ def atomic_write_json(path: str | os.PathLike[str], body: Mapping[str, Any]) -> 
     A reader (or a kill -9) sees the old file or the new one, never half of one.
     """
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
+    _remove_stale_asides(target)
+    fd, tmp = tempfile.mkstemp(prefix=_aside_prefix(target, "tmp"), dir=target.parent)
     os.close(fd)
     try:
         write_json(tmp, body)
@@ -385,6 +387,52 @@ _UMASK = os.umask(0o022)  # read once at import (mkdtemp makes 0o700 folders; sa
 os.umask(_UMASK)
 
 
+def _host_tag() -> str:
+    """This host's name as letters, digits and ``_`` (no ``-``: it separates the name's fields)."""
+    return "".join(c if c.isalnum() else "_" for c in socket.gethostname())[:16] or "host"
+
+
+def _aside_prefix(target: Path, kind: str) -> str:
+    """Name prefix of a save's temporary sibling: ``.NAME.KIND-HOST-PID-`` (mkdtemp adds a suffix).
+
+    The host and process id let a later save remove what a killed save left behind (see
+    :func:`_remove_stale_asides`) without touching a sibling another live process is writing.
+    """
+    return f".{target.name}.{kind}-{_host_tag()}-{os.getpid()}-"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it exists, owned by someone else
+        return True
+    return True
+
+
+def _remove_stale_asides(target: Path) -> None:
+    """Remove ``.NAME.tmp-*`` / ``.NAME.old-*`` siblings of ``target`` left by a killed save on this host.
+
+    A save killed between writing aside and swapping in leaves its temporary directory (or the old
+    copy it was removing) behind; for a large index that is as much disk again. Only names this module
+    makes (with this host and a process id that no longer runs) are removed: a live writer's, another
+    host's (a shared file system) and anything else are left alone.
+    """
+    heads = tuple(f".{target.name}.{kind}-{_host_tag()}-" for kind in ("tmp", "old"))
+    with contextlib.suppress(OSError):
+        for sibling in target.parent.iterdir():
+            head = next((h for h in heads if sibling.name.startswith(h)), None)
+            pid = sibling.name[len(head) :].split("-")[0] if head else ""
+            if not pid.isdigit() or _process_alive(int(pid)):
+                continue
+            if sibling.is_dir() and not sibling.is_symlink():
+                shutil.rmtree(sibling, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    sibling.unlink()
+
+
 def _manifest_format(root: Path) -> object:
     """The ``format`` field of ``root/manifest.json``, or None when unreadable."""
     try:
@@ -503,7 +551,8 @@ def atomic_directory(
                 "directory, so choose a new or empty one"
             )
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    _remove_stale_asides(target)
+    tmp = Path(tempfile.mkdtemp(prefix=_aside_prefix(target, "tmp"), dir=target.parent))
     os.chmod(tmp, target.stat().st_mode & 0o7777 if target.is_dir() else 0o777 & ~_UMASK)
     try:
         yield tmp
@@ -512,7 +561,7 @@ def atomic_directory(
             if _exchange(tmp, target):
                 shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old files
             else:
-                aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+                aside = Path(tempfile.mkdtemp(prefix=_aside_prefix(target, "old"), dir=target.parent))
                 os.replace(target, aside / "old")
                 os.replace(tmp, target)
                 shutil.rmtree(aside, ignore_errors=True)

@@ -8,7 +8,8 @@ every crossrank reranker, or your own class); :meth:`Pipeline.search_batch` hand
 
 Rerank scores replace the first-stage scores (documents keep their first-stage order on equal scores),
 or, with ``rerank_fusion="rrf"``, the reranked list and the first-stage list are fused by reciprocal rank
-(Cormack et al. 2009) with the constant ``rrf_k``.
+(Cormack et al. 2009) with the constant ``rrf_k``. With ``rerank_depth=N`` only the first N candidates
+are reranked and the rest follow them in first-stage order (the usual "rerank the top 20 of 100").
 """
 
 from __future__ import annotations
@@ -110,6 +111,11 @@ class Pipeline:
         The RRF constant (60), for ``fusion="rrf"`` and ``rerank_fusion="rrf"``.
     reranker : Reranker, optional
         Second stage (:class:`crossrank.types.Reranker`); None keeps the first-stage order.
+    rerank_depth : int, optional
+        Rerank only the first N of the ``depth`` candidates (default: all of them). The others keep
+        their first-stage order below every reranked one, with scores ``lowest reranked score - 1 -
+        i`` for the i-th of them (i from 0), so the list stays sorted by score. With
+        ``rerank_fusion="rrf"`` this whole list is what is fused with the first stage.
     rerank_fusion : {"none", "rrf"} or None
         ``"rrf"``: fuse the reranked list with the first-stage list by reciprocal rank (``rrf_k``);
         ``"none"``/None (default): rerank scores decide.
@@ -122,7 +128,8 @@ class Pipeline:
     ------
     ValueError
         No retrievers, ``depth``/``top_k`` < 1, an unknown ``fusion``/``rerank_fusion``, a reranker
-        without ``documents``, or ``rerank_fusion`` without a reranker.
+        without ``documents``, ``rerank_fusion`` or ``rerank_depth`` without a reranker, or
+        ``rerank_depth`` outside ``1..depth``.
     TypeError
         A retriever that does not meet :class:`~crossrank.types.Retriever`, or a reranker that does not
         meet :class:`~crossrank.types.Reranker`.
@@ -140,6 +147,7 @@ class Pipeline:
         rerank_fusion: RerankFusion | None = None,
         depth: int = 100,
         top_k: int = 10,
+        rerank_depth: int | None = None,
     ) -> None:
         stages: list[object] = (
             list(retrievers)
@@ -177,6 +185,18 @@ class Pipeline:
             raise ValueError(
                 "rerank_fusion='rrf' fuses the reranked list with the first stage: pass a reranker"
             )
+        if rerank_depth is not None:
+            try:
+                check_int(rerank_depth, "rerank_depth", minimum=1)
+            except TypeError:
+                raise ValueError(f"rerank_depth must be a positive int, got {rerank_depth!r}") from None
+            if reranker is None:
+                raise ValueError("rerank_depth says how many candidates the reranker scores: pass a reranker")
+            if rerank_depth > depth:
+                raise ValueError(
+                    f"rerank_depth ({rerank_depth}) must not exceed depth ({depth}): only depth candidates "
+                    "are retrieved"
+                )
         self.retrievers = checked
         self.fusion: FusionMethod = fusion
         self.weights = None if weights is None else [float(w) for w in weights]
@@ -186,13 +206,14 @@ class Pipeline:
         self.documents = documents
         self.depth = depth
         self.top_k = top_k
+        self.rerank_depth = rerank_depth
 
     def __repr__(self) -> str:
         names = ", ".join(type(r).__name__ for r in self.retrievers)
         rr = type(self.reranker).__name__ if self.reranker is not None else None
         return (
             f"Pipeline([{names}], fusion={self.fusion!r}, reranker={rr}, rerank_fusion={self.rerank_fusion!r}, "
-            f"depth={self.depth}, top_k={self.top_k})"
+            f"depth={self.depth}, rerank_depth={self.rerank_depth}, top_k={self.top_k})"
         )
 
     def _text(self, doc_id: DocId) -> str:
@@ -229,12 +250,20 @@ class Pipeline:
         timings["fusion"] = time.perf_counter() - t0
         return out
 
+    def _head(self, ids: list[DocId]) -> list[DocId]:
+        """The candidates the reranker scores (the first ``rerank_depth``, or all)."""
+        return ids if self.rerank_depth is None else ids[: self.rerank_depth]
+
     def _reranked(self, ids: list[DocId], first: np.ndarray, rerank: np.ndarray) -> np.ndarray:
-        """The scores that order the candidates after reranking (rerank fusion applied)."""
-        if rerank.shape != (len(ids),):
+        """The scores that order the candidates after reranking (tail appended, rerank fusion applied)."""
+        head = len(self._head(ids))
+        if rerank.shape != (head,):
             raise RuntimeError(
-                f"{type(self.reranker).__name__} returned {rerank.size} scores for {len(ids)} documents"
+                f"{type(self.reranker).__name__} returned {rerank.size} scores for {head} documents"
             )
+        if head < len(ids):  # the tail: first-stage order, below every reranked score
+            low = float(np.min(rerank)) if head else 0.0
+            rerank = np.concatenate([rerank, low - 1.0 - np.arange(len(ids) - head, dtype=np.float64)])
         if self.rerank_fusion == "rrf":
             return rrf_with_first_stage(rerank, self.rrf_k)
         return rerank
@@ -276,7 +305,7 @@ class Pipeline:
             finished = [self._finish(ids, sc) for ids, sc in cands]
         else:
             t0 = time.perf_counter()
-            texts = [[self._text(d) for d in ids] for ids, _ in cands]
+            texts = [[self._text(d) for d in self._head(ids)] for ids, _ in cands]
             scored = self.reranker.score_batch(qs, texts)
             if len(scored) != len(qs):
                 raise RuntimeError(
@@ -320,7 +349,7 @@ class Pipeline:
         ((ids, scores),) = self._first_stage([query], timings)
         if self.reranker is not None:
             t0 = time.perf_counter()
-            texts = [self._text(d) for d in ids]
+            texts = [self._text(d) for d in self._head(ids)]
             if texts:
                 rerank = np.asarray(self.reranker.score(query, texts).scores, dtype=np.float64)
                 scores = self._reranked(ids, scores, rerank)

@@ -77,6 +77,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--depth", type=int, default=100, help="candidates per retriever / reranked (default 100)")
     p.add_argument(
+        "--rerank-depth",
+        type=int,
+        default=None,
+        metavar="N",
+        help="rerank only each query's first N candidates; the rest keep their first-stage order below "
+        "them (Pipeline's rerank_depth; default: all --depth). The rows say 'top N'",
+    )
+    p.add_argument(
         "--fusion", default="rrf", choices=["rrf", "minmax", "zscore", "sum"], help="hybrid fusion"
     )
     p.add_argument("--weights", type=float, nargs=2, metavar=("BM25", "DENSE"), help="fusion weights")
@@ -273,16 +281,29 @@ def _plan_rerank_only(
         kind = reranker_kind(rr)
         rows.append(
             PlannedRow(
-                f"{label} + {kind}",
+                f"{label}{_top(args)} + {kind}",
                 ("run", label, kind, str(model_root(rr) or spec)),
                 model_label(spec),
-                Pipeline([first], documents=doc_text, reranker=rr, depth=args.depth, top_k=args.depth),
+                Pipeline(
+                    [first],
+                    documents=doc_text,
+                    reranker=rr,
+                    depth=args.depth,
+                    top_k=args.depth,
+                    rerank_depth=args.rerank_depth,
+                ),
                 reranker=rr,
                 first=given,
                 rerank_only=True,
             )
         )
     return rows, run_path.stem
+
+
+def _top(args: argparse.Namespace) -> str:
+    """`` top N`` in a rerank row's name when only the first N candidates are reranked."""
+    n = args.rerank_depth
+    return "" if n is None or n >= args.depth else f" top {n}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -297,6 +318,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.depth < 1:
         raise ValueError(f"--depth must be >= 1, got {args.depth}")
+    if args.rerank_depth is not None:
+        if not 1 <= args.rerank_depth <= args.depth:
+            raise ValueError(f"--rerank-depth must be in 1..--depth ({args.depth}), got {args.rerank_depth}")
+        if args.reranker is None:
+            raise ValueError(
+                "--rerank-depth needs --reranker (it says how many candidates the reranker scores)"
+            )
     if args.max_queries is not None and args.max_queries < 1:
         raise ValueError(f"--max-queries must be >= 1, got {args.max_queries}")
     if args.reranker is not None:
@@ -387,7 +415,7 @@ def run(args: argparse.Namespace) -> int:
             recipe = trained_recipe(reranker)  # the table itself says when a shortened recipe made the model
             planned.append(
                 PlannedRow(
-                    f"{base} + {kind}" + (f" [{recipe} recipe]" if recipe else ""),
+                    f"{base}{_top(args)} + {kind}" + (f" [{recipe} recipe]" if recipe else ""),
                     (base, kind),
                     kind,
                     Pipeline(
@@ -398,6 +426,7 @@ def run(args: argparse.Namespace) -> int:
                         reranker=reranker,
                         depth=args.depth,
                         top_k=args.depth,
+                        rerank_depth=args.rerank_depth,
                     ),
                     reranker=reranker,
                     first=first_row,
@@ -458,6 +487,7 @@ def run(args: argparse.Namespace) -> int:
         "reranker": args.reranker,
         "fusion": args.fusion,
         "rerank_fusion": args.rerank_fusion,
+        "rerank_depth": args.rerank_depth,
         "bm25": {"k1": args.k1, "b": args.b},
         "index_s": index_s,
         "rows": rows,

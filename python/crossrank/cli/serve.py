@@ -81,6 +81,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="KEY",
         help="require 'Authorization: Bearer KEY' on every endpoint but /health (repeatable)",
     )
+    p.add_argument(
+        "--auto-truncate",
+        action="store_true",
+        help="cut too-long texts of TEI requests that do not say truncate, and of OpenAI embeddings "
+        "requests (default: answer 413, as TEI does)",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     ray = p.add_argument_group('Ray Serve (pip install "crossrank[ray]"; see crossrank.ray.serve)')
     ray.add_argument("--ray", action="store_true", help="serve on Ray Serve: the same API, replicated")
@@ -147,12 +153,28 @@ def load_models(args: argparse.Namespace) -> tuple[Any, Any]:
     return model, embed_model
 
 
+def server_config(args: argparse.Namespace) -> Any:
+    """The :class:`~crossrank.server.app.ServerConfig` of these flags (also Ray Serve's gateway's)."""
+    from ..server.app import ServerConfig
+    from ..server.auth import load_keys
+
+    return ServerConfig(
+        max_wait_ms=args.max_wait_ms,
+        max_step_pairs=args.max_step_pairs,
+        max_queue_pairs=args.max_queue,
+        max_documents=args.max_documents,
+        max_body_bytes=args.max_body_bytes,
+        request_timeout_s=args.request_timeout_s,
+        api_keys=load_keys(args.api_key),
+        auto_truncate=bool(getattr(args, "auto_truncate", False)),
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from ..server.app import ServerConfig, create_app
-        from ..server.auth import load_keys
+        from ..server.app import create_app
         from ..server.logs import configure_logging
     except ImportError as exc:
         raise ImportError(
@@ -167,15 +189,7 @@ def run(args: argparse.Namespace) -> int:
         return run_cli(args)
     configure_logging(args.log_level)
     log = logging.getLogger("crossrank.server")
-    config = ServerConfig(
-        max_wait_ms=args.max_wait_ms,
-        max_step_pairs=args.max_step_pairs,
-        max_queue_pairs=args.max_queue,
-        max_documents=args.max_documents,
-        max_body_bytes=args.max_body_bytes,
-        request_timeout_s=args.request_timeout_s,
-        api_keys=load_keys(args.api_key),
-    )
+    config = server_config(args)
     model, embed_model = load_models(args)
     # A py: factory's object names itself (its ``name`` attribute); a spec is its own name.
     name = None if args.model.startswith("py:") else args.model

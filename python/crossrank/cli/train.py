@@ -16,6 +16,7 @@ _SETTINGS = (
     "loss",
     "teacher",
     "distill",
+    "teacher_scale",
     "seed",
     "checkpoint_every",
     "eval_every",
@@ -68,6 +69,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     a("--loss", choices=["listwise", "bce"], help="loss without a teacher (default listwise)")
     a("--teacher", metavar="RUN.trec", help="a teacher's scored TREC run to distil")
     a("--distill", choices=["kl", "margin-mse"], help="distillation loss (with --teacher)")
+    a(
+        "--teacher-scale",
+        choices=["auto", "raw", "probability"],
+        help="teacher scores: probabilities (mapped to logits, e.g. a cross-encoder's crossrank eval run), "
+        "raw, or auto (default: probabilities when all lie in [0, 1])",
+    )
     a("--seed", type=int, help="seed of head, negatives, order, dropout (default 0)")
     a("--resume", action="store_true", help="continue from the last checkpoint of OUT")
     a("--overwrite", action="store_true", help="replace an existing OUT")

@@ -209,6 +209,7 @@ class Embedder:
         self._tokenizer.enable_truncation(self.max_length)
         # Left truncation keeps a text's end; built on first use (a copy, so the two never race).
         self._tokenizer_left: Any = None
+        self._tokenizer_full: Any = None  # no truncation: counts what a text would lose (built on use)
         self.session = load_backend(
             self.files.onnx_path, backend=backend, precision=precision, num_threads=num_threads
         )
@@ -238,6 +239,13 @@ class Embedder:
         if self.pooling == "mean_sqrt_len":
             return summed / np.sqrt(count)
         return summed / count
+
+    def _tokenizer_uncut(self) -> Any:
+        if self._tokenizer_full is None:
+            from ..text.tokenization import load_tokenizer
+
+            self._tokenizer_full = load_tokenizer(self.files.tokenizer_path)  # truncation off
+        return self._tokenizer_full
 
     def _tokenizer_for(self, truncation_direction: str) -> Any:
         if truncation_direction == "right":
@@ -269,6 +277,7 @@ class Embedder:
         prompt_name: str | None = None,
         prompt: str | None = None,
         truncation_direction: Literal["right", "left"] = "right",
+        truncate: bool = True,
     ) -> np.ndarray:
         """Tokens :meth:`encode` feeds the model per text (special tokens included, after truncation).
 
@@ -278,13 +287,17 @@ class Embedder:
             The texts.
         prompt_name, prompt, truncation_direction
             As in :meth:`encode`.
+        truncate : bool
+            False: count every token of each text, as if there were no ``max_length`` (a count above
+            ``max_length`` means :meth:`encode` would cut that text).
 
         Returns
         -------
         numpy.ndarray of int64, shape [len(texts)]
         """
         items = self._prompted(texts, prompt_name, prompt)
-        encs = self._tokenizer_for(truncation_direction).encode_batch_fast(items, add_special_tokens=True)
+        tokenizer = self._tokenizer_for(truncation_direction) if truncate else self._tokenizer_uncut()
+        encs = tokenizer.encode_batch_fast(items, add_special_tokens=True)
         return np.fromiter((len(e.ids) for e in encs), dtype=np.int64, count=len(encs))
 
     def encode(

@@ -78,22 +78,6 @@ def serve_args(model: str, *options: str) -> argparse.Namespace:
     return build_parser().parse_args(["serve", "--model", model, *options])
 
 
-def _config(args: argparse.Namespace) -> Any:
-    """The :class:`~crossrank.server.app.ServerConfig` that ``crossrank serve`` builds from ``args``."""
-    from ..server.app import ServerConfig
-    from ..server.auth import load_keys
-
-    return ServerConfig(
-        max_wait_ms=args.max_wait_ms,
-        max_step_pairs=args.max_step_pairs,
-        max_queue_pairs=args.max_queue,
-        max_documents=args.max_documents,
-        max_body_bytes=args.max_body_bytes,
-        request_timeout_s=args.request_timeout_s,
-        api_keys=load_keys(args.api_key),
-    )
-
-
 def _plain_attributes(obj: Any) -> dict[str, Any]:
     return {
         k: v
@@ -120,7 +104,7 @@ class ModelReplica:
     """
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from ..cli.serve import load_models
+        from ..cli.serve import load_models, server_config
         from ..server.adapters import ServedReranker
         from ..server.batching import Batcher
 
@@ -128,7 +112,7 @@ class ModelReplica:
         if args.num_threads is None:
             args.num_threads = assigned_cpus()
         self.threads = args.num_threads
-        self.config = _config(args)
+        self.config = server_config(args)
         model, embed_model = load_models(args)
         self.served = ServedReranker(model, name=None if args.model.startswith("py:") else args.model)
         self.embed_model = embed_model
@@ -395,9 +379,10 @@ def _build_gateway_app(args: argparse.Namespace, retries: int) -> Callable[[], A
     def build() -> Any:
         from ray import serve
 
+        from ..cli.serve import server_config
         from ..server.app import create_app
 
-        config = _config(args)
+        config = server_config(args)
         app_name = serve.get_replica_context().app_name
         handle = serve.get_deployment_handle(MODEL_DEPLOYMENT, app_name=app_name)
         remote = _Remote(handle, config.request_timeout_s, retries)

@@ -93,6 +93,10 @@ def _check_pairs(logits: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
     return x, y.astype(np.float64)
 
 
+def _finite_or_none(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
 def log_loss(logits: Any, labels: Any, *, a: float = 1.0, b: float = 0.0) -> float:
     """Return the mean binary log-loss of ``sigmoid(a * logits + b)`` against 0/1 ``labels``.
 
@@ -297,10 +301,13 @@ class Calibrator:
             method=self.method,
             a=self.a,
             b=self.b,
-            temperature=self.temperature,
+            # Derived and diagnostic fields: a non-finite value (1 / a for a subnormal a, the loss of
+            # logits near the float64 limit) is stored as null, never as JSON's non-standard Infinity /
+            # NaN that strict readers refuse. Loading reads only a and b.
+            temperature=_finite_or_none(self.temperature),
             n_pairs=self.n_pairs,
-            log_loss_before=self.log_loss_before,
-            log_loss_after=self.log_loss_after,
+            log_loss_before=_finite_or_none(self.log_loss_before),
+            log_loss_after=_finite_or_none(self.log_loss_after),
         )
 
     def save(self, path: str | os.PathLike[str]) -> Path:

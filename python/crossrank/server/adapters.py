@@ -269,12 +269,12 @@ def _max_length(reranker: Any) -> int | None:
 class EmbedderModel:
     """A :class:`crossrank.Embedder` as an :class:`~crossrank.server.model.EmbedModel`.
 
-    Called only from the server's inference thread (one step at a time), except :meth:`count_tokens`,
-    which only tokenizes and may run on a worker thread.
+    Called only from the server's inference thread (one step at a time), except :meth:`count_tokens`
+    and :meth:`input_lengths`, which only tokenize and may run on a worker thread.
 
     Besides ``embed`` it offers the optional capabilities the server looks for: ``prompts`` (from the
-    model's ``config_sentence_transformers.json``), ``left_truncation``, ``matryoshka_dims`` and
-    ``count_tokens``.
+    model's ``config_sentence_transformers.json``), ``left_truncation``, ``matryoshka_dims``,
+    ``count_tokens`` and ``max_length`` with ``input_lengths``.
 
     Parameters
     ----------
@@ -366,6 +366,16 @@ class EmbedderModel:
         """
         counts = self.embedder.count_tokens(list(texts), truncation_direction=truncation_direction)
         return [int(c) for c in counts]
+
+    def input_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Tokens per text before any truncation (special tokens included); above ``max_length`` = cut.
+
+        Parameters
+        ----------
+        texts : sequence of str
+            The texts, as given to :meth:`embed`.
+        """
+        return [int(c) for c in self.embedder.count_tokens(list(texts), truncate=False)]
 
 
 def _check_matryoshka(dims: str | Sequence[int] | None) -> str | tuple[int, ...] | None:

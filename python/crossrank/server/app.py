@@ -112,6 +112,9 @@ class ServerConfig:
         when they have not started).
     api_keys
         Accepted bearer keys; empty means no authentication.
+    auto_truncate
+        What a TEI request that does not say ``truncate`` (and every OpenAI embeddings request) gets
+        for a too-long text: False (TEI's default) answers 413, True cuts it to the model's length.
     """
 
     max_wait_ms: float = 5.0
@@ -121,6 +124,7 @@ class ServerConfig:
     max_body_bytes: int = 8 * 1024 * 1024
     request_timeout_s: float = 60.0
     api_keys: tuple[str, ...] = ()
+    auto_truncate: bool = False
 
     def __post_init__(self) -> None:
         if self.max_documents is None:
@@ -137,6 +141,17 @@ class ServerConfig:
                 f"max_documents ({self.max_documents}) must not exceed max_queue_pairs "
                 f"({self.max_queue_pairs}): such a request could never be queued"
             )
+
+    def truncates(self, requested: bool | None) -> bool:
+        """Whether a TEI request's too-long texts are cut.
+
+        Parameters
+        ----------
+        requested
+            The request's ``truncate`` field; None when the request leaves it out, and then
+            ``auto_truncate`` (``--auto-truncate``) decides.
+        """
+        return self.auto_truncate if requested is None else requested
 
     @property
     def documents_limit(self) -> int:
@@ -686,7 +701,8 @@ def create_app(
         _check_count(len(body.texts), "texts", state)
         texts = list(body.texts)
         doc_cut = np.zeros(len(texts), dtype=bool)
-        if body.truncate and embedding.direction(body.truncation_direction) == "left":
+        truncate = state.config.truncates(body.truncate)
+        if truncate and embedding.direction(body.truncation_direction) == "left":
             try:
                 cut = await asyncio.to_thread(lambda: [served.cut_left(body.query, t) for t in texts])
             except ValueError as exc:
@@ -694,13 +710,13 @@ def create_app(
             texts = [t for t, _ in cut]
             doc_cut = np.array([c for _, c in cut], dtype=bool)
         scores: PairScores = await _submit(state.rerank, state.items(body.query, texts), request, state)
-        if not body.truncate and bool(np.any(scores.truncated)):
+        if not truncate and bool(np.any(scores.truncated)):
             first = int(np.flatnonzero(scores.truncated)[0])
             raise ApiError(
                 413,
                 "validation",
                 f"texts[{first}] with the query is longer than the model's limit{_limit(served)}; "
-                "send truncate=true to cut it",
+                "send truncate=true to cut it (or start the server with --auto-truncate)",
             )
         state.metrics.truncated.inc(float(np.count_nonzero(doc_cut & ~scores.truncated)))
         values = scores.logits if body.raw_scores else scores.relevance
@@ -761,6 +777,14 @@ def create_app(
         items = embedding.prepare(
             model, texts, prompt_name=body.prompt_name, truncation_direction=body.truncation_direction
         )
+        if not state.config.truncates(body.truncate):
+            await asyncio.to_thread(
+                embedding.refuse_too_long,
+                model,
+                items,
+                param="inputs",
+                remedy="send truncate=true to cut it (or start the server with --auto-truncate)",
+            )
         vectors: np.ndarray = await _submit(state.embed, items, request, state)
         return JSONResponse(embedding.finish(vectors, dimensions=body.dimensions, normalize=body.normalize))
 
@@ -808,6 +832,14 @@ def create_app(
         _check_count(len(texts), "input", state)
         embedding.check_dimensions(model, body.dimensions)
         items = embedding.prepare(model, texts, prompt_name=None, truncation_direction="right")
+        if not state.config.auto_truncate:  # OpenAI refuses a too-long input too (no truncate field)
+            await asyncio.to_thread(
+                embedding.refuse_too_long,
+                model,
+                items,
+                param="input",
+                remedy="shorten it (or start the server with --auto-truncate to cut it)",
+            )
         vectors: np.ndarray = await _submit(state.embed, items, request, state)
         # OpenAI's vectors are unit length.
         vectors = embedding.finish(vectors, dimensions=body.dimensions, normalize=True)
@@ -849,7 +881,7 @@ def create_app(
             "max_batch_tokens": state.config.max_step_pairs,
             "max_batch_requests": None,
             "max_client_batch_size": state.config.documents_limit,
-            "auto_truncate": True,
+            "auto_truncate": state.config.auto_truncate,
             "tokenization_workers": 1,
             "version": __version__,
             "sha": None,

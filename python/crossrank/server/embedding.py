@@ -164,6 +164,43 @@ def embed_step(model: EmbedModel, items: Sequence[EmbedItem]) -> np.ndarray:
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
+def refuse_too_long(model: EmbedModel, items: Sequence[EmbedItem], *, param: str, remedy: str) -> None:
+    """Answer 413 when a text is longer than the model takes (the request did not ask to truncate).
+
+    Blocking (it tokenizes): call it on a worker thread. A model without ``max_length`` and
+    ``input_lengths`` is trusted to take any length.
+
+    Parameters
+    ----------
+    model
+        The embed model.
+    items
+        The request's items (prompts prepended).
+    param
+        The request field named in the error ("inputs" or "input").
+    remedy
+        What the client can do, for the message (TEI has ``truncate``; OpenAI's body has no such field).
+
+    Raises
+    ------
+    ApiError
+        413 naming the first text that is too long, its length and the limit.
+    """
+    limit = getattr(model, "max_length", None)
+    lengths: Any = getattr(model, "input_lengths", None)
+    if not isinstance(limit, int) or not callable(lengths):
+        return
+    counts = lengths([t for t, _ in items])
+    for i, n in enumerate(counts):
+        if int(n) > limit:
+            raise ApiError(
+                413,
+                "validation",
+                f"{param}[{i}] has {int(n)} tokens, more than the model's limit of {limit}; {remedy}",
+                param=param,
+            )
+
+
 def token_counts(model: EmbedModel, items: Sequence[EmbedItem]) -> int | None:
     """Total tokens the model reads for ``items`` (None when it cannot count them).
 

@@ -98,7 +98,10 @@ class EmbedModel(Protocol):
     * ``matryoshka_dims``: ``"any"`` or a sequence of sizes (``dimensions``: the first N values,
       then normalized); None or absent: the vectors cannot be shortened;
     * ``left_truncation = True``: ``embed(texts, truncation_direction="left")`` keeps each text's end;
-    * ``count_tokens(texts, truncation_direction=...)``: tokens per text (OpenAI's ``usage``).
+    * ``count_tokens(texts, truncation_direction=...)``: tokens per text (OpenAI's ``usage``);
+    * ``max_length`` and ``input_lengths(texts)`` (tokens per text before truncation): a request that
+      does not ask for truncation and holds a longer text is refused with 413, as TEI does. A model
+      without them is trusted to take texts of any length.
     """
 
     name: str

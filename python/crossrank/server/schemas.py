@@ -173,8 +173,8 @@ class TEIRerankRequest(_Request):
     return_text: StrictBool = False
     truncate: StrictBool | None = Field(
         default=None,
-        description="Cut pairs longer than the model's maximum length. Unset or false: such a "
-        "request is answered 413, as TEI does.",
+        description="Cut pairs longer than the model's maximum length. False: such a request is "
+        "answered 413, as TEI does; unset: the server's --auto-truncate (off by default, as in TEI).",
     )
     truncation_direction: TruncationDirection = Field(
         default="Right",
@@ -196,7 +196,8 @@ class TEIEmbedRequest(_Request):
     normalize: StrictBool = True
     truncate: StrictBool | None = Field(
         default=None,
-        description="Accepted for TEI compatibility; texts are always cut at the model's maximum length.",
+        description="Cut inputs longer than the model's maximum length. False: such a request is "
+        "answered 413, as TEI does; unset: the server's --auto-truncate (off by default, as in TEI).",
     )
     truncation_direction: TruncationDirection = Field(
         default="Right", description="Which end of a too-long text is cut: its end (Right) or start (Left)."

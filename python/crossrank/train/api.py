@@ -150,17 +150,12 @@ def train(
         _log(f"skipped {len(data.skipped['no_positive'])} queries without a judged positive")
     teacher = None
     if cfg.teacher is not None:
-        from ..eval.trec import read_run
+        from .teacher import load_teacher
 
-        if not Path(cfg.teacher).is_file():
-            raise FileNotFoundError(f"teacher run {cfg.teacher} not found")
-        teacher = read_run(cfg.teacher)
-        covered = sum(1 for q in data.train_qids if q in teacher)
-        if covered == 0:
-            raise ValueError(
-                f"teacher run {cfg.teacher} scores none of the {len(data.train_qids)} train queries"
-            )
-        _log(f"teacher run covers {covered} of {len(data.train_qids)} train queries")
+        teacher = load_teacher(
+            cfg.teacher, data.train_qids, {q: data.positives(q) for q in data.train_qids}, cfg.teacher_scale
+        )
+        _log(teacher.describe())
 
     model, base_root = load_base_model(cfg.base_model, seed=cfg.seed, dropout=cfg.dropout)
     tokenizer = load_tokenizer(base_root / "tokenizer.json")
@@ -208,7 +203,7 @@ def train(
         positives=positives,
         candidates=train_cands,
         dev=dev,
-        teacher=teacher,
+        teacher=teacher.scores if teacher is not None else None,
         checkpoint_dir=ckpt,
         bf16=bf16,
         threads=threads,
@@ -248,6 +243,7 @@ def train(
         "data": summary,
         "skipped_queries": data.skipped,
         "loss": cfg.loss_name,
+        "teacher": teacher.report() if teacher is not None else None,
         "bf16": bf16,
         "threads": threads,
         "steps": loop.steps,

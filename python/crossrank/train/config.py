@@ -46,6 +46,10 @@ class TrainConfig:
         Loss without a teacher.
     teacher, distill : str, {"kl", "margin-mse"}
         Scored TREC run of a teacher and the distillation loss (replaces ``loss``).
+    teacher_scale : {"auto", "raw", "probability"}
+        How the teacher's scores are read: ``probability`` maps them to logits (a cross-encoder's
+        sigmoid outputs, as ``crossrank eval`` writes them), ``raw`` keeps them, ``auto`` (default)
+        picks ``probability`` when every score lies in [0, 1]. See :mod:`crossrank.train.teacher`.
     groups_per_step : int
         Groups (one positive + its negatives) per optimizer step.
     max_batch_tokens : int
@@ -95,6 +99,7 @@ class TrainConfig:
     loss: str = "listwise"
     teacher: str | None = None
     distill: str | None = None
+    teacher_scale: str = "auto"
     groups_per_step: int = 4
     max_batch_tokens: int = 8192
     warmup: float = 0.1
@@ -159,6 +164,10 @@ class TrainConfig:
             raise ValueError("teacher (a scored TREC run) and distill ('kl' or 'margin-mse') go together")
         if self.distill is not None and self.distill not in ("kl", "margin-mse"):
             raise ValueError(f"distill must be 'kl' or 'margin-mse', got {self.distill!r}")
+        if self.teacher_scale not in ("auto", "raw", "probability"):
+            raise ValueError(
+                f"teacher_scale must be 'auto', 'raw' or 'probability', got {self.teacher_scale!r}"
+            )
         if self.loss == "listwise" and self.negatives == 0 and self.teacher is None:
             raise ValueError("the listwise loss needs negatives >= 1 (a group of one carries no signal)")
 

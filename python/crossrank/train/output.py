@@ -163,6 +163,12 @@ def model_card(report: dict[str, Any]) -> str:
         "distill",
     ):
         lines.append(f"| {key} | {cfg[key]} |")
+    if report.get("teacher"):
+        t = report["teacher"]
+        lines.append(
+            f"| teacher scores | read as {t['scale']}; {t['queries']} of {t['train_queries']} train queries, "
+            f"{t['positives']} of {t['train_positives']} positives |"
+        )
     lines += [
         f"| loss | {report['loss']} |",
         f"| bf16 autocast | {report['bf16']} |",
