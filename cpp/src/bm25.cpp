@@ -279,23 +279,21 @@ float nonoccurrence_constant(const IndexView& ix, const std::uint32_t* terms, st
 // Dense mode: add every posting's impact, no branches (query terms in order, postings in order).
 void accumulate_dense(const IndexView& ix, const std::uint32_t* terms, std::size_t n, float* __restrict acc) {
     for (std::size_t i = 0; i < n; ++i) {
-        codec::for_each_block(
-            ix, terms[i],
-            [acc](const std::uint32_t* __restrict docs, const float* __restrict imp, std::size_t len) {
-                std::size_t j = 0;
-                // Four independent postings per step (distinct documents within a term, so no two
-                // updates of one step touch the same slot); same additions in the same order per slot.
-                for (; j + 4 <= len; j += 4) {
-                    const std::uint32_t d0 = docs[j], d1 = docs[j + 1], d2 = docs[j + 2], d3 = docs[j + 3];
-                    const float v0 = imp[j], v1 = imp[j + 1], v2 = imp[j + 2], v3 = imp[j + 3];
-                    acc[d0] += v0;
-                    acc[d1] += v1;
-                    acc[d2] += v2;
-                    acc[d3] += v3;
-                }
-                for (; j < len; ++j) acc[docs[j]] += imp[j];
-                return true;
-            });
+        codec::for_each_block(ix, terms[i], [acc](auto docs, const float* __restrict imp, std::size_t len) {
+            std::size_t j = 0;
+            // Four independent postings per step (distinct documents within a term, so no two
+            // updates of one step touch the same slot); same additions in the same order per slot.
+            for (; j + 4 <= len; j += 4) {
+                const std::uint32_t d0 = docs[j], d1 = docs[j + 1], d2 = docs[j + 2], d3 = docs[j + 3];
+                const float v0 = imp[j], v1 = imp[j + 1], v2 = imp[j + 2], v3 = imp[j + 3];
+                acc[d0] += v0;
+                acc[d1] += v1;
+                acc[d2] += v2;
+                acc[d3] += v3;
+            }
+            for (; j < len; ++j) acc[docs[j]] += imp[j];
+            return true;
+        });
     }
 }
 
@@ -305,20 +303,19 @@ void accumulate_dense(const IndexView& ix, const std::uint32_t* terms, std::size
 void accumulate_sparse(const IndexView& ix, const std::uint32_t* terms, std::size_t n, Scratch& s) {
     float* acc = s.acc.data();
     for (std::size_t i = 0; i < n; ++i) {
-        codec::for_each_block(ix, terms[i],
-                              [&](const std::uint32_t* docs, const float* imp, std::size_t len) {
-                                  for (std::size_t j = 0; j < len; ++j) {
-                                      const std::uint32_t d = docs[j];
-                                      const float v = imp[j];
-                                      float& a = acc[d];
-                                      if (a == 0.0f) {
-                                          if (v == 0.0f) continue;
-                                          s.touched.push_back(d);
-                                      }
-                                      a += v;
-                                  }
-                                  return true;
-                              });
+        codec::for_each_block(ix, terms[i], [&](auto docs, const float* imp, std::size_t len) {
+            for (std::size_t j = 0; j < len; ++j) {
+                const std::uint32_t d = docs[j];
+                const float v = imp[j];
+                float& a = acc[d];
+                if (a == 0.0f) {
+                    if (v == 0.0f) continue;
+                    s.touched.push_back(d);
+                }
+                a += v;
+            }
+            return true;
+        });
     }
 }
 
@@ -354,17 +351,16 @@ void search_one(const IndexView& ix, const std::uint32_t* terms, std::size_t n, 
         });
         std::size_t seeded = 0;
         for (std::size_t i = 0; i < s.order.size() && seeded < kSeedFactor * kk; ++i) {
-            codec::for_each_block(ix, s.order[i],
-                                  [&](const std::uint32_t* docs, const float*, std::size_t len) {
-                                      for (std::size_t j = 0; j < len && seeded < kSeedFactor * kk; ++j) {
-                                          const std::uint32_t d = docs[j];
-                                          if (acc[d] == kSeeded) continue;
-                                          s.top.push(acc[d] + c, d);
-                                          acc[d] = kSeeded;
-                                          ++seeded;
-                                      }
-                                      return seeded < kSeedFactor * kk;
-                                  });
+            codec::for_each_block(ix, s.order[i], [&](auto docs, const float*, std::size_t len) {
+                for (std::size_t j = 0; j < len && seeded < kSeedFactor * kk; ++j) {
+                    const std::uint32_t d = docs[j];
+                    if (acc[d] == kSeeded) continue;
+                    s.top.push(acc[d] + c, d);
+                    acc[d] = kSeeded;
+                    ++seeded;
+                }
+                return seeded < kSeedFactor * kk;
+            });
         }
         s.top.tighten();
         // One pass: score, skip what is below the bar (an equal score may still win on a lower

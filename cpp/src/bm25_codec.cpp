@@ -14,7 +14,7 @@
 namespace crossrank::bm25::codec {
 namespace {
 
-constexpr unsigned kBytes[4] = {0, 1, 2, 4};
+using detail::kBytes;
 
 // The smallest width code whose byte count holds v.
 unsigned code_of(std::uint32_t v) noexcept { return v == 0 ? 0u : v < 0x100u ? 1u : v < 0x10000u ? 2u : 3u; }
@@ -22,34 +22,6 @@ unsigned code_of(std::uint32_t v) noexcept { return v == 0 ? 0u : v < 0x100u ? 1
 void put(std::vector<std::uint8_t>& out, const std::uint32_t* v, std::size_t n, unsigned bytes) {
     for (std::size_t i = 0; i < n; ++i)
         for (unsigned k = 0; k < bytes; ++k) out.push_back(static_cast<std::uint8_t>(v[i] >> (8 * k)));
-}
-
-// out[i] = base - in[i] (documents) or base + in[i] (tfs, base 1) for n values of type T.
-template <class T, bool kMinus>
-void get(const std::uint8_t* in, std::size_t n, std::uint32_t base, std::uint32_t* out) noexcept {
-    for (std::size_t i = 0; i < n; ++i) {
-        T v;
-        std::memcpy(&v, in + i * sizeof(T), sizeof(T));
-        out[i] = kMinus ? base - static_cast<std::uint32_t>(v) : base + static_cast<std::uint32_t>(v);
-    }
-}
-
-template <bool kMinus>
-void get_code(unsigned code, const std::uint8_t* in, std::size_t n, std::uint32_t base,
-              std::uint32_t* out) noexcept {
-    switch (code) {
-        case 0:
-            std::fill(out, out + n, base);
-            return;
-        case 1:
-            get<std::uint8_t, kMinus>(in, n, base, out);
-            return;
-        case 2:
-            get<std::uint16_t, kMinus>(in, n, base, out);
-            return;
-        default:
-            get<std::uint32_t, kMinus>(in, n, base, out);
-    }
 }
 
 }  // namespace
@@ -100,16 +72,6 @@ Packed pack(std::size_t n_terms, const std::int64_t* term_ptr, const std::uint32
     out.block_off.push_back(out.data.size());
     out.data.resize(out.data.size() + kPad, 0);
     return out;
-}
-
-std::size_t decode(const PackedView& p, std::size_t t, std::size_t b, std::uint32_t* docs,
-                   std::uint32_t* tfs) noexcept {
-    const std::size_t n = block_len(p, t, b);
-    const std::uint8_t* in = p.data + p.block_off[b];
-    const unsigned dc = in[0] & 3u, tc = (in[0] >> 2) & 3u;
-    get_code<true>(dc, in + 1, n, p.block_last[b], docs);
-    if (tfs) get_code<false>(tc, in + 1 + n * kBytes[dc], n, 1u, tfs);
-    return n;
 }
 
 void unpack(const PackedView& p, std::uint32_t* docs, std::uint32_t* tfs) {

@@ -54,36 +54,58 @@ inline std::size_t block_len(const PackedView& p, std::size_t t, std::size_t b) 
     return len - start < kBlockSize ? len - start : kBlockSize;
 }
 
-// Bytes per document offset of a block, from its header byte.
-inline unsigned offset_bytes(std::uint8_t header) noexcept {
-    constexpr unsigned kBytes[4] = {0, 1, 2, 4};
-    return kBytes[header & 3u];
+namespace detail {
+
+constexpr unsigned kBytes[4] = {0, 1, 2, 4};
+
+// out[i] = base - in[i] (documents) or base + in[i] (tfs, base 1) for n values of type T.
+template <class T, bool kMinus>
+inline void get(const std::uint8_t* in, std::size_t n, std::uint32_t base, std::uint32_t* out) noexcept {
+    for (std::size_t i = 0; i < n; ++i) {
+        T v;
+        std::memcpy(&v, in + i * sizeof(T), sizeof(T));
+        out[i] = kMinus ? base - static_cast<std::uint32_t>(v) : base + static_cast<std::uint32_t>(v);
+    }
 }
 
-// Offset i of a block's offsets field of `width` bytes per value (random access).
-inline std::uint32_t offset_at(const std::uint8_t* offsets, unsigned width, std::size_t i) noexcept {
-    switch (width) {
+template <bool kMinus>
+inline void get_code(unsigned code, const std::uint8_t* in, std::size_t n, std::uint32_t base,
+                     std::uint32_t* out) noexcept {
+    switch (code) {
         case 0:
-            return 0;
+            for (std::size_t i = 0; i < n; ++i) out[i] = base;
+            return;
         case 1:
-            return offsets[i];
-        case 2: {
-            std::uint16_t v;
-            std::memcpy(&v, offsets + 2 * i, 2);
-            return v;
-        }
-        default: {
-            std::uint32_t v;
-            std::memcpy(&v, offsets + 4 * i, 4);
-            return v;
-        }
+            get<std::uint8_t, kMinus>(in, n, base, out);
+            return;
+        case 2:
+            get<std::uint16_t, kMinus>(in, n, base, out);
+            return;
+        default:
+            get<std::uint32_t, kMinus>(in, n, base, out);
     }
+}
+
+}  // namespace detail
+
+// Decodes the documents of the block at `block` (its header byte) holding n postings and ending
+// at document `last` into docs[n].
+inline void decode_docs(const std::uint8_t* block, std::size_t n, std::uint32_t last,
+                        std::uint32_t* docs) noexcept {
+    detail::get_code<true>(block[0] & 3u, block + 1, n, last, docs);
 }
 
 // Decodes block b of term t: its documents into docs[len] and, when tfs is not null, its term
 // frequencies into tfs[len]; returns len. The block must be valid (see check).
-std::size_t decode(const PackedView& p, std::size_t t, std::size_t b, std::uint32_t* docs,
-                   std::uint32_t* tfs) noexcept;
+inline std::size_t decode(const PackedView& p, std::size_t t, std::size_t b, std::uint32_t* docs,
+                          std::uint32_t* tfs) noexcept {
+    const std::size_t n = block_len(p, t, b);
+    const std::uint8_t* in = p.data + p.block_off[b];
+    const unsigned dc = in[0] & 3u, tc = (in[0] >> 2) & 3u;
+    detail::get_code<true>(dc, in + 1, n, p.block_last[b], docs);
+    if (tfs) detail::get_code<false>(tc, in + 1 + n * detail::kBytes[dc], n, 1u, tfs);
+    return n;
+}
 
 // Decodes everything back to CSR arrays docs[nnz], tfs[nnz].
 void unpack(const PackedView& p, std::uint32_t* docs, std::uint32_t* tfs);
@@ -106,23 +128,66 @@ inline PackedView packed_view(const IndexView& ix) noexcept {
     return p;
 }
 
-// Calls f(docs, impacts, len) on term t's postings in document order until f returns false: once
-// with the whole list when documents are plain, once per decoded block when they are packed.
+// Document readers for for_each_block: docs[i] is the block's i-th document. Plain documents are
+// read in place; packed ones are decoded posting by posting inside the caller's loop (its last
+// document minus a T-wide offset, T chosen per block), so no block is copied into a buffer.
+struct PlainDocs {
+    const std::uint32_t* d;
+    std::uint32_t operator[](std::size_t i) const noexcept { return d[i]; }
+};
+template <class T>
+struct BackDocs {
+    const std::uint8_t* offsets;
+    std::uint32_t last;
+    std::uint32_t operator[](std::size_t i) const noexcept {
+        T v;
+        std::memcpy(&v, offsets + i * sizeof(T), sizeof(T));
+        return last - static_cast<std::uint32_t>(v);
+    }
+};
+struct LastDoc {  // a one-posting block (offset width 0)
+    std::uint32_t last;
+    std::uint32_t operator[](std::size_t) const noexcept { return last; }
+};
+
+// Calls f(docs, impacts, len) on term t's postings in document order until f returns false, docs
+// one of the readers above: once with the whole list when documents are plain, once per block
+// when they are packed (f is instantiated for each reader type).
 template <class F>
 void for_each_block(const IndexView& ix, std::uint32_t t, F&& f) {
     const std::int64_t j0 = ix.term_ptr[t];
+    auto len = static_cast<std::size_t>(ix.term_ptr[t + 1] - j0);
+    const float* imp = ix.impacts + j0;
     if (!ix.packed_data) {
-        f(ix.docs + j0, ix.impacts + j0, static_cast<std::size_t>(ix.term_ptr[t + 1] - j0));
+        f(PlainDocs{ix.docs + j0}, imp, len);
         return;
     }
-    const PackedView p = packed_view(ix);
-    alignas(64) std::uint32_t buf[kBlockSize];
-    const float* imp = ix.impacts + j0;
-    for (auto b = static_cast<std::size_t>(p.block_ptr[t]); b < static_cast<std::size_t>(p.block_ptr[t + 1]);
-         ++b) {
-        const std::size_t n = decode(p, t, b, buf, nullptr);
-        if (!f(static_cast<const std::uint32_t*>(buf), imp, n)) return;
+    if (len == 0) return;
+    auto b = static_cast<std::size_t>(ix.packed_block_ptr[t]);
+    // A term's blocks are consecutive in data: each starts where the previous one ends.
+    const std::uint8_t* in = ix.packed_data + ix.packed_block_off[b];
+    for (;; ++b) {
+        const std::size_t n = len < kBlockSize ? len : kBlockSize;
+        const unsigned h = in[0];
+        const std::uint32_t last = ix.packed_block_last[b];
+        bool more;
+        switch (h & 3u) {
+            case 0:
+                more = f(LastDoc{last}, imp, n);
+                break;
+            case 1:
+                more = f(BackDocs<std::uint8_t>{in + 1, last}, imp, n);
+                break;
+            case 2:
+                more = f(BackDocs<std::uint16_t>{in + 1, last}, imp, n);
+                break;
+            default:
+                more = f(BackDocs<std::uint32_t>{in + 1, last}, imp, n);
+        }
+        len -= n;
+        if (!more || len == 0) return;
         imp += n;
+        in += 1 + n * (detail::kBytes[h & 3u] + detail::kBytes[(h >> 2) & 3u]);
     }
 }
 

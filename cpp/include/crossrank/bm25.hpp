@@ -126,8 +126,8 @@ struct IndexView {
     std::size_t n_terms = 0;
     const std::int64_t* term_ptr = nullptr;
     // Documents either plain (docs, nnz) or packed (bm25_codec.hpp: blocks of kBlockSize postings,
-    // gaps bit-packed per block; packed_data non-null). Search decodes packed postings block by
-    // block; plain ones are the reference it is tested against.
+    // documents as 0/1/2/4-byte offsets back from each block's last; packed_data non-null). Search
+    // decodes packed postings block by block; plain ones are the reference it is tested against.
     const std::uint32_t* docs = nullptr;
     const std::int64_t* packed_block_ptr = nullptr;    // n_terms + 1
     const std::uint32_t* packed_block_last = nullptr;  // n_blocks
