@@ -215,3 +215,57 @@ TEST_CASE("pruned search needs block-max metadata; block maxima bound every impa
         CHECK(ix.blocks.term_max[t] == term_max);
     }
 }
+
+TEST_CASE("pruned top-k over packed blocks of every offset width (> 65,536 documents)") {
+    // Term 2's third block spans ~66,000 documents (4-byte offsets), term 1's blocks ~19,000
+    // (2 bytes), term 0's consecutive documents 1 byte, term 3 one posting (0 bytes). Term 4
+    // (documents 0-99 and 65,000-65,199) repeated sets a high bar early, so terms 1 and 2 turn
+    // non-essential and are probed in place in blocks they never stepped through (a cursor decodes
+    // the blocks it steps through while essential: the wide blocks come later); documents 65,050
+    // (term 2) and 65,100 (term 1) must be found there to rank.
+    const std::size_t n = 70000;
+    Docs docs(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        auto& d = docs[i];
+        d.insert(d.end(), 1 + i % 3, 0);
+        if (i % 300 == 0) d.insert(d.end(), 1 + (i / 300) % 4, 1);
+        const bool wide = i >= 1000 && (i - 1000) % 1050 == 0 && (i - 1000) / 1050 < 64;
+        if (i < 64 || (i >= 100 && i < 164) || wide || i >= n - 10) {
+            d.insert(d.end(), 1 + i % 5, 2);
+            d.insert(d.end(), 20, 5);
+        }
+        if (i == 35000) d.push_back(3);
+        if (i < 100 || (i >= 65000 && i < 65200)) d.insert(d.end(), 1 + (i % 2 == 0), 4);
+        d.insert(d.end(), i % 7, 6);
+    }
+    std::vector<std::vector<std::uint32_t>> queries = {
+        {4, 4, 4, 1}, {4, 4, 4, 2},       {4, 4, 4, 1, 2},      {1, 2},    {0, 2},
+        {2, 3},       {0, 1, 2, 3, 4},    {3, 3, 3, 3, 2},      {0, 0, 1}, {5, 2},
+        {6, 2, 1},    {1, 1, 1, 2, 4, 4}, {4, 4, 4, 4, 4, 4, 2}};
+    std::mt19937 rng(18);  // and random mixes, mostly of the terms with wide blocks
+    for (int i = 0; i < 40; ++i) {
+        std::vector<std::uint32_t> q(1 + rng() % 7);
+        for (auto& t : q)
+            t = static_cast<std::uint32_t>(rng() % 3 ? std::uint32_t{1} << (rng() % 3) : rng() % 7);
+        queries.push_back(q);
+    }
+    for (auto v : {bm25::Variant::lucene, bm25::Variant::bm25l}) {  // without / with non-occurrence
+        bm25::Params p;
+        p.variant = v;
+        p.k1 = 1.2;
+        p.b = 0.75;
+        p.delta = 0.5;
+        INFO("variant ", bm25::variant_name(v));
+        const Index ix = build(docs, {}, 7, p);
+        // The widths this test is about are really there.
+        auto width_code = [&](std::uint32_t t, std::size_t nth) {
+            const auto b = static_cast<std::size_t>(ix.packed.block_ptr[t]) + nth;
+            return ix.packed.data[ix.packed.block_off[b]] & 3u;
+        };
+        REQUIRE(width_code(0, 0) == 1);
+        REQUIRE(width_code(1, 1) == 2);
+        REQUIRE(width_code(2, 2) == 3);
+        REQUIRE(width_code(3, 0) == 0);
+        check_queries(ix, queries);
+    }
+}
