@@ -6,7 +6,9 @@ Usage (the old tree: ``git archive <rev> python bench | tar -x -C /tmp/old`` plu
     PYTHONPATH=python python bench/bm25_codec_old_new.py --old /tmp/old/python [--rounds 7]
 
 Each tree runs in its own process, the processes alternated (old, new, old, new, ...); each process
-times every case ``--rounds`` times and the best round of all processes is kept. Times are the
+times every case ``--rounds`` times and the best round of all processes is kept; the spread columns
+give each tree's slowest process best over its fastest (the run-to-run noise; ``--new`` set to the
+old tree measures the old-vs-old noise of the ratio itself). Times are the
 calling thread's CPU time (``time.thread_time``; one search thread runs on the caller), which a
 loaded machine inflates much less than wall time. Cases: SciFact
 (5,183 documents, 300 test queries, analysed once; search only) and the 100k-document synthetic
@@ -119,11 +121,15 @@ def main() -> None:
             f"new {sn['postings_bytes'] / n:.2f}; index on disk old {so['index_bytes']:,} B "
             f"new {sn['index_bytes']:,} B ({sn['index_bytes'] / so['index_bytes']:.2f}x)"
         )
-    print("case | old ms | new ms | new / old")
+    # Spread: each tree's slowest process best over its fastest one (run-to-run noise of one tree).
+    print("case | old ms | new ms | new / old | old spread | new spread")
     for key in old[0]["times"]:
-        to = min(r["times"][key] for r in old) * 1e3
-        tn = min(r["times"][key] for r in new) * 1e3
-        print(f"{key} | {to:.2f} | {tn:.2f} | {tn / to:.3f}")
+        po = [r["times"][key] for r in old]
+        pn = [r["times"][key] for r in new]
+        to, tn = min(po) * 1e3, min(pn) * 1e3
+        print(
+            f"{key} | {to:.2f} | {tn:.2f} | {tn / to:.3f} | {max(po) / min(po):.2f} | {max(pn) / min(pn):.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -286,8 +286,10 @@ def _state_from_manifest(
             counts = np.diff(np.asarray(arrays["term_ptr"], dtype=np.int64))
             block_ptr = np.zeros(len(counts) + 1, dtype=np.int64)
             np.cumsum((counts + 63) // 64, out=block_ptr[1:])
-            packed = (block_ptr, *(arrays[k] for k in ("block_last", "block_off", "packed_postings")))
-            _core.bm25_check_packed(arrays["term_ptr"], *packed, n_docs)
+            block_last, block_off = arrays["block_last"], arrays["block_off"]
+            data = arrays["packed_postings"]
+            packed = (block_ptr, block_last, block_off, data)
+            _core.bm25_check_packed(arrays["term_ptr"], block_ptr, block_last, block_off, data, n_docs)
         _core.bm25_validate_index(
             arrays["term_ptr"],
             arrays.get("docs"),
