@@ -6,6 +6,11 @@ spaces that end it move to the front of the document (``"<Document>: " + doc`` t
 pretokenizer splits there (always for byte-level BPE vocabularies such as Qwen's when the document starts
 with a non-space character). The tail is tokenized once. Only the document is ever cut; a query too long
 to leave the document room is cut first (to ``max_query_length`` tokens, the pair is flagged truncated).
+
+Templates with ``length_rule="body"`` (mxbai-rerank) follow that library instead: the text before the first
+slot, the instruction-and-query piece and the text up to the document are tokenized apart (a query ending in
+"?" then keeps "?" and the newline after it as two tokens, as the library sends them), the piece is cut to
+3/4 of the body by ids, and ``max_length`` bounds the body, the template's own text coming on top.
 """
 
 from __future__ import annotations
@@ -48,9 +53,13 @@ class PromptEncoder:
     template : PromptTemplate
         The prompt.
     max_length : int
-        Tokens per prompt.
+        Tokens per prompt (``length_rule="body"``: per body; :attr:`max_length` is then the prompt's bound).
     max_query_length : int, optional
-        Query tokens kept at most; default half of what the template leaves.
+        Query tokens kept at most; default half of what the template leaves (``length_rule="body"``:
+        tokens of the instruction-and-query piece, default 3/4 of the body).
+    positions : int, optional
+        The model's position limit: with ``length_rule="body"`` the body shrinks so that the whole
+        prompt stays within it.
 
     Raises
     ------
@@ -59,14 +68,28 @@ class PromptEncoder:
     """
 
     def __init__(
-        self, tokenizer: Any, template: PromptTemplate, max_length: int, max_query_length: int | None = None
+        self,
+        tokenizer: Any,
+        template: PromptTemplate,
+        max_length: int,
+        max_query_length: int | None = None,
+        positions: int | None = None,
     ) -> None:
         self.tokenizer = tokenizer
         self.template = template
-        self.max_length = max_length
         head, tail = template.split("", None)
         self.lead = " " * (len(head) - len(head.rstrip(" ")))
         self.tail_ids = self._ids(tail)
+        self.by_body = template.length_rule == "body"
+        self.body_length: int | None = None
+        if self.by_body:
+            start, _, _ = template.body_pieces("", None)
+            self.start_ids = self._ids(start)
+            outside = len(self.start_ids) + len(self.tail_ids)
+            body = max_length if positions is None else max(1, min(max_length, positions - outside))
+            self.body_length = body
+            max_length = body + outside
+        self.max_length = max_length
         fixed = len(self._ids(head.rstrip(" "))) + len(self.tail_ids)
         self.template_tokens = fixed
         if max_length < fixed + 2:
@@ -76,7 +99,12 @@ class PromptEncoder:
                 f"pass max_length >= {fixed + 2}"
             )
         room = max_length - fixed
-        self.max_query_length = max(1, room // 2) if max_query_length is None else max_query_length
+        if max_query_length is not None:
+            self.max_query_length = max_query_length
+        elif self.body_length is not None:
+            self.max_query_length = max(1, self.body_length * 3 // 4)
+        else:
+            self.max_query_length = max(1, room // 2)
         self._lock = threading.Lock()
         self._prefixes: dict[tuple[str, str | None], QueryPrefix] = {}
 
@@ -113,11 +141,14 @@ class PromptEncoder:
             hit = self._prefixes.get(key)
         if hit is not None:
             return hit
-        q_ids = self.tokenizer.encode(query, add_special_tokens=False)
-        cut = len(q_ids.ids) > self.max_query_length
-        text = query[: q_ids.offsets[self.max_query_length - 1][1]] if cut else query
-        head, _ = self.template.split(text, instruction)
-        ids = self._ids(head.rstrip(" "))
+        if self.by_body:
+            ids, cut = self._body_prefix(query, instruction)
+        else:
+            q_ids = self.tokenizer.encode(query, add_special_tokens=False)
+            cut = len(q_ids.ids) > self.max_query_length
+            text = query[: q_ids.offsets[self.max_query_length - 1][1]] if cut else query
+            head, _ = self.template.split(text, instruction)
+            ids = self._ids(head.rstrip(" "))
         if len(ids) + len(self.tail_ids) + 2 > self.max_length:
             raise ValueError(
                 f"the prompt before the document takes {len(ids)} tokens (instruction and query "
@@ -131,6 +162,15 @@ class PromptEncoder:
                 self._prefixes.clear()
             self._prefixes[key] = got
         return got
+
+    def _body_prefix(self, query: str, instruction: str | None) -> tuple[np.ndarray, bool]:
+        """``length_rule="body"``: start, the instruction-and-query piece cut by ids, then the text up to
+        the document, each tokenized apart."""
+        _, piece, after = self.template.body_pieces(query, instruction)
+        piece_ids = self._ids(piece)
+        cut = len(piece_ids) > self.max_query_length
+        parts = [self.start_ids, piece_ids[: self.max_query_length], self._ids(after.rstrip(" "))]
+        return np.concatenate(parts), cut
 
     def prompt_ids(self, query: str, document: str, instruction: str | None = None) -> np.ndarray:
         """The whole prompt's ids as crossrank builds them, before any cut of the document.

@@ -81,13 +81,18 @@ class LLMPointwiseReranker(RerankerBase):
     max_length : int, optional
         Tokens per prompt. Only the document is cut to fit (the pair is flagged ``truncated``); the
         template's tail always reaches the model. Default: the model's position limit, at most 8192.
+        With the ``mxbai`` template (``length_rule="body"``) it counts the instruction, query and
+        document as mxbai-rerank's own ``max_length`` does, the template's text coming on top, and
+        shrinks (as there) so that the whole prompt fits the model's positions; :attr:`prompt_length`
+        is the bound of the whole prompt either way.
     raw : bool
         Scores are logit differences (positive - negative) instead of probabilities (0..1).
     prefix_cache : bool or "auto"
         Compute each query's prefix once and reuse its keys/values for every candidate. ``auto`` uses
         it when the model has ``prefix.onnx`` and the backend runs it; ``True`` requires it.
-    max_batch_tokens : int
+    max_batch_tokens : int, optional
         Upper bound of rows x padded prompt length (prefix included) per batch: bounds memory.
+        Default: 8192, or one whole prompt when that is longer.
     max_batch_size : int
         Upper bound of rows per batch.
     num_threads : int, optional
@@ -130,7 +135,7 @@ class LLMPointwiseReranker(RerankerBase):
         max_length: int | None = None,
         raw: bool = False,
         prefix_cache: bool | str = "auto",
-        max_batch_tokens: int = 8192,
+        max_batch_tokens: int | None = None,
         max_batch_size: int = 64,
         num_threads: int | None = None,
         backend: str = "auto",
@@ -152,7 +157,8 @@ class LLMPointwiseReranker(RerankerBase):
             raise ValueError(f"aggregate must be 'max', 'mean', 'first' or 'topk_mean'; got {aggregate!r}")
         if instruction is not None:
             check_text(instruction, "instruction")
-        self.max_batch_tokens = check_int(max_batch_tokens, "max_batch_tokens", minimum=1)
+        if max_batch_tokens is not None:
+            check_int(max_batch_tokens, "max_batch_tokens", minimum=1)
         self.max_batch_size = check_int(max_batch_size, "max_batch_size", minimum=1)
         self.aggregate: Aggregation = aggregate
         self.aggregate_k = check_int(aggregate_k, "aggregate_k", minimum=1)
@@ -173,15 +179,22 @@ class LLMPointwiseReranker(RerankerBase):
         if max_length is None:
             max_length = min(limit, 8192)
         self.max_length = check_int(max_length, "max_length", minimum=1)
-        if self.max_length > limit:
+        # The body rule shrinks the body to fit the positions, as mxbai-rerank does with its max_length.
+        if self.max_length > limit and self.template.length_rule != "body":
             raise ValueError(f"max_length={max_length} exceeds the model's {limit} positions")
-        if self.max_batch_tokens < self.max_length:
+        tokenizer = load_tokenizer(self.files.tokenizer_path)
+        self.prompts = PromptEncoder(
+            tokenizer, self.template, self.max_length, max_query_length, positions=limit
+        )
+        self.prompt_length = self.prompts.max_length
+        self.max_batch_tokens = (
+            max(8192, self.prompt_length) if max_batch_tokens is None else max_batch_tokens
+        )
+        if self.max_batch_tokens < self.prompt_length:
             raise ValueError(
-                f"max_batch_tokens ({max_batch_tokens}) must be at least max_length ({self.max_length}) "
+                f"max_batch_tokens ({max_batch_tokens}) must be at least the prompt length ({self.prompt_length}) "
                 "so that one full-length prompt fits in a batch"
             )
-        tokenizer = load_tokenizer(self.files.tokenizer_path)
-        self.prompts = PromptEncoder(tokenizer, self.template, self.max_length, max_query_length)
         self.encoder = TextEncoder(tokenizer, cache_tokens=cache_tokens)
         vocab = config.get("vocab_size")
         self.score_ids = scoring_token_ids(
@@ -377,7 +390,7 @@ class LLMPointwiseReranker(RerankerBase):
     ) -> tuple[QueryPrefix, PackPlan]:
         """The query's prefix ids and the packing plan of its documents (truncation or windows, batches)."""
         pre = self.prompts.prefix(query, instruction)
-        budget = self.max_length - len(pre.ids) - len(self.prompts.tail_ids)  # document tokens per row
+        budget = self.prompt_length - len(pre.ids) - len(self.prompts.tail_ids)  # document tokens per row
         d_ids = self.encoder.encode(
             [self.prompts.document_text(d) for d in docs],
             max_tokens=None if self.window_stride is not None else budget,
@@ -387,7 +400,7 @@ class LLMPointwiseReranker(RerankerBase):
             [pre.ids],
             d_ids,
             self._pack_template,
-            max_length=self.max_length,
+            max_length=self.prompt_length,
             truncation="only_second",
             max_batch_tokens=self.max_batch_tokens,
             max_batch_size=self.max_batch_size,

@@ -48,6 +48,13 @@ class PromptTemplate:
         ``"instruction: {instruction}\\n"`` adds its line only when there is an instruction.
     name : str
         For messages and ``repr``.
+    length_rule : {"prompt", "body"}
+        What ``max_length`` counts. ``"prompt"`` (Qwen3-Reranker's rule): the whole prompt. ``"body"``
+        (mxbai-rerank's rule): the text from the first slot through the document, the template's text
+        before the first slot and after the document coming on top (the total still within the model's
+        positions); the instruction-and-query piece is then tokenized on its own, as that library does,
+        and cut to 3/4 of the body. Needs the slots in the order ``{instruction}`` (optional),
+        ``{query}``, ``{document}``.
 
     Raises
     ------
@@ -62,6 +69,7 @@ class PromptTemplate:
     default_instruction: str = ""
     name: str = "custom"
     instruction_format: str = "{instruction}"
+    length_rule: str = "prompt"
 
     def __post_init__(self) -> None:
         if not isinstance(self.template, str):
@@ -103,6 +111,18 @@ class PromptTemplate:
                 f"template {self.name!r}: instruction_format must have the one slot {{instruction}} "
                 f"(it has {', '.join('{' + f + '}' for f in inner) or 'none'})"
             )
+        if self.length_rule not in ("prompt", "body"):
+            raise ValueError(
+                f"template {self.name!r}: length_rule must be 'prompt' or 'body', got {self.length_rule!r}"
+            )
+        if self.length_rule == "body" and fields not in (
+            ["query", "document"],
+            ["instruction", "query", "document"],
+        ):
+            raise ValueError(
+                f"template {self.name!r}: length_rule 'body' needs the slots in the order {{instruction}} "
+                "(optional), {query}, {document}"
+            )
         if self.positive == self.negative:
             raise ValueError(
                 f"template {self.name!r}: positive and negative are the same token {self.positive!r}"
@@ -130,6 +150,41 @@ class PromptTemplate:
         inst = self.instruction_format.format(instruction=inst) if inst else ""
         # Tail: literal text (doubled braces undone, no slot can follow {document}).
         return head.format(instruction=inst, query=query), tail.format()
+
+    def body_pieces(self, query: str, instruction: str | None) -> tuple[str, str, str]:
+        """Split the prefix as ``length_rule="body"`` tokenizes it.
+
+        Returns the text before the first slot, the piece from the first slot through the query
+        (instruction line included) and the text between the query and the document.
+
+        Parameters
+        ----------
+        query : str
+            The query.
+        instruction : str, optional
+            The instruction; None uses :attr:`default_instruction`.
+        """
+        if instruction is not None and not self.has_instruction:
+            raise ValueError(f"template {self.name!r} has no {{instruction}} slot; pass instruction=None")
+        inst = self.default_instruction if instruction is None else instruction
+        values = {
+            "instruction": self.instruction_format.format(instruction=inst) if inst else "",
+            "query": query,
+        }
+        head = self.template.partition("{document}")[0]
+        lead, piece, after = "", "", ""
+        seen_query = False
+        for i, (literal, field, _, _) in enumerate(string.Formatter().parse(head)):
+            if i == 0:
+                lead = literal
+            elif seen_query:
+                after += literal
+            else:
+                piece += literal
+            if field is not None:
+                piece += values[field]
+                seen_query = seen_query or field == "query"
+        return lead, piece, after
 
     def render(self, query: str, document: str, instruction: str | None = None) -> str:
         """Return the whole prompt text for one pair.
@@ -165,7 +220,15 @@ class PromptTemplate:
             raise ValueError(f"cannot read the pointwise template file {p}: {exc}") from exc
         if not isinstance(data, dict):
             raise ValueError(f"{p} must hold a JSON object with template, positive and negative")
-        allowed = {"template", "positive", "negative", "default_instruction", "instruction_format", "name"}
+        allowed = {
+            "template",
+            "positive",
+            "negative",
+            "default_instruction",
+            "instruction_format",
+            "name",
+            "length_rule",
+        }
         missing = sorted({"template", "positive", "negative"} - set(data))
         extra = sorted(set(data) - allowed)
         if missing or extra:
@@ -197,7 +260,8 @@ BUILTIN_TEMPLATES: dict[str, PromptTemplate] = {
         name="qwen3",
     ),
     # mixedbread-ai/mxbai-rerank, MxbaiRerankV2: chat prefix + ["instruction: I" + "\n"] + "query: Q" + "\n" +
-    # "document: D" + "\n" + task + chat suffix, each piece tokenized without special tokens (no BOS).
+    # "document: D" + "\n" + task + chat suffix, each piece tokenized without special tokens (no BOS);
+    # its max_length bounds the instruction/query/document body (length_rule "body").
     "mxbai": PromptTemplate(
         "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful "
         "assistant.<|im_end|>\n<|im_start|>user\n{instruction}query: {query}\ndocument: {document}\n"
@@ -208,6 +272,7 @@ BUILTIN_TEMPLATES: dict[str, PromptTemplate] = {
         default_instruction="",
         name="mxbai",
         instruction_format="instruction: {instruction}\n",
+        length_rule="body",
     ),
 }
 
