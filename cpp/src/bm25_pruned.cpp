@@ -32,6 +32,27 @@ namespace {
 
 constexpr std::uint32_t kEnd = 0xFFFFFFFFu;  // past every document (n_docs < 2^32 - 1)
 
+// Offset i of a block read in place, `code` its width code. Fixed-size loads per width (a memcpy
+// of a run-time size is a library call: it made every in-place probe several times dearer).
+inline std::uint32_t offset_at(const std::uint8_t* offs, unsigned code, std::uint32_t i) noexcept {
+    switch (code) {
+        case 0:
+            return 0;
+        case 1:
+            return offs[i];
+        case 2: {
+            std::uint16_t v;
+            std::memcpy(&v, offs + 2 * i, 2);
+            return v;
+        }
+        default: {
+            std::uint32_t v;
+            std::memcpy(&v, offs + 4 * i, 4);
+            return v;
+        }
+    }
+}
+
 // Puts the cursor at the first posting of block b (< n_blocks). Plain documents are read in
 // place; a packed block is decoded into buf when `decode` (essential cursors) and otherwise
 // read in place. Blocks skipped by block_last are never touched.
@@ -58,9 +79,7 @@ void enter_block(Cursor& c, std::size_t b, bool decode) noexcept {
     c.bcode = in[0] & 3u;
     c.blast = c.block_last[b];
     // The first offset is the block's largest; width 0 means a one-posting block.
-    std::uint32_t first = 0;
-    std::memcpy(&first, c.boffs, codec::detail::kBytes[c.bcode]);
-    c.doc = c.blast - first;
+    c.doc = c.blast - offset_at(c.boffs, c.bcode, 0);
 }
 
 // The index of the first offset <= lim at or after i in a block read in place (one exists).
@@ -160,9 +179,7 @@ inline void next_geq(Cursor& c, std::uint32_t d, bool decode) noexcept {
             default:
                 i = scan_offsets<std::uint32_t>(c.boffs, i, lim);
         }
-        std::uint32_t off = 0;
-        std::memcpy(&off, c.boffs + i * codec::detail::kBytes[c.bcode], codec::detail::kBytes[c.bcode]);
-        c.doc = c.blast - off;
+        c.doc = c.blast - offset_at(c.boffs, c.bcode, i);
     }
     c.pos += i - c.bi;
     c.bi = i;
