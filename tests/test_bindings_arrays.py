@@ -61,9 +61,15 @@ def _impacts() -> dict[str, np.ndarray]:
     return {"impacts": impacts, "nonoccurrence": nonocc}
 
 
+def _packed() -> dict[str, np.ndarray]:
+    a = _index_arrays()
+    names = ("block_ptr", "block_last", "block_off", "data")
+    return dict(zip(names, _core.bm25_pack_postings(a["term_ptr"], a["docs"], a["tfs"]), strict=True))
+
+
 def _view() -> _core.BM25View:
-    a, i = _index_arrays(), _impacts()
-    return _core.BM25View(2, a["term_ptr"], a["docs"], i["impacts"], i["nonoccurrence"])
+    a, i, p = _index_arrays(), _impacts(), _packed()
+    return _core.BM25View(2, a["term_ptr"], i["impacts"], i["nonoccurrence"], *p.values())
 
 
 def _maxsim_inputs() -> dict[str, np.ndarray]:
@@ -135,9 +141,37 @@ CASES = [
         lambda: {**_index_arrays(), **_impacts()},
     ),
     Case(
+        "bm25_pack_postings",
+        lambda **a: _core.bm25_pack_postings(a["term_ptr"], a["docs"], a["tfs"]),
+        lambda: {k: v for k, v in _index_arrays().items() if k != "doc_lens"},
+    ),
+    Case(
+        "bm25_check_packed",
+        lambda **a: _core.bm25_check_packed(
+            a["term_ptr"], a["block_ptr"], a["block_last"], a["block_off"], a["data"], 2
+        ),
+        lambda: {"term_ptr": _index_arrays()["term_ptr"], **_packed()},
+    ),
+    Case(
+        "bm25_unpack_postings",
+        lambda **a: _core.bm25_unpack_postings(
+            a["term_ptr"], a["block_ptr"], a["block_last"], a["block_off"], a["data"]
+        ),
+        lambda: {"term_ptr": _index_arrays()["term_ptr"], **_packed()},
+    ),
+    Case(
         "BM25View",
-        lambda **a: _core.BM25View(2, a["term_ptr"], a["docs"], a["impacts"], a["nonoccurrence"]),
-        lambda: {"term_ptr": _index_arrays()["term_ptr"], "docs": _index_arrays()["docs"], **_impacts()},
+        lambda **a: _core.BM25View(
+            2,
+            a["term_ptr"],
+            a["impacts"],
+            a["nonoccurrence"],
+            a["block_ptr"],
+            a["block_last"],
+            a["block_off"],
+            a["data"],
+        ),
+        lambda: {"term_ptr": _index_arrays()["term_ptr"], **_impacts(), **_packed()},
     ),
     Case(
         "BM25View.search",
@@ -235,7 +269,7 @@ def test_list_in_place_of_array_raises_naming_argument(case: Case, name: str) ->
 
 def test_bm25_view_reads_the_callers_arrays_without_a_copy() -> None:
     a, i = _index_arrays(), _impacts()
-    view = _core.BM25View(2, a["term_ptr"], a["docs"], i["impacts"], i["nonoccurrence"])
+    view = _core.BM25View(2, a["term_ptr"], i["impacts"], i["nonoccurrence"], *_packed().values())
     q, qoff = np.array([0], np.uint32), np.array([0, 1], np.int64)
     before = view.score_all(q)
     i["impacts"][0] += 1.0  # term 0's only posting (doc 0): the view sees the caller's memory

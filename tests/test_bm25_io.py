@@ -57,7 +57,7 @@ def test_add_after_load_equals_rebuild(saved: Path) -> None:
 def test_manifest_describes_files(saved: Path) -> None:
     manifest = json.loads((saved / "manifest.json").read_text())
     assert manifest["format"] == "crossrank.bm25"
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     assert manifest["params"]["variant"] == "bm25l"
     for entry in manifest["arrays"].values():
         path = saved / entry["file"]
@@ -78,7 +78,7 @@ def test_truncated_file(saved: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["docs.bin", "term_ptr.bin", "impacts.bin", "vocab_chars.bin", "ids_chars.bin"]
+    "name", ["packed_postings.bin", "term_ptr.bin", "impacts.bin", "vocab_chars.bin", "ids_chars.bin"]
 )
 def test_flipped_byte(saved: Path, name: str) -> None:
     victim = saved / name
@@ -89,7 +89,9 @@ def test_flipped_byte(saved: Path, name: str) -> None:
         BM25Index.load(saved)
 
 
-@pytest.mark.parametrize("name", ["docs.bin", "term_ptr.bin", "impacts.bin", "vocab_offsets.bin"])
+@pytest.mark.parametrize(
+    "name", ["packed_postings.bin", "block_last.bin", "term_ptr.bin", "impacts.bin", "vocab_offsets.bin"]
+)
 def test_flipped_byte_without_checksum_never_crashes(saved: Path, name: str) -> None:
     """With verify=False the structural checks still stop out-of-range offsets and ids."""
     victim = saved / name
@@ -132,8 +134,8 @@ def test_foreign_manifest(saved: Path, content: bytes) -> None:
 
 
 def test_missing_files(saved: Path, tmp_path: Path) -> None:
-    (saved / "tfs.bin").unlink()
-    with pytest.raises(StateError, match=r"tfs\.bin: missing"):
+    (saved / "block_off.bin").unlink()
+    with pytest.raises(StateError, match=r"block_off\.bin: missing"):
         BM25Index.load(saved)
     (saved / "manifest.json").unlink()
     with pytest.raises(StateError, match=r"manifest\.json: missing"):
@@ -179,10 +181,10 @@ def _rewrite_manifest(root: Path, edit) -> None:
 @pytest.mark.parametrize(
     ("edit", "match"),
     [
-        (lambda m: m["arrays"]["docs"].update(dtype="<u8"), r"docs\.bin: dtype"),
-        (lambda m: m["arrays"]["docs"].update(file="../docs.bin"), "plain file name"),
+        (lambda m: m["arrays"]["packed_postings"].update(dtype="<u8"), r"packed_postings\.bin: dtype"),
+        (lambda m: m["arrays"]["packed_postings"].update(file="../x.bin"), "plain file name"),
         (lambda m: m["arrays"]["impacts"].update(shape=[-1]), r"impacts\.bin: invalid shape"),
-        (lambda m: m["arrays"].pop("tfs"), r"arrays \['tfs'\] are not listed"),
+        (lambda m: m["arrays"].pop("block_off"), r"arrays \['block_off'\] are not listed"),
         (lambda m: m["params"].update(b=7), r"invalid parameters \(b must be in \[0, 1\]"),
         (lambda m: m.update(n_docs=99), "n_docs / n_terms do not match"),
         (lambda m: m.update(ids_kind="uuid"), "unknown ids_kind"),
@@ -202,7 +204,7 @@ def test_save_is_atomic_and_leaves_no_temporaries(saved: Path) -> None:
     before = {p.name: p.stat().st_ino for p in saved.iterdir()}
     BM25Index.from_tokens([["x"], ["y"]]).save(saved)
     after = {p.name: p.stat().st_ino for p in saved.iterdir()}
-    assert set(after) >= {"manifest.json", "docs.bin"}
+    assert set(after) >= {"manifest.json", "packed_postings.bin"}
     assert not set(before.values()) & set(after.values())  # new files, none rewritten in place
     assert [p.name for p in saved.parent.iterdir() if p.name.startswith(".")] == []
 
@@ -259,7 +261,7 @@ def test_a_failed_save_changes_nothing(saved: Path, monkeypatch: pytest.MonkeyPa
 def test_manifest_uses_the_shared_convention(saved: Path) -> None:
     manifest = json.loads((saved / "manifest.json").read_text())
     assert manifest["format"] == "crossrank.bm25"
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     assert "version" not in manifest
     assert isinstance(manifest["crossrank_version"], str)
 
@@ -271,9 +273,9 @@ def test_manifest_uses_the_shared_convention(saved: Path) -> None:
         (lambda m: m.update(params="lucene"), "field 'params' must be dict"),
         (lambda m: m.update(n_docs="4"), "field 'n_docs' must be int"),
         (lambda m: m.update(ids_kind=None), "field 'ids_kind' must be str"),
-        (lambda m: m["arrays"].update(docs="docs.bin"), "an array entry is str"),
-        (lambda m: m["arrays"]["docs"].update(file=7), "field 'file' must be str"),
-        (lambda m: m["arrays"]["docs"].update(shape=[True]), r"docs\.bin: invalid shape"),
+        (lambda m: m["arrays"].update(packed_postings="x.bin"), "an array entry is str"),
+        (lambda m: m["arrays"]["packed_postings"].update(file=7), "field 'file' must be str"),
+        (lambda m: m["arrays"]["block_last"].update(shape=[True]), r"block_last\.bin: invalid shape"),
         (lambda m: m["params"].update(k1="1.2"), "invalid parameters"),
         (lambda m: m["params"].pop("k1"), "invalid parameters"),
         (lambda m: m.update(analyzer=["not", "a", "config"]), "invalid analyzer config|malformed manifest"),

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "../src/bm25_codec.hpp"
 #include "bindings.hpp"
 #include "crossrank/analyzer.hpp"
 #include "crossrank/bm25.hpp"
@@ -48,6 +49,41 @@ bm25::PostingsView postings_view(const I64& term_ptr, const U32& docs, const U32
     check_size(tfs, "tfs", docs.shape(0));
     check_term_ptr_ends(term_ptr, docs);
     return raw_postings_view(term_ptr, docs, tfs, doc_lens);
+}
+
+// Packed postings' array sizes agree with term_ptr (block counts) and each other; a packed index
+// of the wrong shape is a bad file (StateError). The contents are codec::check's.
+void check_packed_shapes(const I64& term_ptr, const I64& block_ptr, const U32& block_last,
+                         const carray<std::uint64_t>& block_off, const carray<std::uint8_t>& data) {
+    const auto n_terms = term_ptr.shape(0) - 1;
+    if (block_ptr.shape(0) != n_terms + 1) throw StateError("block_ptr must have n_terms + 1 entries");
+    const std::int64_t* bp = block_ptr.data();
+    const std::int64_t* tp = term_ptr.data();
+    const auto bs = static_cast<std::int64_t>(bm25::kBlockSize);
+    if (bp[0] != 0) throw StateError("block_ptr must start at 0");
+    for (py::ssize_t t = 0; t < n_terms; ++t) {
+        const std::int64_t len = tp[t + 1] - tp[t];
+        if (len < 0 || bp[t + 1] - bp[t] != (len + bs - 1) / bs)
+            throw StateError("block_ptr does not match term_ptr at term " + std::to_string(t));
+    }
+    if (block_last.shape(0) != bp[n_terms] || block_off.shape(0) != bp[n_terms] + 1)
+        throw StateError("block_last / block_off do not have one entry per block (+1)");
+    if (data.shape(0) < static_cast<py::ssize_t>(bm25::codec::kPad))
+        throw StateError("packed data is shorter than its padding");
+}
+
+bm25::codec::PackedView packed_view(const I64& term_ptr, const I64& block_ptr, const U32& block_last,
+                                    const carray<std::uint64_t>& block_off,
+                                    const carray<std::uint8_t>& data) {
+    bm25::codec::PackedView v;
+    v.n_terms = static_cast<std::size_t>(term_ptr.shape(0) - 1);
+    v.term_ptr = term_ptr.data();
+    v.block_ptr = block_ptr.data();
+    v.block_last = block_last.data();
+    v.block_off = block_off.data();
+    v.data = data.data();
+    v.data_size = static_cast<std::size_t>(data.shape(0));
+    return v;
 }
 
 bm25::Params make_params(const std::string& variant, double k1, double b, double delta) {
@@ -107,21 +143,33 @@ py::tuple map_tokens(Vocabulary& vocab, const py::list& tokens, const In<std::in
 // only read it, so one view may serve several threads at once (each call releases the GIL).
 class BM25View {
   public:
-    BM25View(std::int64_t n_docs, const In<std::int64_t>& term_ptr, const In<std::uint32_t>& docs,
-             const In<float>& impacts, const In<float>& nonoccurrence)
+    // Documents packed by bm25_pack_postings (block_ptr, block_last, block_off, data), already
+    // checked (bm25_check_packed) by whoever made or loaded them.
+    BM25View(std::int64_t n_docs, const In<std::int64_t>& term_ptr, const In<float>& impacts,
+             const In<float>& nonoccurrence, const In<std::int64_t>& block_ptr,
+             const In<std::uint32_t>& block_last, const In<std::uint64_t>& block_off,
+             const In<std::uint8_t>& data)
         : term_ptr_(take<std::int64_t>(term_ptr, "term_ptr", 1)),
-          docs_(take<std::uint32_t>(docs, "docs", 1)),
           impacts_(take<float>(impacts, "impacts", 1)),
-          nonocc_(take<float>(nonoccurrence, "nonoccurrence", 1)) {
+          nonocc_(take<float>(nonoccurrence, "nonoccurrence", 1)),
+          block_ptr_(take<std::int64_t>(block_ptr, "block_ptr", 1)),
+          block_last_(take<std::uint32_t>(block_last, "block_last", 1)),
+          block_off_(take<std::uint64_t>(block_off, "block_off", 1)),
+          data_(take<std::uint8_t>(data, "data", 1)) {
         check_range(n_docs, "n_docs", 0, std::numeric_limits<std::uint32_t>::max());
         check_min_size(term_ptr_, "term_ptr", 1, "n_terms + 1 >= 1 entries");
-        check_size(impacts_, "impacts", docs_.shape(0));
         check_size(nonocc_, "nonoccurrence", term_ptr_.shape(0) - 1);
-        check_term_ptr_ends(term_ptr_, docs_);
+        if (term_ptr_.data()[0] != 0 || term_ptr_.data()[term_ptr_.shape(0) - 1] != impacts_.shape(0))
+            throw py::value_error("term_ptr must run from 0 to len(impacts)");
+        check_packed_shapes(term_ptr_, block_ptr_, block_last_, block_off_, data_);
         view_.n_docs = static_cast<std::size_t>(n_docs);
         view_.n_terms = static_cast<std::size_t>(term_ptr_.shape(0) - 1);
         view_.term_ptr = term_ptr_.data();
-        view_.docs = docs_.data();
+        view_.packed_block_ptr = block_ptr_.data();
+        view_.packed_block_last = block_last_.data();
+        view_.packed_block_off = block_off_.data();
+        view_.packed_data = data_.data();
+        view_.packed_size = static_cast<std::size_t>(data_.shape(0));
         view_.impacts = impacts_.data();
         view_.nonoccurrence = nonocc_.data();
         {
@@ -183,8 +231,11 @@ class BM25View {
 
   private:
     I64 term_ptr_;
-    U32 docs_;
     F32 impacts_, nonocc_;
+    I64 block_ptr_;
+    U32 block_last_;
+    carray<std::uint64_t> block_off_;
+    carray<std::uint8_t> data_;
     bm25::BlockMax blocks_;
     bm25::IndexView view_;
 };
@@ -314,27 +365,36 @@ void bind_bm25(py::module_& m) {
 
     m.def(
         "bm25_validate_index",
-        [](const In<std::int64_t>& term_ptr_arg, const In<std::uint32_t>& docs_arg,
-           const In<std::uint32_t>& tfs_arg, const In<std::uint32_t>& doc_lens_arg,
-           const In<float>& impacts_arg, const In<float>& nonocc_arg) {
+        [](const In<std::int64_t>& term_ptr_arg, const py::object& docs_arg, const py::object& tfs_arg,
+           const In<std::uint32_t>& doc_lens_arg, const In<float>& impacts_arg, const In<float>& nonocc_arg) {
             const I64 term_ptr = take<std::int64_t>(term_ptr_arg, "term_ptr", 1);
-            const U32 docs = take<std::uint32_t>(docs_arg, "docs", 1);
-            const U32 tfs = take<std::uint32_t>(tfs_arg, "tfs", 1);
+            // docs / tfs are None for packed postings (bm25_check_packed checks those).
+            const auto docs = take_optional<std::uint32_t>(docs_arg, "docs", 1);
+            const auto tfs = take_optional<std::uint32_t>(tfs_arg, "tfs", 1);
             const U32 doc_lens = take<std::uint32_t>(doc_lens_arg, "doc_lens", 1);
             const F32 impacts = take<float>(impacts_arg, "impacts", 1);
             const F32 nonocc = take<float>(nonocc_arg, "nonoccurrence", 1);
             // A loaded index of the wrong shape is a bad file: StateError, like the core's checks.
             if (term_ptr.shape(0) < 1) throw StateError("term_ptr must have n_terms + 1 >= 1 entries");
+            if (docs.has_value() != tfs.has_value())
+                throw py::value_error("give both docs and tfs, or neither");
             auto same = [](const py::array& a, const char* name, py::ssize_t n) {
                 if (a.shape(0) != n)
                     throw StateError(std::string(name) + " must have " + std::to_string(n) +
                                      " entries, got " + std::to_string(a.shape(0)));
             };
-            same(impacts, "impacts", docs.shape(0));
+            const py::ssize_t n_post = docs ? docs->shape(0) : impacts.shape(0);
+            same(impacts, "impacts", n_post);
             same(nonocc, "nonoccurrence", term_ptr.shape(0) - 1);
-            same(tfs, "tfs", docs.shape(0));
-            const bm25::PostingsView v = raw_postings_view(term_ptr, docs, tfs, doc_lens);
-            const auto nnz = static_cast<std::size_t>(docs.shape(0));
+            if (tfs) same(*tfs, "tfs", n_post);
+            bm25::PostingsView v;
+            v.n_terms = static_cast<std::size_t>(term_ptr.shape(0) - 1);
+            v.n_docs = static_cast<std::size_t>(doc_lens.shape(0));
+            v.term_ptr = term_ptr.data();
+            v.docs = docs ? docs->data() : nullptr;
+            v.tfs = tfs ? tfs->data() : nullptr;
+            v.doc_lens = doc_lens.data();
+            const auto nnz = static_cast<std::size_t>(n_post);
             const float* pi = impacts.data();
             const float* pn = nonocc.data();
             py::gil_scoped_release release;
@@ -343,13 +403,90 @@ void bind_bm25(py::module_& m) {
         py::arg("term_ptr"), py::arg("docs"), py::arg("tfs"), py::arg("doc_lens"), py::arg("impacts"),
         py::arg("nonoccurrence"));
 
+    m.def(
+        "bm25_pack_postings",
+        [](const In<std::int64_t>& term_ptr_arg, const In<std::uint32_t>& docs_arg,
+           const In<std::uint32_t>& tfs_arg) {
+            const I64 term_ptr = take<std::int64_t>(term_ptr_arg, "term_ptr", 1);
+            const U32 docs = take<std::uint32_t>(docs_arg, "docs", 1);
+            const U32 tfs = take<std::uint32_t>(tfs_arg, "tfs", 1);
+            check_min_size(term_ptr, "term_ptr", 1, "n_terms + 1 >= 1 entries");
+            check_size(tfs, "tfs", docs.shape(0));
+            check_term_ptr_ends(term_ptr, docs);
+            const auto n_terms = static_cast<std::size_t>(term_ptr.shape(0) - 1);
+            const std::int64_t* tp = term_ptr.data();
+            for (std::size_t t = 0; t < n_terms; ++t)
+                if (tp[t + 1] < tp[t])
+                    throw py::value_error("term_ptr decreases at term " + std::to_string(t));
+            const std::uint32_t* pd = docs.data();
+            const std::uint32_t* pt = tfs.data();
+            bm25::codec::Packed out;
+            {
+                py::gil_scoped_release release;
+                out = bm25::codec::pack(n_terms, tp, pd, pt);
+            }
+            return py::make_tuple(to_numpy(std::move(out.block_ptr)), to_numpy(std::move(out.block_last)),
+                                  to_numpy(std::move(out.block_off)), to_numpy(std::move(out.data)));
+        },
+        py::arg("term_ptr"), py::arg("docs"), py::arg("tfs"),
+        "Pack CSR postings (bm25_codec.hpp): (block_ptr int64, block_last uint32, block_off uint64, data "
+        "uint8).");
+
+    m.def(
+        "bm25_check_packed",
+        [](const In<std::int64_t>& term_ptr_arg, const In<std::int64_t>& block_ptr_arg,
+           const In<std::uint32_t>& block_last_arg, const In<std::uint64_t>& block_off_arg,
+           const In<std::uint8_t>& data_arg, std::int64_t n_docs) {
+            const I64 term_ptr = take<std::int64_t>(term_ptr_arg, "term_ptr", 1);
+            const I64 block_ptr = take<std::int64_t>(block_ptr_arg, "block_ptr", 1);
+            const U32 block_last = take<std::uint32_t>(block_last_arg, "block_last", 1);
+            const auto block_off = take<std::uint64_t>(block_off_arg, "block_off", 1);
+            const auto data = take<std::uint8_t>(data_arg, "data", 1);
+            check_range(n_docs, "n_docs", 0, std::numeric_limits<std::uint32_t>::max());
+            if (term_ptr.shape(0) < 1) throw StateError("term_ptr must have n_terms + 1 >= 1 entries");
+            check_packed_shapes(term_ptr, block_ptr, block_last, block_off, data);
+            const auto v = packed_view(term_ptr, block_ptr, block_last, block_off, data);
+            py::gil_scoped_release release;
+            bm25::codec::check(v, static_cast<std::size_t>(n_docs));
+        },
+        py::arg("term_ptr"), py::arg("block_ptr"), py::arg("block_last"), py::arg("block_off"),
+        py::arg("data"), py::arg("n_docs"), "Check packed postings (StateError naming what is wrong).");
+
+    m.def(
+        "bm25_unpack_postings",
+        [](const In<std::int64_t>& term_ptr_arg, const In<std::int64_t>& block_ptr_arg,
+           const In<std::uint32_t>& block_last_arg, const In<std::uint64_t>& block_off_arg,
+           const In<std::uint8_t>& data_arg) {
+            const I64 term_ptr = take<std::int64_t>(term_ptr_arg, "term_ptr", 1);
+            const I64 block_ptr = take<std::int64_t>(block_ptr_arg, "block_ptr", 1);
+            const U32 block_last = take<std::uint32_t>(block_last_arg, "block_last", 1);
+            const auto block_off = take<std::uint64_t>(block_off_arg, "block_off", 1);
+            const auto data = take<std::uint8_t>(data_arg, "data", 1);
+            if (term_ptr.shape(0) < 1) throw StateError("term_ptr must have n_terms + 1 >= 1 entries");
+            check_packed_shapes(term_ptr, block_ptr, block_last, block_off, data);
+            const auto v = packed_view(term_ptr, block_ptr, block_last, block_off, data);
+            const auto nnz = term_ptr.data()[term_ptr.shape(0) - 1];
+            py::array_t<std::uint32_t> docs(nnz), tfs(nnz);
+            std::uint32_t* pd = docs.mutable_data();
+            std::uint32_t* pt = tfs.mutable_data();
+            {
+                py::gil_scoped_release release;
+                bm25::codec::unpack(v, pd, pt);
+            }
+            return py::make_tuple(docs, tfs);
+        },
+        py::arg("term_ptr"), py::arg("block_ptr"), py::arg("block_last"), py::arg("block_off"),
+        py::arg("data"),
+        "Decode packed postings (checked by bm25_check_packed) back to (docs uint32, tfs uint32).");
+
     py::class_<BM25View>(m, "BM25View", plain_metaclass(),
                          "An index's search arrays bound once (checked, kept alive); search passes only the "
                          "query. Read-only: one view may be shared across threads.")
-        .def(py::init<std::int64_t, const In<std::int64_t>&, const In<std::uint32_t>&, const In<float>&,
-                      const In<float>&>(),
-             py::arg("n_docs"), py::arg("term_ptr"), py::arg("docs"), py::arg("impacts"),
-             py::arg("nonoccurrence"))
+        .def(py::init<std::int64_t, const In<std::int64_t>&, const In<float>&, const In<float>&,
+                      const In<std::int64_t>&, const In<std::uint32_t>&, const In<std::uint64_t>&,
+                      const In<std::uint8_t>&>(),
+             py::arg("n_docs"), py::arg("term_ptr"), py::arg("impacts"), py::arg("nonoccurrence"),
+             py::arg("block_ptr"), py::arg("block_last"), py::arg("block_off"), py::arg("data"))
         .def_property_readonly("n_docs", &BM25View::n_docs)
         .def_property_readonly("n_terms", &BM25View::n_terms)
         .def("search", &BM25View::search, py::arg("query_terms"), py::arg("query_offsets"), py::arg("k"),

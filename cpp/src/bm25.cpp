@@ -7,6 +7,7 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "bm25_codec.hpp"
 #include "bm25_pruned.hpp"
 #include "crossrank/errors.hpp"
 #include "crossrank/parallel.hpp"
@@ -201,10 +202,10 @@ void validate_index(const PostingsView& ix, std::size_t nnz, const float* impact
         if (!(nonoccurrence[t] >= 0) || !std::isfinite(nonoccurrence[t]))
             fail("nonoccurrence[" + std::to_string(t) + "] is negative or not finite");
         for (std::int64_t j = j0; j < j1; ++j) {
-            if (ix.docs[j] >= ix.n_docs)
+            if (ix.docs && ix.docs[j] >= ix.n_docs)
                 fail("docs[" + std::to_string(j) + "] = " + std::to_string(ix.docs[j]) + " is not < " +
                      std::to_string(ix.n_docs) + " documents");
-            if (j > j0 && ix.docs[j] <= ix.docs[j - 1])
+            if (ix.docs && j > j0 && ix.docs[j] <= ix.docs[j - 1])
                 fail("docs of term " + std::to_string(t) + " are not increasing");
             if (ix.tfs && ix.tfs[j] == 0) fail("tfs[" + std::to_string(j) + "] is 0");
             if (!(impacts[j] >= 0) || !std::isfinite(impacts[j]))
@@ -235,7 +236,8 @@ BlockMax build_block_max(const IndexView& ix, int num_threads) {
                 float mx = 0.0f;
                 for (std::int64_t x = j; x < e; ++x) mx = std::max(mx, ix.impacts[x]);
                 out.block_max[static_cast<std::size_t>(b)] = mx;
-                out.block_last[static_cast<std::size_t>(b)] = ix.docs[e - 1];
+                out.block_last[static_cast<std::size_t>(b)] =
+                    ix.packed_data ? ix.packed_block_last[b] : ix.docs[e - 1];
                 term_max = std::max(term_max, mx);
             }
             out.term_max[t] = term_max;
@@ -277,22 +279,21 @@ float nonoccurrence_constant(const IndexView& ix, const std::uint32_t* terms, st
 // Dense mode: add every posting's impact, no branches (query terms in order, postings in order).
 void accumulate_dense(const IndexView& ix, const std::uint32_t* terms, std::size_t n, float* __restrict acc) {
     for (std::size_t i = 0; i < n; ++i) {
-        const std::uint32_t t = terms[i];
-        const std::uint32_t* __restrict docs = ix.docs + ix.term_ptr[t];
-        const float* __restrict imp = ix.impacts + ix.term_ptr[t];
-        const std::size_t len = static_cast<std::size_t>(ix.term_ptr[t + 1] - ix.term_ptr[t]);
-        std::size_t j = 0;
-        // Four independent postings per step (distinct documents within a term, so no two
-        // updates of one step touch the same slot); same additions in the same order per slot.
-        for (; j + 4 <= len; j += 4) {
-            const std::uint32_t d0 = docs[j], d1 = docs[j + 1], d2 = docs[j + 2], d3 = docs[j + 3];
-            const float v0 = imp[j], v1 = imp[j + 1], v2 = imp[j + 2], v3 = imp[j + 3];
-            acc[d0] += v0;
-            acc[d1] += v1;
-            acc[d2] += v2;
-            acc[d3] += v3;
-        }
-        for (; j < len; ++j) acc[docs[j]] += imp[j];
+        codec::for_each_block(ix, terms[i], [acc](auto docs, const float* __restrict imp, std::size_t len) {
+            std::size_t j = 0;
+            // Four independent postings per step (distinct documents within a term, so no two
+            // updates of one step touch the same slot); same additions in the same order per slot.
+            for (; j + 4 <= len; j += 4) {
+                const std::uint32_t d0 = docs[j], d1 = docs[j + 1], d2 = docs[j + 2], d3 = docs[j + 3];
+                const float v0 = imp[j], v1 = imp[j + 1], v2 = imp[j + 2], v3 = imp[j + 3];
+                acc[d0] += v0;
+                acc[d1] += v1;
+                acc[d2] += v2;
+                acc[d3] += v3;
+            }
+            for (; j < len; ++j) acc[docs[j]] += imp[j];
+            return true;
+        });
     }
 }
 
@@ -300,19 +301,21 @@ void accumulate_dense(const IndexView& ix, const std::uint32_t* terms, std::size
 // gets a positive impact. Impacts are >= 0, so a float32 sum that became positive stays positive
 // and touched lists exactly the documents with acc > 0.
 void accumulate_sparse(const IndexView& ix, const std::uint32_t* terms, std::size_t n, Scratch& s) {
+    float* acc = s.acc.data();
     for (std::size_t i = 0; i < n; ++i) {
-        const std::uint32_t t = terms[i];
-        const std::int64_t j1 = ix.term_ptr[t + 1];
-        for (std::int64_t j = ix.term_ptr[t]; j < j1; ++j) {
-            const std::uint32_t d = ix.docs[j];
-            const float v = ix.impacts[j];
-            float& a = s.acc[d];
-            if (a == 0.0f) {
-                if (v == 0.0f) continue;
-                s.touched.push_back(d);
+        codec::for_each_block(ix, terms[i], [&](auto docs, const float* imp, std::size_t len) {
+            for (std::size_t j = 0; j < len; ++j) {
+                const std::uint32_t d = docs[j];
+                const float v = imp[j];
+                float& a = acc[d];
+                if (a == 0.0f) {
+                    if (v == 0.0f) continue;
+                    s.touched.push_back(d);
+                }
+                a += v;
             }
-            a += v;
-        }
+            return true;
+        });
     }
 }
 
@@ -348,14 +351,16 @@ void search_one(const IndexView& ix, const std::uint32_t* terms, std::size_t n, 
         });
         std::size_t seeded = 0;
         for (std::size_t i = 0; i < s.order.size() && seeded < kSeedFactor * kk; ++i) {
-            const std::uint32_t t = s.order[i];
-            for (std::int64_t j = ix.term_ptr[t]; j < ix.term_ptr[t + 1] && seeded < kSeedFactor * kk; ++j) {
-                const std::uint32_t d = ix.docs[j];
-                if (acc[d] == kSeeded) continue;
-                s.top.push(acc[d] + c, d);
-                acc[d] = kSeeded;
-                ++seeded;
-            }
+            codec::for_each_block(ix, s.order[i], [&](auto docs, const float*, std::size_t len) {
+                for (std::size_t j = 0; j < len && seeded < kSeedFactor * kk; ++j) {
+                    const std::uint32_t d = docs[j];
+                    if (acc[d] == kSeeded) continue;
+                    s.top.push(acc[d] + c, d);
+                    acc[d] = kSeeded;
+                    ++seeded;
+                }
+                return seeded < kSeedFactor * kk;
+            });
         }
         s.top.tighten();
         // One pass: score, skip what is below the bar (an equal score may still win on a lower

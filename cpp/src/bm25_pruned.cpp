@@ -20,9 +20,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <limits>
 
+#include "bm25_codec.hpp"
 #include "crossrank/topk.hpp"
 
 namespace crossrank::bm25::detail {
@@ -30,7 +32,95 @@ namespace {
 
 constexpr std::uint32_t kEnd = 0xFFFFFFFFu;  // past every document (n_docs < 2^32 - 1)
 
-inline std::uint32_t doc_of(const Cursor& c) noexcept { return c.pos < c.len ? c.docs[c.pos] : kEnd; }
+// Offset i of a block read in place, `code` its width code. Fixed-size loads per width (a memcpy
+// of a run-time size is a library call: it made every in-place probe several times dearer).
+inline std::uint32_t offset_at(const std::uint8_t* offs, unsigned code, std::uint32_t i) noexcept {
+    switch (code) {
+        case 0:
+            return 0;
+        case 1:
+            return offs[i];
+        case 2: {
+            std::uint16_t v;
+            std::memcpy(&v, offs + 2 * i, 2);
+            return v;
+        }
+        default: {
+            std::uint32_t v;
+            std::memcpy(&v, offs + 4 * i, 4);
+            return v;
+        }
+    }
+}
+
+// Puts the cursor at the first posting of block b (< n_blocks). Plain documents are read in
+// place; a packed block is decoded into buf when `decode` (essential cursors) and otherwise
+// read in place. Blocks skipped by block_last are never touched.
+void enter_block(Cursor& c, std::size_t b, bool decode) noexcept {
+    const std::size_t start = b * kBlockSize;
+    c.cur_block = b;
+    c.pos = start;
+    c.bi = 0;
+    c.blen = static_cast<std::uint32_t>(std::min(kBlockSize, c.len - start));
+    if (c.docs) {
+        c.bdocs = c.docs + start;
+        c.doc = c.bdocs[0];
+        return;
+    }
+    const std::uint8_t* in = c.packed + c.block_off[b];
+    if (decode) {
+        codec::decode_docs(in, c.blen, c.block_last[b], c.buf);
+        c.bdocs = c.buf;
+        c.doc = c.buf[0];
+        return;
+    }
+    c.bdocs = nullptr;
+    c.boffs = in + 1;
+    c.bcode = in[0] & 3u;
+    c.blast = c.block_last[b];
+    // The first offset is the block's largest; width 0 means a one-posting block.
+    c.doc = c.blast - offset_at(c.boffs, c.bcode, 0);
+}
+
+// The index of the first offset <= lim at or after i in a block read in place (one exists).
+template <class T>
+inline std::uint32_t scan_offsets(const std::uint8_t* offs, std::uint32_t i, std::uint32_t lim) noexcept {
+    for (;; ++i) {
+        T v;
+        std::memcpy(&v, offs + i * sizeof(T), sizeof(T));
+        if (static_cast<std::uint32_t>(v) <= lim) return i;
+    }
+}
+
+// Positions the cursor on its first posting (or the end of an empty list).
+void start(Cursor& c) noexcept {
+    if (c.len == 0) {
+        c.doc = kEnd;
+        return;
+    }
+    enter_block(c, 0, true);
+}
+
+// Moves past the block's last posting: into the next block, or to the end.
+void next_block(Cursor& c) noexcept {
+    if (c.cur_block + 1 < c.n_blocks) {
+        enter_block(c, c.cur_block + 1, true);
+    } else {
+        c.pos = c.len;
+        c.bi = c.blen;
+        c.doc = kEnd;
+    }
+}
+
+// Moves to the next posting (essential cursors only: their block is decoded or plain).
+inline void advance(Cursor& c) noexcept {
+    ++c.pos;
+    if (++c.bi < c.blen) {
+        c.doc = c.bdocs[c.bi];
+        return;
+    }
+    next_block(c);
+}
 
 // Moves the block cursor to the first block whose last document is >= d (the block d would be
 // in); returns that block's largest impact, or 0 past the end.
@@ -53,19 +143,46 @@ inline double range_max(Cursor& c, std::uint32_t d, std::uint32_t e) noexcept {
     return static_cast<double>(c.mult) * mx;
 }
 
-// Moves to the first posting with document >= d, skipping whole blocks by their last document.
-// Uses its own block index (pos / kBlockSize), so it works for essential and non-essential cursors.
-inline void next_geq(Cursor& c, std::uint32_t d) noexcept {
-    if (c.pos >= c.len || c.docs[c.pos] >= d) return;
-    std::size_t b = c.pos / kBlockSize;
-    while (b < c.n_blocks && c.block_last[b] < d) ++b;
-    if (b == c.n_blocks) {
-        c.pos = c.len;
-        return;
+// Moves to the first posting with document >= d, skipping whole blocks by their last document
+// (a skipped packed block is never read). `decode`: the cursor is essential (a packed block it
+// enters is decoded for the postings it will step through); otherwise it is read in place.
+inline void next_geq(Cursor& c, std::uint32_t d, bool decode) noexcept {
+    if (c.doc >= d) return;  // kEnd too
+    if (c.block_last[c.cur_block] < d) {
+        std::size_t b = c.cur_block + 1;
+        while (b < c.n_blocks && c.block_last[b] < d) ++b;
+        if (b == c.n_blocks) {
+            c.pos = c.len;
+            c.bi = c.blen;
+            c.doc = kEnd;
+            return;
+        }
+        enter_block(c, b, decode);
     }
-    std::size_t p = std::max(c.pos, b * kBlockSize);
-    while (c.docs[p] < d) ++p;  // stops inside block b: its last document is >= d
-    c.pos = p;
+    // Stops inside the block: its last document is >= d.
+    std::uint32_t i = c.bi;
+    if (c.bdocs) {
+        while (c.bdocs[i] < d) ++i;
+        c.doc = c.bdocs[i];
+    } else {
+        // Document last - offset >= d  <=>  offset <= last - d (d <= last here).
+        const std::uint32_t lim = c.blast - d;
+        switch (c.bcode) {
+            case 0:
+                break;  // one posting, the block's last: >= d
+            case 1:
+                i = scan_offsets<std::uint8_t>(c.boffs, i, lim);
+                break;
+            case 2:
+                i = scan_offsets<std::uint16_t>(c.boffs, i, lim);
+                break;
+            default:
+                i = scan_offsets<std::uint32_t>(c.boffs, i, lim);
+        }
+        c.doc = c.blast - offset_at(c.boffs, c.bcode, i);
+    }
+    c.pos += i - c.bi;
+    c.bi = i;
 }
 
 // Sum of the query terms' non-occurrence scores in float64, rounded once (as in bm25.cpp).
@@ -96,7 +213,12 @@ bool search_pruned_one(const IndexView& ix, const std::uint32_t* terms, std::siz
         const std::int64_t j0 = ix.term_ptr[t], j1 = ix.term_ptr[t + 1];
         if (j1 > j0) {
             Cursor cur;
-            cur.docs = ix.docs + j0;
+            cur.docs = ix.packed_data ? nullptr : ix.docs + j0;
+            if (ix.packed_data) {
+                cur.packed = ix.packed_data;
+                cur.block_off = ix.packed_block_off + ix.packed_block_ptr[t];
+            }
+            cur.term = t;
             cur.impacts = ix.impacts + j0;
             cur.len = static_cast<std::size_t>(j1 - j0);
             cur.block_max = ix.block_max + ix.block_ptr[t];
@@ -113,14 +235,18 @@ bool search_pruned_one(const IndexView& ix, const std::uint32_t* terms, std::siz
     const std::size_t m = s.cursors.size();
     // Cursors by increasing bound: the non-essential ones are a prefix [0, fe).
     std::sort(s.cursors.begin(), s.cursors.end(), [](const Cursor& a, const Cursor& b) {
-        return a.bound < b.bound || (a.bound == b.bound && a.docs < b.docs);
+        return a.bound < b.bound || (a.bound == b.bound && a.term < b.term);
     });
     for (std::size_t q = 0; q < n; ++q) {
         if (s.slot[q] < 0) continue;
         const std::uint32_t t = static_cast<std::uint32_t>(s.slot[q]);
-        const std::uint32_t* first = ix.docs + ix.term_ptr[t];
         for (std::size_t i = 0; i < m; ++i)
-            if (s.cursors[i].docs == first) s.slot[q] = static_cast<std::int32_t>(i);
+            if (s.cursors[i].term == t) s.slot[q] = static_cast<std::int32_t>(i);
+    }
+    if (ix.packed_data) s.bufs.resize(m * kBlockSize);
+    for (std::size_t i = 0; i < m; ++i) {
+        if (ix.packed_data) s.cursors[i].buf = s.bufs.data() + i * kBlockSize;
+        start(s.cursors[i]);
     }
     s.prefix.assign(m + 1, 0.0);
     for (std::size_t i = 0; i < m; ++i) s.prefix[i + 1] = s.prefix[i] + s.cursors[i].bound;
@@ -142,7 +268,7 @@ bool search_pruned_one(const IndexView& ix, const std::uint32_t* terms, std::siz
     while (fe < m) {
         if (++steps > budget) return false;  // pruning is not paying off: score exhaustively
         std::uint32_t d = kEnd;
-        for (std::size_t i = fe; i < m; ++i) d = std::min(d, doc_of(s.cursors[i]));
+        for (std::size_t i = fe; i < m; ++i) d = std::min(d, s.cursors[i].doc);
         if (d == kEnd) break;
         if ((!any_checked || d > checked_to) && theta > -std::numeric_limits<double>::infinity()) {
             // Block skip: every document in [d, e] (e: the first end of an essential cursor's
@@ -152,15 +278,15 @@ bool search_pruned_one(const IndexView& ix, const std::uint32_t* terms, std::siz
             double bound = 0.0;
             for (std::size_t i = fe; i < m; ++i) {
                 const Cursor& cur = s.cursors[i];
-                if (cur.pos >= cur.len) continue;
-                const std::size_t b = cur.pos / kBlockSize;
+                if (cur.doc == kEnd) continue;
+                const std::size_t b = cur.cur_block;
                 e = std::min(e, cur.block_last[b]);
                 bound += static_cast<double>(cur.mult) * cur.block_max[b];
             }
             for (std::size_t i = fe; i-- > 0 && !may_enter(bound);) bound += range_max(s.cursors[i], d, e);
             if (!may_enter(bound)) {
                 if (e == kEnd) break;
-                for (std::size_t i = fe; i < m; ++i) next_geq(s.cursors[i], e + 1);
+                for (std::size_t i = fe; i < m; ++i) next_geq(s.cursors[i], e + 1, true);
                 continue;
             }
             any_checked = true;
@@ -169,11 +295,11 @@ bool search_pruned_one(const IndexView& ix, const std::uint32_t* terms, std::siz
         double partial = 0.0;
         for (std::size_t i = fe; i < m; ++i) {
             Cursor& cur = s.cursors[i];
-            if (cur.pos < cur.len && cur.docs[cur.pos] == d) {
+            if (cur.doc == d) {
                 s.here[i] = cur.impacts[cur.pos];
                 s.found[i] = 1;
                 partial += static_cast<double>(cur.mult) * s.here[i];
-                ++cur.pos;
+                advance(cur);
             } else {
                 s.found[i] = 0;
             }
@@ -194,8 +320,8 @@ bool search_pruned_one(const IndexView& ix, const std::uint32_t* terms, std::siz
                 }
                 rest -= s.block_bound[i];
                 Cursor& cur = s.cursors[i];
-                next_geq(cur, d);
-                if (cur.pos < cur.len && cur.docs[cur.pos] == d) {
+                next_geq(cur, d, false);
+                if (cur.doc == d) {
                     s.here[i] = cur.impacts[cur.pos];
                     s.found[i] = 1;
                     partial += static_cast<double>(cur.mult) * s.here[i];

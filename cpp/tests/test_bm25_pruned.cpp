@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "../src/bm25_codec.hpp"
 #include "crossrank/bm25.hpp"
 
 namespace bm25 = crossrank::bm25;
@@ -17,13 +18,23 @@ struct Index {
     bm25::Postings postings;
     std::vector<float> impacts, nonocc;
     bm25::BlockMax blocks;
+    bm25::codec::Packed packed;
     std::size_t n_terms = 0;
-    bm25::IndexView view(bool with_blocks = true) const {
+    // Plain documents, or the packed ones (decoded block by block) when `pack` is set.
+    bm25::IndexView view(bool with_blocks = true, bool pack = false) const {
         bm25::IndexView v;
         v.n_docs = postings.doc_lens.size();
         v.n_terms = n_terms;
         v.term_ptr = postings.term_ptr.data();
-        v.docs = postings.docs.data();
+        if (pack) {
+            v.packed_block_ptr = packed.block_ptr.data();
+            v.packed_block_last = packed.block_last.data();
+            v.packed_block_off = packed.block_off.data();
+            v.packed_data = packed.data.data();
+            v.packed_size = packed.data.size();
+        } else {
+            v.docs = postings.docs.data();
+        }
         v.impacts = impacts.data();
         v.nonoccurrence = nonocc.data();
         if (with_blocks) {
@@ -65,6 +76,8 @@ Index build(const Docs& base_docs, const Docs& extra_docs, std::size_t n_terms, 
     ix.nonocc.resize(n_terms);
     bm25::compute_impacts(p, base, ix.impacts.data(), ix.nonocc.data(), 2);
     ix.blocks = bm25::build_block_max(ix.view(false), 2);
+    ix.packed = bm25::codec::pack(n_terms, ix.postings.term_ptr.data(), ix.postings.docs.data(),
+                                  ix.postings.tfs.data());
     return ix;
 }
 
@@ -99,22 +112,29 @@ void check_queries(const Index& ix, const std::vector<std::vector<std::uint32_t>
     }
     for (std::size_t k : {std::size_t{1}, std::size_t{10}, std::size_t{100}, std::size_t{1000}, n}) {
         const std::size_t kk = std::min(k, n);
-        std::vector<std::int64_t> d0(queries.size() * kk), d1(d0.size()), d2(d0.size());
-        std::vector<float> s0(d0.size()), s1(d0.size()), s2(d0.size());
+        std::vector<std::int64_t> d0(queries.size() * kk);
+        std::vector<float> s0(d0.size());
+        // The reference: exhaustive over plain documents.
         bm25::search(ix.view(), flat.data(), off.data(), queries.size(), k, 2, d0.data(), s0.data(),
                      bm25::Strategy::exhaustive);
-        bm25::search(ix.view(), flat.data(), off.data(), queries.size(), k, 2, d1.data(), s1.data(),
-                     bm25::Strategy::pruned);
-        bm25::search(ix.view(), flat.data(), off.data(), queries.size(), k, 1, d2.data(), s2.data(),
-                     bm25::Strategy::automatic);
-        // One assertion per k (millions of REQUIREs are slow under the sanitizers); the first
-        // difference is reported.
-        std::size_t bad = d0.size();
-        for (std::size_t i = 0; i < d0.size() && bad == d0.size(); ++i)
-            if (d0[i] != d1[i] || !same_bits(s0[i], s1[i]) || d0[i] != d2[i] || !same_bits(s0[i], s2[i]))
-                bad = i;
-        INFO("k = ", k, ", first difference at query ", bad / kk, ", rank ", bad % kk);
-        REQUIRE(bad == d0.size());
+        for (bool pack : {false, true}) {
+            for (auto strategy :
+                 {bm25::Strategy::exhaustive, bm25::Strategy::pruned, bm25::Strategy::automatic}) {
+                if (!pack && strategy == bm25::Strategy::exhaustive) continue;
+                std::vector<std::int64_t> d1(d0.size());
+                std::vector<float> s1(d0.size());
+                bm25::search(ix.view(true, pack), flat.data(), off.data(), queries.size(), k,
+                             strategy == bm25::Strategy::automatic ? 1 : 2, d1.data(), s1.data(), strategy);
+                // One assertion per case (millions of REQUIREs are slow under the sanitizers); the
+                // first difference is reported.
+                std::size_t bad = d0.size();
+                for (std::size_t i = 0; i < d0.size() && bad == d0.size(); ++i)
+                    if (d0[i] != d1[i] || !same_bits(s0[i], s1[i])) bad = i;
+                INFO("k = ", k, ", packed = ", pack, ", strategy = ", static_cast<int>(strategy),
+                     ", first difference at query ", bad / kk, ", rank ", bad % kk);
+                REQUIRE(bad == d0.size());
+            }
+        }
     }
 }
 
@@ -193,5 +213,59 @@ TEST_CASE("pruned search needs block-max metadata; block maxima bound every impa
             term_max = std::max(term_max, ix.impacts[static_cast<std::size_t>(j)]);
         }
         CHECK(ix.blocks.term_max[t] == term_max);
+    }
+}
+
+TEST_CASE("pruned top-k over packed blocks of every offset width (> 65,536 documents)") {
+    // Term 2's third block spans ~66,000 documents (4-byte offsets), term 1's blocks ~19,000
+    // (2 bytes), term 0's consecutive documents 1 byte, term 3 one posting (0 bytes). Term 4
+    // (documents 0-99 and 65,000-65,199) repeated sets a high bar early, so terms 1 and 2 turn
+    // non-essential and are probed in place in blocks they never stepped through (a cursor decodes
+    // the blocks it steps through while essential: the wide blocks come later); documents 65,050
+    // (term 2) and 65,100 (term 1) must be found there to rank.
+    const std::size_t n = 70000;
+    Docs docs(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        auto& d = docs[i];
+        d.insert(d.end(), 1 + i % 3, 0);
+        if (i % 300 == 0) d.insert(d.end(), 1 + (i / 300) % 4, 1);
+        const bool wide = i >= 1000 && (i - 1000) % 1050 == 0 && (i - 1000) / 1050 < 64;
+        if (i < 64 || (i >= 100 && i < 164) || wide || i >= n - 10) {
+            d.insert(d.end(), 1 + i % 5, 2);
+            d.insert(d.end(), 20, 5);
+        }
+        if (i == 35000) d.push_back(3);
+        if (i < 100 || (i >= 65000 && i < 65200)) d.insert(d.end(), 1 + (i % 2 == 0), 4);
+        d.insert(d.end(), i % 7, 6);
+    }
+    std::vector<std::vector<std::uint32_t>> queries = {
+        {4, 4, 4, 1}, {4, 4, 4, 2},       {4, 4, 4, 1, 2},      {1, 2},    {0, 2},
+        {2, 3},       {0, 1, 2, 3, 4},    {3, 3, 3, 3, 2},      {0, 0, 1}, {5, 2},
+        {6, 2, 1},    {1, 1, 1, 2, 4, 4}, {4, 4, 4, 4, 4, 4, 2}};
+    std::mt19937 rng(18);  // and random mixes, mostly of the terms with wide blocks
+    for (int i = 0; i < 40; ++i) {
+        std::vector<std::uint32_t> q(1 + rng() % 7);
+        for (auto& t : q)
+            t = static_cast<std::uint32_t>(rng() % 3 ? std::uint32_t{1} << (rng() % 3) : rng() % 7);
+        queries.push_back(q);
+    }
+    for (auto v : {bm25::Variant::lucene, bm25::Variant::bm25l}) {  // without / with non-occurrence
+        bm25::Params p;
+        p.variant = v;
+        p.k1 = 1.2;
+        p.b = 0.75;
+        p.delta = 0.5;
+        INFO("variant ", bm25::variant_name(v));
+        const Index ix = build(docs, {}, 7, p);
+        // The widths this test is about are really there.
+        auto width_code = [&](std::uint32_t t, std::size_t nth) {
+            const auto b = static_cast<std::size_t>(ix.packed.block_ptr[t]) + nth;
+            return ix.packed.data[ix.packed.block_off[b]] & 3u;
+        };
+        REQUIRE(width_code(0, 0) == 1);
+        REQUIRE(width_code(1, 1) == 2);
+        REQUIRE(width_code(2, 2) == 3);
+        REQUIRE(width_code(3, 0) == 0);
+        check_queries(ix, queries);
     }
 }

@@ -150,21 +150,42 @@ def bm25_compute_impacts(
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...
 def bm25_validate_index(
     term_ptr: npt.NDArray[np.int64],
-    docs: npt.NDArray[np.uint32],
-    tfs: npt.NDArray[np.uint32],
+    docs: npt.NDArray[np.uint32] | None,
+    tfs: npt.NDArray[np.uint32] | None,
     doc_lens: npt.NDArray[np.uint32],
     impacts: npt.NDArray[np.float32],
     nonoccurrence: npt.NDArray[np.float32],
 ) -> None: ...
+def bm25_pack_postings(
+    term_ptr: npt.NDArray[np.int64], docs: npt.NDArray[np.uint32], tfs: npt.NDArray[np.uint32]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint32], npt.NDArray[np.uint64], npt.NDArray[np.uint8]]: ...
+def bm25_check_packed(
+    term_ptr: npt.NDArray[np.int64],
+    block_ptr: npt.NDArray[np.int64],
+    block_last: npt.NDArray[np.uint32],
+    block_off: npt.NDArray[np.uint64],
+    data: npt.NDArray[np.uint8],
+    n_docs: int,
+) -> None: ...
+def bm25_unpack_postings(
+    term_ptr: npt.NDArray[np.int64],
+    block_ptr: npt.NDArray[np.int64],
+    block_last: npt.NDArray[np.uint32],
+    block_off: npt.NDArray[np.uint64],
+    data: npt.NDArray[np.uint8],
+) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32]]: ...
 
 class BM25View:
     def __init__(
         self,
         n_docs: int,
         term_ptr: npt.NDArray[np.int64],
-        docs: npt.NDArray[np.uint32],
         impacts: npt.NDArray[np.float32],
         nonoccurrence: npt.NDArray[np.float32],
+        block_ptr: npt.NDArray[np.int64],
+        block_last: npt.NDArray[np.uint32],
+        block_off: npt.NDArray[np.uint64],
+        data: npt.NDArray[np.uint8],
     ) -> None: ...
     @property
     def n_docs(self) -> int: ...

@@ -101,7 +101,8 @@ void compute_impacts(const Params& p, const PostingsView& postings, float* impac
 
 // Checks everything search relies on; throws crossrank::StateError naming the bad array:
 // term_ptr non-decreasing from 0 to nnz, docs < n_docs and increasing within a term, tfs >= 1,
-// impacts and nonoccurrence finite and >= 0.
+// impacts and nonoccurrence finite and >= 0. Null docs / tfs are not checked (packed postings
+// have their own check).
 void validate_index(const PostingsView& postings, std::size_t nnz, const float* impacts,
                     const float* nonoccurrence);
 
@@ -124,7 +125,15 @@ struct IndexView {
     std::size_t n_docs = 0;
     std::size_t n_terms = 0;
     const std::int64_t* term_ptr = nullptr;
+    // Documents either plain (docs, nnz) or packed (bm25_codec.hpp: blocks of kBlockSize postings,
+    // documents as 0/1/2/4-byte offsets back from each block's last; packed_data non-null). Search
+    // decodes packed postings block by block; plain ones are the reference it is tested against.
     const std::uint32_t* docs = nullptr;
+    const std::int64_t* packed_block_ptr = nullptr;    // n_terms + 1
+    const std::uint32_t* packed_block_last = nullptr;  // n_blocks
+    const std::uint64_t* packed_block_off = nullptr;   // n_blocks + 1
+    const std::uint8_t* packed_data = nullptr;
+    std::size_t packed_size = 0;
     const float* impacts = nullptr;
     const float* nonoccurrence = nullptr;
     // Block-max metadata (build_block_max); a null block_ptr means exhaustive scoring only.

@@ -158,8 +158,10 @@ class _Snapshot:
 
     vocab: _core.Vocabulary
     term_ptr: np.ndarray
-    docs: np.ndarray
-    tfs: np.ndarray
+    # Postings' documents and term frequencies, bit-packed per block (cpp/src/bm25_codec.hpp):
+    # (block_ptr int64, block_last uint32, block_off uint64, data uint8). Search decodes them block
+    # by block; plain arrays exist only while an add or a shard export needs them (plain()).
+    packed: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     doc_lens: np.ndarray
     impacts: np.ndarray
     nonocc: np.ndarray
@@ -168,8 +170,33 @@ class _Snapshot:
     view: _core.BM25View = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        view = _core.BM25View(len(self.doc_lens), self.term_ptr, self.docs, self.impacts, self.nonocc)
+        view = _core.BM25View(len(self.doc_lens), self.term_ptr, self.impacts, self.nonocc, *self.packed)
         object.__setattr__(self, "view", view)
+
+    def plain(self) -> tuple[np.ndarray, np.ndarray]:
+        """The postings' (docs uint32, tfs uint32) in CSR order, decoded (a new pair each call)."""
+        return _core.bm25_unpack_postings(self.term_ptr, *self.packed)
+
+
+def _packed_state(state: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The packed postings of a builder's, loader's or shard's state: given ("packed"), extended
+    over trailing empty terms (a shard's term_ptr grown to a larger vocabulary), or packed from
+    plain "docs" / "tfs"."""
+    term_ptr = np.asarray(state["term_ptr"])
+    packed = state.get("packed")
+    if packed is not None:
+        block_ptr = packed[0]
+        extra = len(term_ptr) - len(block_ptr)
+        if extra > 0 and np.all(term_ptr[len(block_ptr) - 1 :] == term_ptr[-1]):
+            block_ptr = np.concatenate([block_ptr, np.full(extra, block_ptr[-1], dtype=np.int64)])
+            return (block_ptr, packed[1], packed[2], packed[3])
+        if extra == 0:
+            return packed
+    return _core.bm25_pack_postings(
+        np.ascontiguousarray(term_ptr, dtype=np.int64),
+        np.ascontiguousarray(state["docs"], dtype=np.uint32),
+        np.ascontiguousarray(state["tfs"], dtype=np.uint32),
+    )
 
 
 class BM25Index:
@@ -206,8 +233,7 @@ class BM25Index:
         self._snap = _Snapshot(
             vocab=_state["vocab"],
             term_ptr=_state["term_ptr"],
-            docs=_state["docs"],
-            tfs=_state["tfs"],
+            packed=_packed_state(_state),
             doc_lens=_state["doc_lens"],
             impacts=_state["impacts"],
             nonocc=_state["nonoccurrence"],
@@ -225,11 +251,11 @@ class BM25Index:
 
     @property
     def _docs(self) -> np.ndarray:
-        return self._snap.docs
+        return self._snap.plain()[0]
 
     @property
     def _tfs(self) -> np.ndarray:
-        return self._snap.tfs
+        return self._snap.plain()[1]
 
     @property
     def _doc_lens(self) -> np.ndarray:
@@ -436,20 +462,23 @@ class BM25Index:
     ) -> _Snapshot:
         """A new snapshot: ``snap`` plus documents given as term ids of ``vocab``; every impact
         is recomputed (IDF and avgdl change). ``snap`` itself is left untouched."""
+        base_docs, base_tfs = snap.plain()
         term_ptr, docs, tfs, doc_lens = _core.bm25_build_postings(
             len(vocab),
             np.ascontiguousarray(term_ids, dtype=np.uint32),
             np.ascontiguousarray(offsets, dtype=np.int64),
             np.ascontiguousarray(snap.term_ptr),
-            np.ascontiguousarray(snap.docs),
-            np.ascontiguousarray(snap.tfs),
+            base_docs,
+            base_tfs,
             np.ascontiguousarray(snap.doc_lens),
         )
+        del base_docs, base_tfs
         p = self._params
         impacts, nonocc = _core.bm25_compute_impacts(
             p.variant, p.k1, p.b, p.delta, term_ptr, docs, tfs, doc_lens, num_threads
         )
-        return _Snapshot(vocab, term_ptr, docs, tfs, doc_lens, impacts, nonocc, ids)
+        packed = _core.bm25_pack_postings(term_ptr, docs, tfs)
+        return _Snapshot(vocab, term_ptr, packed, doc_lens, impacts, nonocc, ids)
 
     def _replaced(self, *, _external_stats: Mapping[str, Any]) -> BM25Index:
         """Private hook for collection statistics supplied from outside: a new index sharing this
@@ -466,8 +495,7 @@ class BM25Index:
             "ids_kind": self._ids_kind,
             "vocab": snap.vocab,
             "term_ptr": snap.term_ptr,
-            "docs": snap.docs,
-            "tfs": snap.tfs,
+            "packed": snap.packed,
             "doc_lens": snap.doc_lens,
             "impacts": snap.impacts,
             "nonoccurrence": snap.nonocc,
@@ -752,9 +780,9 @@ class BM25Index:
     def __repr__(self) -> str:
         p, snap = self._params, self._snap
         extra = f", delta={p.delta}" if p.variant in ("bm25l", "bm25+") else ""
-        mapped = isinstance(snap.docs, np.memmap)
+        mapped = isinstance(snap.impacts, np.memmap)
         return (
-            f"BM25Index(docs={len(snap.doc_lens)}, terms={len(snap.vocab)}, postings={len(snap.docs)}, "
+            f"BM25Index(docs={len(snap.doc_lens)}, terms={len(snap.vocab)}, postings={len(snap.impacts)}, "
             f"variant={p.variant!r}, k1={p.k1}, b={p.b}{extra}, "
             f"analyzer={'yes' if self._analyzer is not None else 'none (tokens)'}, "
             f"ids={self._ids_kind}{', memory-mapped' if mapped else ''})"
@@ -788,8 +816,9 @@ class BM25Index:
             vocab=snap.vocab,
             arrays={
                 "term_ptr": snap.term_ptr,
-                "docs": snap.docs,
-                "tfs": snap.tfs,
+                "block_last": snap.packed[1],
+                "block_off": snap.packed[2],
+                "packed_postings": snap.packed[3],
                 "doc_lens": snap.doc_lens,
                 "impacts": snap.impacts,
                 "nonoccurrence": snap.nonocc,

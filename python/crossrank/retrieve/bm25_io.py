@@ -37,11 +37,26 @@ from ..text.analyzer import Analyzer
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "load_state", "save_state"]
 
 FORMAT_NAME = "crossrank.bm25"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _LABEL = "BM25"
 
-# name -> dtype of every array of an index (little-endian on disk).
+# name -> dtype of every array of an index (little-endian on disk). Version 2 keeps the postings'
+# documents and term frequencies packed (cpp/src/bm25_codec.hpp: per block of 64 postings, offsets
+# from its last document and tf - 1 at 0, 1, 2 or 4 bytes; block_last / block_off locate the blocks
+# in packed_postings, block_ptr is derived from term_ptr).
 ARRAYS: dict[str, str] = {
+    "term_ptr": "<i8",
+    "block_last": "<u4",
+    "block_off": "<u8",
+    "packed_postings": "<u1",
+    "doc_lens": "<u4",
+    "impacts": "<f4",
+    "nonoccurrence": "<f4",
+    "vocab_chars": "<u1",
+    "vocab_offsets": "<u8",
+}
+# Version 1 (still read): plain uint32 docs and tfs, 8 bytes per posting.
+ARRAYS_V1: dict[str, str] = {
     "term_ptr": "<i8",
     "docs": "<u4",
     "tfs": "<u4",
@@ -89,7 +104,8 @@ def save_state(
     vocab : crossrank._core.Vocabulary
         The term vocabulary.
     arrays : mapping of str to numpy.ndarray
-        ``term_ptr``, ``docs``, ``tfs``, ``doc_lens``, ``impacts``, ``nonoccurrence`` (1-D).
+        ``term_ptr``, ``block_last``, ``block_off``, ``packed_postings`` (the packed postings),
+        ``doc_lens``, ``impacts``, ``nonoccurrence`` (1-D).
     ids_kind : {"position", "int", "str"}
         How documents are named.
     ids : numpy.ndarray, optional
@@ -174,8 +190,9 @@ def load_state(path: str | os.PathLike[str], *, mmap: bool, verify: bool) -> dic
     Returns
     -------
     dict
-        ``params`` (the manifest's mapping), ``analyzer``, ``vocab``, the six arrays, ``ids_kind``,
-        ``ids``.
+        ``params`` (the manifest's mapping), ``analyzer``, ``vocab``, ``term_ptr``, ``packed``
+        (version 2: the four packed-postings arrays) or ``docs`` and ``tfs`` (version 1),
+        ``doc_lens``, ``impacts``, ``nonoccurrence``, ``ids_kind``, ``ids``.
 
     Raises
     ------
@@ -191,13 +208,13 @@ def load_state(path: str | os.PathLike[str], *, mmap: bool, verify: bool) -> dic
 
 
 def _load(root: Path, *, mmap: bool, verify: bool) -> dict[str, Any]:
-    manifest, _ = read_manifest(root, FORMAT_NAME, FORMAT_VERSION, label=_LABEL)
+    manifest, version = read_manifest(root, FORMAT_NAME, FORMAT_VERSION, label=_LABEL)
     mpath = root / MANIFEST
     body = {key: val for key, val in manifest.items() if key != "manifest_sha256"}
     if manifest.get("manifest_sha256") != _digest(body):
         raise StateError(f"{mpath}: checksum mismatch (the manifest was modified or corrupted)")
     try:
-        return _state_from_manifest(root, manifest, mmap=mmap, verify=verify)
+        return _state_from_manifest(root, manifest, version, mmap=mmap, verify=verify)
     except StateError:
         raise
     except _MALFORMED as exc:
@@ -242,7 +259,7 @@ def _read_array(root: Path, entry: object, dtype: str, *, mmap: bool, verify: bo
 
 
 def _state_from_manifest(
-    root: Path, manifest: Mapping[str, Any], *, mmap: bool, verify: bool
+    root: Path, manifest: Mapping[str, Any], version: int, *, mmap: bool, verify: bool
 ) -> dict[str, Any]:
     mpath = root / MANIFEST
     where = f"{mpath}: malformed manifest"
@@ -250,7 +267,7 @@ def _state_from_manifest(
     ids_kind = manifest_field(manifest, "ids_kind", str, where)
     if ids_kind not in ID_ARRAYS:
         raise StateError(f"{mpath}: unknown ids_kind {ids_kind!r}")
-    expected = {**ARRAYS, **ID_ARRAYS[ids_kind]}
+    expected = {**(ARRAYS_V1 if version == 1 else ARRAYS), **ID_ARRAYS[ids_kind]}
     entries = manifest_field(manifest, "arrays", dict, where)
     missing = sorted(set(expected) - set(entries))
     if missing:
@@ -263,11 +280,20 @@ def _state_from_manifest(
     n_terms = manifest_field(manifest, "n_terms", int, where)
     if len(arrays["doc_lens"]) != n_docs or len(arrays["term_ptr"]) != n_terms + 1 or n_docs < 1:
         raise StateError(f"{mpath}: n_docs / n_terms do not match the arrays")
+    packed = None
     try:
+        if version >= 2:
+            counts = np.diff(np.asarray(arrays["term_ptr"], dtype=np.int64))
+            block_ptr = np.zeros(len(counts) + 1, dtype=np.int64)
+            np.cumsum((counts + 63) // 64, out=block_ptr[1:])
+            block_last, block_off = arrays["block_last"], arrays["block_off"]
+            data = arrays["packed_postings"]
+            packed = (block_ptr, block_last, block_off, data)
+            _core.bm25_check_packed(arrays["term_ptr"], block_ptr, block_last, block_off, data, n_docs)
         _core.bm25_validate_index(
             arrays["term_ptr"],
-            arrays["docs"],
-            arrays["tfs"],
+            arrays.get("docs"),
+            arrays.get("tfs"),
             arrays["doc_lens"],
             arrays["impacts"],
             arrays["nonoccurrence"],
@@ -296,8 +322,8 @@ def _state_from_manifest(
         "analyzer": analyzer,
         "vocab": vocab,
         "term_ptr": arrays["term_ptr"],
-        "docs": arrays["docs"],
-        "tfs": arrays["tfs"],
+        # Version 1's plain docs / tfs are packed by the index (in memory); version 2's are mapped.
+        **({"packed": packed} if packed is not None else {"docs": arrays["docs"], "tfs": arrays["tfs"]}),
         "doc_lens": arrays["doc_lens"],
         "impacts": arrays["impacts"],
         "nonoccurrence": arrays["nonoccurrence"],
