@@ -183,16 +183,12 @@ def _model_digest(files: Any) -> str:
     Content, not path and mtime: embedding a corpus takes minutes and hashing ~100 MB a fraction of a
     second, and a model folder that is copied, re-downloaded or re-provisioned keeps its vectors.
     """
+    from .._common import sha256_bytes, sha256_file
+
     onnx = Path(files.onnx_path)
     paths = [onnx, *sorted(p for p in onnx.parent.glob(onnx.name + "*") if p != onnx and p.is_file())]
     paths.append(Path(files.tokenizer_path))
-    h = hashlib.sha256()
-    for path in paths:
-        h.update(f"{path.name}\0".encode())
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
+    return sha256_bytes("".join(f"{path.name}:{sha256_file(path)}\n" for path in paths).encode())
 
 
 def _corpus_vectors(emb: Any, texts: list[str], use_cache: bool) -> tuple[np.ndarray, float, bool]:
