@@ -8,10 +8,12 @@ override them), unless ``--model`` names an already trained folder. Then, on the
   ``--depth``, built with ``crossrank.Pipeline`` exactly as ``crossrank eval`` builds its rows;
 * CE reranking BM25 top ``--depth`` and Hybrid top ``--depth`` (``crossrank.CrossEncoder`` on the
   exported ONNX graph; each (query, document) pair is scored once and shared by both rows);
-* Hybrid + CE fused = RRF(CE on Hybrid, Hybrid) (not with ``--bm25-only``) (``crossrank.cli.eval_rows.fuse_runs``, as ``crossrank
+* Hybrid + CE fused = RRF(CE on Hybrid, Hybrid) (``crossrank.cli.eval_rows.fuse_runs``, as ``crossrank
   eval`` fuses);
 * a paired bootstrap (10,000 resamples of the queries) of fused minus hybrid NDCG@10, with its 95%
   interval.
+
+``--bm25-only`` keeps the BM25 rows alone (no corpus embedding, no Dense / Hybrid / fused rows).
 
 The CE reranks in tiers of depth (10, 20, 30, 50, up to ``--rerank-depth``), shallow first, each tier
 scoring only the pairs the last did not and printing its table when done, so a long run that is stopped
@@ -184,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     # Rerank depths in tiers, shallow first: each tier scores only the pairs the last one did not, and
     # its figures are printed as soon as it is done, so a long run gives every finished depth.
     tiers = sorted({t for t in (10, 20, 30, 50, 100) if t < rd} | {rd})
-    reranked = ("BM25",) if args.bm25_only else ("BM25", "Hybrid (RRF)")
+    reranked = tuple(name for name in ("BM25", "Hybrid (RRF)") if name in first)  # --bm25-only: BM25 alone
     figures["reranked_lists"] = list(reranked)
     figures["by_rerank_depth"] = {}
     evals: dict = {}
