@@ -7,6 +7,10 @@
 #include <mutex>
 #include <stdexcept>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "bm25_codec.hpp"
 #include "bm25_pruned.hpp"
 #include "crossrank/errors.hpp"
@@ -326,6 +330,53 @@ std::size_t postings_of(const IndexView& ix, const std::uint32_t* terms, std::si
     return p;
 }
 
+// The dense path's last pass: every document's score acc[d] + c goes to the selection unless it is
+// below the bar, and the accumulator is reset to zero for the next query. An equal score may still
+// win on a lower index, so push() decides ties on the full key. Seeded documents hold -inf and are
+// skipped (-inf + c is never above the bar once the seeds are in).
+//
+// Almost every document falls below the bar, so the scan is a compare-and-reset stream: eight
+// documents per step, tested together (SSE2, part of x86-64's baseline, so no dispatch is needed;
+// the compiler did not vectorise the portable form), then the few above the bar one by one. Both
+// forms add, compare and push in the same order, so results are bit-identical.
+void scan_and_reset(float* __restrict acc, std::size_t n_docs, float c, TopKFloat& top) {
+    float bar = top.bar_score();
+    std::size_t d = 0;
+#if defined(__SSE2__)
+    const __m128 vc = _mm_set1_ps(c);
+    const __m128 zero = _mm_setzero_ps();
+    for (; d + 8 <= n_docs; d += 8) {
+        const __m128 lo = _mm_add_ps(_mm_loadu_ps(acc + d), vc);
+        const __m128 hi = _mm_add_ps(_mm_loadu_ps(acc + d + 4), vc);
+        _mm_storeu_ps(acc + d, zero);
+        _mm_storeu_ps(acc + d + 4, zero);
+        const __m128 vbar = _mm_set1_ps(bar);
+        unsigned mask = static_cast<unsigned>(_mm_movemask_ps(_mm_cmpge_ps(lo, vbar))) |
+                        (static_cast<unsigned>(_mm_movemask_ps(_mm_cmpge_ps(hi, vbar))) << 4);
+        if (mask == 0) continue;
+        alignas(16) float block[8];
+        _mm_store_ps(block, lo);
+        _mm_store_ps(block + 4, hi);
+        while (mask) {
+            const int i = __builtin_ctz(mask);
+            mask &= mask - 1;
+            if (block[i] >= bar) {  // the bar may have risen since the test above
+                top.push(block[i], static_cast<std::uint32_t>(d + static_cast<std::size_t>(i)));
+                bar = top.bar_score();
+            }
+        }
+    }
+#endif
+    for (; d < n_docs; ++d) {
+        const float score = acc[d] + c;
+        acc[d] = 0.0f;
+        if (score >= bar) {
+            top.push(score, static_cast<std::uint32_t>(d));
+            bar = top.bar_score();
+        }
+    }
+}
+
 // One query's top-k into out (kk = min(k, n_docs) entries). Both modes compute the same float32
 // score for every document (acc + c) and select exactly the top-kk of all documents, so the mode,
 // chosen from the query's posting count, never changes a result.
@@ -363,37 +414,7 @@ void search_one(const IndexView& ix, const std::uint32_t* terms, std::size_t n, 
             });
         }
         s.top.tighten();
-        // One pass: score, skip what is below the bar (an equal score may still win on a lower
-        // index, so push() decides ties on the full key), and reset the accumulator.
-        float bar = s.top.bar_score();
-        std::size_t d = 0;
-        // Blocks of 8: a branch-free "any above the bar?" test (vectorised by the compiler), then
-        // the few candidates one by one.
-        for (; d + 8 <= ix.n_docs; d += 8) {
-            float block[8];
-            bool any = false;
-            for (int i = 0; i < 8; ++i) {
-                block[i] = acc[d + i] + c;
-                any |= block[i] >= bar;
-                acc[d + i] = 0.0f;
-            }
-            if (any) {
-                for (int i = 0; i < 8; ++i) {
-                    if (block[i] >= bar) {
-                        s.top.push(block[i], static_cast<std::uint32_t>(d + i));
-                        bar = s.top.bar_score();
-                    }
-                }
-            }
-        }
-        for (; d < ix.n_docs; ++d) {
-            const float score = acc[d] + c;
-            acc[d] = 0.0f;
-            if (score >= bar) {
-                s.top.push(score, static_cast<std::uint32_t>(d));
-                bar = s.top.bar_score();
-            }
-        }
+        scan_and_reset(acc, ix.n_docs, c, s.top);
     } else {
         accumulate_sparse(ix, terms, n, s);
         for (std::uint32_t d : s.touched) s.top.push(acc[d] + c, d);
