@@ -351,17 +351,17 @@ void scan_and_reset(float* __restrict acc, std::size_t n_docs, float c, TopKFloa
         _mm_storeu_ps(acc + d, zero);
         _mm_storeu_ps(acc + d + 4, zero);
         const __m128 vbar = _mm_set1_ps(bar);
-        unsigned mask = static_cast<unsigned>(_mm_movemask_ps(_mm_cmpge_ps(lo, vbar))) |
-                        (static_cast<unsigned>(_mm_movemask_ps(_mm_cmpge_ps(hi, vbar))) << 4);
+        const unsigned mask = static_cast<unsigned>(_mm_movemask_ps(_mm_cmpge_ps(lo, vbar))) |
+                              (static_cast<unsigned>(_mm_movemask_ps(_mm_cmpge_ps(hi, vbar))) << 4);
         if (mask == 0) continue;
         alignas(16) float block[8];
         _mm_store_ps(block, lo);
         _mm_store_ps(block + 4, hi);
-        while (mask) {
-            const int i = __builtin_ctz(mask);
-            mask &= mask - 1;
-            if (block[i] >= bar) {  // the bar may have risen since the test above
-                top.push(block[i], static_cast<std::uint32_t>(d + static_cast<std::size_t>(i)));
+        // Bit by bit rather than count-trailing-zeros: GCC emits that as `rep bsf`, which disassembles as
+        // BMI's tzcnt and would fail the wheel's baseline-ISA check; a hit block is rare anyway.
+        for (unsigned i = 0; i < 8; ++i) {
+            if (((mask >> i) & 1u) && block[i] >= bar) {  // the bar may have risen since the test above
+                top.push(block[i], static_cast<std::uint32_t>(d + i));
                 bar = top.bar_score();
             }
         }
