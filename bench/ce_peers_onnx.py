@@ -306,22 +306,24 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def top_k_overlap(a: np.ndarray, b: np.ndarray, k: int = TOP_K) -> float:
-    k = min(k, len(a))
-    top_a = set(np.argsort(-a, kind="stable")[:k].tolist())
-    return len(top_a & set(np.argsort(-b, kind="stable")[:k].tolist())) / k
-
-
 def agreement(ref: list[np.ndarray], got: list[np.ndarray], scale: str) -> dict[str, Any]:
-    diffs = [float(np.max(np.abs(a - b))) for a, b in zip(ref, got, strict=True)]
-    overlaps = [top_k_overlap(a, b) for a, b in zip(ref, got, strict=True)]
+    """Top-10 overlap and max abs difference against the reference, overall and per query.
+
+    The measures are crossrank's own :func:`~crossrank.models.quantize_static.ranking_fidelity` (the
+    int8 benches use it too), applied to all queries and to each one.
+    """
+    from crossrank.models.quantize_static import ranking_fidelity
+
+    pairs = list(zip(ref, got, strict=True))
+    per_query = [ranking_fidelity([a], [b], k=TOP_K) for a, b in pairs]
+    overall = ranking_fidelity(ref, got, k=TOP_K)
     return {
         "scale": scale,
-        "max_abs_diff": max(diffs),
-        "max_abs_diff_per_query": diffs,
-        "top10_overlap_mean": float(np.mean(overlaps)),
-        "top10_overlap_min": min(overlaps),
-        "top10_overlap_per_query": overlaps,
+        "max_abs_diff": overall["max_abs_err"],
+        "max_abs_diff_per_query": [q["max_abs_err"] for q in per_query],
+        "top10_overlap_mean": overall["top10_overlap_mean"],
+        "top10_overlap_min": overall["top10_overlap_min"],
+        "top10_overlap_per_query": [q["top10_overlap_mean"] for q in per_query],
     }
 
 
