@@ -32,21 +32,15 @@ from typing import Any
 import numpy as np
 
 from crossrank import CrossEncoder
-from crossrank.eval.datasets import load_beir
 from crossrank.models.quantize_static import quantize_static_int8, ranking_fidelity
-from crossrank.retrieve.bm25 import BM25Index
+from scifact_candidates import bm25_candidates
 
 DEPTH = 100
 
 
 def workload(dataset: Path, n: int) -> list[tuple[str, list[str]]]:
-    ds = load_beir(dataset, split="test")
-    docs = ds.documents()
-    qids = sorted(ds.queries, key=int)[:n]
-    index = BM25Index.build(docs, show_progress=False)
-    texts = [ds.queries[q] for q in qids]
-    hits = index.search(texts, k=DEPTH)
-    return [(q, [docs[int(i)] for i in row]) for q, row in zip(texts, hits.ids, strict=True)]
+    """The first ``n`` SciFact test queries with BM25's top ``DEPTH`` candidates (texts)."""
+    return bm25_candidates(dataset, n, DEPTH)[1]
 
 
 def peak_ops(threads: int, n: int = 1024, reps: int = 5) -> dict[str, float]:

@@ -56,10 +56,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from scifact_candidates import Work, bm25_candidates
+
 if TYPE_CHECKING:
     from crossrank import CrossEncoder
 
-Work = list[tuple[str, list[str]]]
 Runner = Callable[[], list[np.ndarray]]
 
 PEERS = ("fastembed", "flashrank")
@@ -200,18 +201,6 @@ def peer_worker(args: argparse.Namespace) -> None:
 
 
 # ---------------------------------------------------------------------------------------- crossrank side
-def workload(dataset: Path, n_queries: int, depth: int) -> tuple[list[str], Work]:
-    from crossrank.eval.datasets import load_beir
-    from crossrank.retrieve.bm25 import BM25Index
-
-    ds = load_beir(dataset, split="test")
-    docs = ds.documents()
-    qids = sorted(ds.queries, key=int)[:n_queries]
-    index = BM25Index.build(docs, show_progress=False)
-    hits = index.search([ds.queries[q] for q in qids], k=depth)
-    return qids, [(ds.queries[q], [docs[int(i)] for i in row]) for q, row in zip(qids, hits.ids, strict=True)]
-
-
 def crossrank_engines(
     model: Path, max_length: int | None, threads: int
 ) -> tuple[dict[str, CrossEncoder], dict[str, Any]]:
@@ -373,7 +362,7 @@ def main_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     from crossrank.models.onnx_session import clear_backend_cache
 
     ces, cr_info = crossrank_engines(args.model, args.max_length, args.threads)
-    qids, work = workload(args.dataset, args.queries, args.docs)
+    qids, work = bm25_candidates(args.dataset, args.queries, args.docs)
     pairs = sum(len(d) for _, d in work)
     max_length = cr_info["max_length"]
     res: dict[str, Any] = {
