@@ -140,7 +140,8 @@ py::tuple map_tokens(Vocabulary& vocab, const py::list& tokens, const In<std::in
 }
 
 // An index's search arrays, checked once and kept alive with the raw view the core reads. Searches
-// only read it, so one view may serve several threads at once (each call releases the GIL).
+// only read them and take their working memory from a thread-safe pool, so one view may serve
+// several threads at once (each call releases the GIL).
 class BM25View {
   public:
     // Documents packed by bm25_pack_postings (block_ptr, block_last, block_off, data), already
@@ -212,7 +213,7 @@ class BM25View {
         const std::int64_t* qo = query_offsets.data();
         {
             py::gil_scoped_release release;
-            bm25::search(view_, qt, qo, nq, kk, num_threads, pd, ps, strategy);
+            bm25::search(view_, qt, qo, nq, kk, num_threads, pd, ps, strategy, &pool_);
         }
         return py::make_tuple(out_docs, out_scores);
     }
@@ -238,6 +239,9 @@ class BM25View {
     carray<std::uint8_t> data_;
     bm25::BlockMax blocks_;
     bm25::IndexView view_;
+    // Search working memory kept between calls (thread-safe; see bm25::ScratchPool): one query per
+    // call no longer allocates and zero-fills an n_docs accumulator each time.
+    mutable bm25::ScratchPool pool_;
 };
 
 }  // namespace

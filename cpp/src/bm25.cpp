@@ -250,7 +250,7 @@ BlockMax build_block_max(const IndexView& ix, int num_threads) {
     return out;
 }
 
-namespace {
+namespace detail {
 
 // Per-worker scratch: a dense float accumulator over documents (all-zero between queries, made on
 // first use), the list of touched documents (sparse mode) and the pruned path's working memory.
@@ -261,8 +261,42 @@ struct Scratch {
     std::vector<std::uint32_t> touched;
     std::vector<std::uint32_t> order;  // query terms by increasing document frequency
     TopKFloat top;
-    detail::PrunedScratch pruned;
+    PrunedScratch pruned;
 };
+
+}  // namespace detail
+
+ScratchPool::ScratchPool() = default;
+ScratchPool::~ScratchPool() = default;
+
+std::unique_ptr<detail::Scratch> ScratchPool::take(std::size_t n_docs, std::size_t kk) {
+    std::unique_ptr<detail::Scratch> s;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        while (!free_.empty() && !s) {
+            s = std::move(free_.back());
+            free_.pop_back();
+            if (s->n_docs != n_docs) s.reset();  // made for another index: drop it
+        }
+    }
+    if (!s) return std::make_unique<detail::Scratch>(n_docs, kk);
+    if (s->top.capacity() != kk) s->top = TopKFloat(kk);  // drained: empty, only its k changes
+    return s;
+}
+
+void ScratchPool::give(std::unique_ptr<detail::Scratch> scratch) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    free_.push_back(std::move(scratch));
+}
+
+std::size_t ScratchPool::size() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return free_.size();
+}
+
+namespace {
+
+using detail::Scratch;
 
 // Strategy::automatic thresholds (measured on the synthetic Zipf corpora of bench/bm25_scale.py).
 constexpr std::size_t kPrunedMinDocs = 50000;      // smaller corpora: exhaustive is fast enough
@@ -452,7 +486,7 @@ void check_terms(const IndexView& ix, const std::uint32_t* terms, std::size_t n)
 
 void search(const IndexView& ix, const std::uint32_t* query_terms, const std::int64_t* query_offsets,
             std::size_t n_queries, std::size_t k, int num_threads, std::int64_t* out_docs, float* out_scores,
-            Strategy strategy) {
+            Strategy strategy, ScratchPool* pool) {
     if (k == 0) throw std::invalid_argument("k must be >= 1");
     const bool have_blocks = ix.block_ptr != nullptr;  // the others may be null when empty
     if (strategy == Strategy::pruned && !have_blocks)
@@ -465,18 +499,11 @@ void search(const IndexView& ix, const std::uint32_t* query_terms, const std::in
     if (n_queries) check_terms(ix, query_terms, static_cast<std::size_t>(query_offsets[n_queries]));
     const std::size_t kk = std::min(k, ix.n_docs);
 
-    std::mutex pool_mutex;
-    std::vector<std::unique_ptr<Scratch>> pool;
+    ScratchPool call_pool;  // used when the caller keeps none
+    ScratchPool& scratches = pool ? *pool : call_pool;
     parallel_for(n_queries, num_threads, 1, [&](std::size_t begin, std::size_t end) {
-        std::unique_ptr<Scratch> s;
-        {
-            std::lock_guard<std::mutex> lock(pool_mutex);
-            if (!pool.empty()) {
-                s = std::move(pool.back());
-                pool.pop_back();
-            }
-        }
-        if (!s) s = std::make_unique<Scratch>(ix.n_docs, kk);
+        // If a query throws, `s` is destroyed here, not given back: its accumulator may be dirty.
+        std::unique_ptr<Scratch> s = scratches.take(ix.n_docs, kk);
         for (std::size_t q = begin; q < end; ++q) {
             const std::int64_t q0 = query_offsets[q];
             const auto nq = static_cast<std::size_t>(query_offsets[q + 1] - q0);
@@ -492,8 +519,7 @@ void search(const IndexView& ix, const std::uint32_t* query_terms, const std::in
             }
             search_one(ix, query_terms + q0, nq, kk, *s, out_docs + q * kk, out_scores + q * kk);
         }
-        std::lock_guard<std::mutex> lock(pool_mutex);
-        pool.push_back(std::move(s));
+        scratches.give(std::move(s));
     });
 }
 

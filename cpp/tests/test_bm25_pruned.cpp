@@ -101,8 +101,11 @@ bool same_bits(float a, float b) {
     return x == y;
 }
 
-// Every query at every k: pruned (and automatic) == exhaustive, ids and score bits.
+// Every query at every k: pruned (and automatic) == exhaustive, ids and score bits. The compared
+// searches share one ScratchPool (as a Python BM25View does): scratches are reused across k,
+// strategies and packed / plain postings, so a dirty accumulator or a stale selection would show.
 void check_queries(const Index& ix, const std::vector<std::vector<std::uint32_t>>& queries) {
+    bm25::ScratchPool pool;
     const std::size_t n = ix.postings.doc_lens.size();
     std::vector<std::uint32_t> flat;
     std::vector<std::int64_t> off{0};
@@ -124,7 +127,8 @@ void check_queries(const Index& ix, const std::vector<std::vector<std::uint32_t>
                 std::vector<std::int64_t> d1(d0.size());
                 std::vector<float> s1(d0.size());
                 bm25::search(ix.view(true, pack), flat.data(), off.data(), queries.size(), k,
-                             strategy == bm25::Strategy::automatic ? 1 : 2, d1.data(), s1.data(), strategy);
+                             strategy == bm25::Strategy::automatic ? 1 : 2, d1.data(), s1.data(), strategy,
+                             &pool);
                 // One assertion per case (millions of REQUIREs are slow under the sanitizers); the
                 // first difference is reported.
                 std::size_t bad = d0.size();
@@ -268,4 +272,29 @@ TEST_CASE("pruned top-k over packed blocks of every offset width (> 65,536 docum
         REQUIRE(width_code(3, 0) == 0);
         check_queries(ix, queries);
     }
+}
+
+TEST_CASE("a scratch pool is reused across calls and k, and serves indexes of different sizes") {
+    std::mt19937 rng(41);
+    bm25::Params p;
+    const Index small = build(zipf_docs(rng, 300, 200, 30, 1.0), {}, 200, p);
+    const Index large = build(zipf_docs(rng, 2000, 200, 30, 1.0), {}, 200, p);
+    const std::vector<std::uint32_t> terms{0, 3, 17, 3};
+    const std::vector<std::int64_t> off{0, 4};
+    bm25::ScratchPool pool;
+    for (int rep = 0; rep < 3; ++rep) {
+        for (const Index* ix : {&small, &large, &small}) {
+            for (std::size_t k : {std::size_t{1}, std::size_t{7}, std::size_t{250}}) {
+                std::vector<std::int64_t> d0(k), d1(k);
+                std::vector<float> s0(k), s1(k);
+                bm25::search(ix->view(), terms.data(), off.data(), 1, k, 1, d0.data(), s0.data(),
+                             bm25::Strategy::exhaustive);
+                bm25::search(ix->view(), terms.data(), off.data(), 1, k, 1, d1.data(), s1.data(),
+                             bm25::Strategy::exhaustive, &pool);
+                CHECK(d0 == d1);
+                for (std::size_t i = 0; i < k; ++i) CHECK(same_bits(s0[i], s1[i]));
+            }
+        }
+    }
+    CHECK(pool.size() == 1);  // one worker at a time: one scratch, kept
 }

@@ -115,10 +115,11 @@ TEST_CASE("concurrent: BM25 searches from several threads on one index equal the
     std::vector<std::vector<std::int64_t>> docs(kCallers, std::vector<std::int64_t>(n * k));
     std::vector<std::vector<float>> scores(kCallers, std::vector<float>(n * k));
     std::vector<std::vector<float>> all(kCallers, std::vector<float>(want_all.size()));
+    bm25::ScratchPool pool;  // shared by every caller, as a Python BM25View shares its own
     on_threads([&](int t) {
         for (int rep = 0; rep < 3; ++rep)
             bm25::search(view, qs.terms.data(), qs.offsets.data(), n, k, kInner, docs[t].data(),
-                         scores[t].data());
+                         scores[t].data(), bm25::Strategy::automatic, &pool);
         bm25::score_all(view, qs.terms.data(), static_cast<std::size_t>(qs.offsets[1]), all[t].data());
     });
     for (int t = 0; t < kCallers; ++t) {
@@ -126,6 +127,7 @@ TEST_CASE("concurrent: BM25 searches from several threads on one index equal the
         CHECK(same_bits(scores[t], want_scores));
         CHECK(same_bits(all[t], want_all));
     }
+    CHECK(pool.size() <= static_cast<std::size_t>(kCallers * kInner));
 }
 
 TEST_CASE("concurrent: MaxSim scoring from several threads on shared packed documents equals serial") {
