@@ -302,9 +302,17 @@ using detail::Scratch;
 constexpr std::size_t kPrunedMinDocs = 50000;      // smaller corpora: exhaustive is fast enough
 constexpr std::size_t kPrunedMaxKShare = 4096;     // pruned only while k <= n_docs / 4096
 constexpr std::size_t kPrunedMinPostings = 20000;  // fewer postings: nothing worth skipping
-// A pruned step costs about as much as 16 exhaustive postings: past postings / 16 steps the
-// exhaustive path is the faster one.
-constexpr std::size_t kPrunedBudgetShare = 16;
+// Automatic gives the pruned path a budget of steps (candidate documents and skipped block ranges)
+// worth about what the exhaustive path would cost, then falls back. Measured per query on the Zipf
+// corpora of bench/bm25_scale.py (300k and 1M documents: steps, pruned and exhaustive times): a
+// step costs about 16 postings of the dense accumulate (sequential) but only 2 of the sparse one
+// (random access plus the touched list), so the sparse budget is 8x larger. At 1M documents, k=10,
+// a single budget of postings / 16 sent queries back to exhaustive scoring after
+// pruning had done most of the work: 198 of 1,000 queries fell back, 97 with the split budgets
+// (simulated from the per-query figures: auto mean 547 -> 501 us, p50 324 -> 294; at 300k documents
+// 230 -> 218 and 170 -> 160).
+constexpr std::size_t kPrunedBudgetShareDense = 16;
+constexpr std::size_t kPrunedBudgetShareSparse = 2;
 
 // Sum of the query terms' non-occurrence scores (bm25l / bm25+), in float64, rounded once.
 float nonoccurrence_constant(const IndexView& ix, const std::uint32_t* terms, std::size_t n) {
@@ -364,6 +372,10 @@ std::size_t postings_of(const IndexView& ix, const std::uint32_t* terms, std::si
     return p;
 }
 
+// The exhaustive path's mode for a query of `postings` postings: dense (scan every document) when
+// they would touch a large share of the corpus, else sparse (track the touched documents).
+bool dense_mode(std::size_t postings, std::size_t n_docs) { return postings * 4 >= n_docs; }
+
 // The dense path's last pass: every document's score acc[d] + c goes to the selection unless it is
 // below the bar, and the accumulator is reset to zero for the next query. An equal score may still
 // win on a lower index, so push() decides ties on the full key. Seeded documents hold -inf and are
@@ -419,7 +431,7 @@ void search_one(const IndexView& ix, const std::uint32_t* terms, std::size_t n, 
     const float c = nonoccurrence_constant(ix, terms, n);
     if (s.acc.empty()) s.acc.assign(s.n_docs, 0.0f);
     float* acc = s.acc.data();
-    if (postings_of(ix, terms, n) * 4 >= ix.n_docs) {
+    if (dense_mode(postings_of(ix, terms, n), ix.n_docs)) {
         // Dense: most documents are touched; scanning all of them beats tracking them.
         accumulate_dense(ix, terms, n, acc);
         // Seed the selection with likely winners: the documents of the rarest query terms (they
@@ -510,9 +522,12 @@ void search(const IndexView& ix, const std::uint32_t* query_terms, const std::in
             if (use_pruned(ix, query_terms + q0, nq, kk, strategy, have_blocks)) {
                 // Automatic: give up on pruning (and score exhaustively) after a share of the
                 // postings; forced: prune to the end (tests exercise the whole pruned path).
-                const std::size_t budget = strategy == Strategy::pruned
-                                               ? std::numeric_limits<std::size_t>::max()
-                                               : postings_of(ix, query_terms + q0, nq) / kPrunedBudgetShare;
+                std::size_t budget = std::numeric_limits<std::size_t>::max();
+                if (strategy != Strategy::pruned) {
+                    const std::size_t p = postings_of(ix, query_terms + q0, nq);
+                    budget =
+                        p / (dense_mode(p, ix.n_docs) ? kPrunedBudgetShareDense : kPrunedBudgetShareSparse);
+                }
                 if (detail::search_pruned_one(ix, query_terms + q0, nq, kk, budget, s->pruned,
                                               out_docs + q * kk, out_scores + q * kk))
                     continue;
