@@ -311,8 +311,10 @@ constexpr std::size_t kPrunedMinPostings = 20000;  // fewer postings: nothing wo
 // pruning had done most of the work: 198 of 1,000 queries fell back, 97 with the split budgets
 // (simulated from the per-query figures: auto mean 547 -> 501 us, p50 324 -> 294; at 300k documents
 // 230 -> 218 and 170 -> 160).
+// The dense path also scans every document once; a step costs about 32 of those.
 constexpr std::size_t kPrunedBudgetShareDense = 16;
 constexpr std::size_t kPrunedBudgetShareSparse = 2;
+constexpr std::size_t kPrunedBudgetScanShare = 32;
 
 // Sum of the query terms' non-occurrence scores (bm25l / bm25+), in float64, rounded once.
 float nonoccurrence_constant(const IndexView& ix, const std::uint32_t* terms, std::size_t n) {
@@ -372,9 +374,14 @@ std::size_t postings_of(const IndexView& ix, const std::uint32_t* terms, std::si
     return p;
 }
 
-// The exhaustive path's mode for a query of `postings` postings: dense (scan every document) when
-// they would touch a large share of the corpus, else sparse (track the touched documents).
-bool dense_mode(std::size_t postings, std::size_t n_docs) { return postings * 4 >= n_docs; }
+// The exhaustive path's mode for a query of `postings` postings: dense (add every posting, then scan
+// every document) or sparse (track the touched documents, visit only those). A sparse posting costs
+// several dense ones (a data-dependent branch, the touched list, a second visit of its slot), so
+// dense wins from a small share of the corpus on. Measured crossovers (bench/bm25_scale.py Zipf,
+// one thread): about n_docs / 12 at 300k documents, / 16 at 1M, / 50 at 10M (where the accumulator
+// no longer fits the cache); the threshold was n_docs / 4 and sent 10M-document queries of 300k
+// postings down an 18 ms sparse path where dense takes about 13.
+bool dense_mode(std::size_t postings, std::size_t n_docs) { return postings * 16 >= n_docs; }
 
 // The dense path's last pass: every document's score acc[d] + c goes to the selection unless it is
 // below the bar, and the accumulator is reset to zero for the next query. An equal score may still
@@ -463,8 +470,9 @@ void search_one(const IndexView& ix, const std::uint32_t* terms, std::size_t n, 
         scan_and_reset(acc, ix.n_docs, c, s.top);
     } else {
         accumulate_sparse(ix, terms, n, s);
-        for (std::uint32_t d : s.touched) s.top.push(acc[d] + c, d);
         // Untouched documents all score c; only the kk with the lowest index can make the cut.
+        // (First, while acc still tells touched from untouched; the selection is order-free: keys
+        // are unique, so the same top-kk comes out whatever the push order.)
         std::size_t extra = 0;
         for (std::size_t d = 0; d < ix.n_docs && extra < kk; ++d) {
             if (acc[d] == 0.0f) {
@@ -472,7 +480,13 @@ void search_one(const IndexView& ix, const std::uint32_t* terms, std::size_t n, 
                 ++extra;
             }
         }
-        for (std::uint32_t d : s.touched) acc[d] = 0.0f;
+        // Push and reset in one pass: past a few million documents the accumulator outgrows the
+        // cache and each visit of a touched slot is a miss (three visits per posting cost ~60 ns
+        // at 10M documents; this saves one).
+        for (std::uint32_t d : s.touched) {
+            s.top.push(acc[d] + c, d);
+            acc[d] = 0.0f;
+        }
         s.touched.clear();
     }
     s.top.drain_sorted(out_scores, out_docs);
@@ -525,8 +539,9 @@ void search(const IndexView& ix, const std::uint32_t* query_terms, const std::in
                 std::size_t budget = std::numeric_limits<std::size_t>::max();
                 if (strategy != Strategy::pruned) {
                     const std::size_t p = postings_of(ix, query_terms + q0, nq);
-                    budget =
-                        p / (dense_mode(p, ix.n_docs) ? kPrunedBudgetShareDense : kPrunedBudgetShareSparse);
+                    budget = dense_mode(p, ix.n_docs)
+                                 ? p / kPrunedBudgetShareDense + ix.n_docs / kPrunedBudgetScanShare
+                                 : p / kPrunedBudgetShareSparse;
                 }
                 if (detail::search_pruned_one(ix, query_terms + q0, nq, kk, budget, s->pruned,
                                               out_docs + q * kk, out_scores + q * kk))
