@@ -19,7 +19,10 @@ One index may serve many threads. Its state (vocabulary, postings, impacts, ids)
 snapshot: :meth:`BM25Index.add` builds the new arrays and a copy of the vocabulary aside, then
 publishes them with one reference assignment, so every search runs against the index as it was
 before or after an add, never a mix. Writers (``add`` / ``add_tokens``) take a lock, so they run one
-at a time; readers never wait for them. Persistence lives in :mod:`crossrank.retrieve.bm25_io`.
+at a time; readers never wait for them. Each snapshot keeps its searches' working memory between
+calls (one 4-bytes-per-document accumulator per search thread that ran at the same time, handed out
+under a lock), so a one-query call does not allocate and zero-fill it again; it is freed with the
+snapshot. Persistence lives in :mod:`crossrank.retrieve.bm25_io`.
 """
 
 from __future__ import annotations
