@@ -304,14 +304,12 @@ constexpr std::size_t kPrunedMaxKShare = 4096;     // pruned only while k <= n_d
 constexpr std::size_t kPrunedMinPostings = 20000;  // fewer postings: nothing worth skipping
 // Automatic gives the pruned path a budget of steps (candidate documents and skipped block ranges)
 // worth about what the exhaustive path would cost, then falls back. Measured per query on the Zipf
-// corpora of bench/bm25_scale.py (300k and 1M documents: steps, pruned and exhaustive times): a
-// step costs about 16 postings of the dense accumulate (sequential) but only 2 of the sparse one
-// (random access plus the touched list), so the sparse budget is 8x larger. At 1M documents, k=10,
-// a single budget of postings / 16 sent queries back to exhaustive scoring after
-// pruning had done most of the work: 198 of 1,000 queries fell back, 97 with the split budgets
-// (simulated from the per-query figures: auto mean 547 -> 501 us, p50 324 -> 294; at 300k documents
-// 230 -> 218 and 170 -> 160).
-// The dense path also scans every document once; a step costs about 32 of those.
+// corpora of bench/bm25_scale.py (steps, pruned and exhaustive times at 300k, 1M and 10M documents):
+// a step costs about 16 postings of the dense accumulate (sequential), 2 of the sparse one (random
+// access plus the touched list) and 32 documents of the dense path's final scan. With a single
+// budget of postings / 16, 198 of 1,000 queries at 1M documents, k=10, fell back after pruning had
+// done most of the work (auto mean 547 us; 498 with these budgets, simulated from the per-query
+// figures, which reproduce the measured auto within 1%).
 constexpr std::size_t kPrunedBudgetShareDense = 16;
 constexpr std::size_t kPrunedBudgetShareSparse = 2;
 constexpr std::size_t kPrunedBudgetScanShare = 32;
@@ -439,7 +437,7 @@ void search_one(const IndexView& ix, const std::uint32_t* terms, std::size_t n, 
     if (s.acc.empty()) s.acc.assign(s.n_docs, 0.0f);
     float* acc = s.acc.data();
     if (dense_mode(postings_of(ix, terms, n), ix.n_docs)) {
-        // Dense: most documents are touched; scanning all of them beats tracking them.
+        // Dense: enough documents are touched that scanning all of them beats tracking them.
         accumulate_dense(ix, terms, n, acc);
         // Seed the selection with likely winners: the documents of the rarest query terms (they
         // carry the highest IDF) until 2 kk are in. Their exact scores set a high bar early, so
