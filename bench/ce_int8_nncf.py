@@ -29,8 +29,9 @@ nodes (activations) and int8 constants (weights) NNCF left in the model, and the
 
 Speed: pairs/s on the first ``--speed-queries`` test queries x 100 pairs at ``--speed-max-length``,
 ``--threads`` threads, best of ``--reps`` after one untimed pass over the same pairs; achieved ops/s
-divided by the int8 or fp32 peak of ONNX Runtime's 1024^3 MatMulInteger / MatMul measured in the run
-(``peak_ops`` / ``model_ops`` of ``bench/ce_int8_static.py``).
+divided by the peak of its precision measured in the run: ONNX Runtime's 1024^3 MatMulInteger (int8) and
+MatMul (fp32) (``peak_ops`` / ``model_ops`` of ``bench/ce_int8_static.py``), and OpenVINO's 1024^3 MatMul with
+the bf16 hint for the bf16 path (``peak_openvino_bf16``; int8 graphs with bf16 elsewhere count against int8).
 
     cd /work/main && nice -n 15 .venv/bin/python bench/ce_int8_nncf.py --model /work/runs/ce-full \\
         --queries 10 --calibration-queries 8 --calibration-depth 40 --max-length 256 --speed-queries 2 \\
@@ -58,9 +59,10 @@ from typing import Any
 
 import numpy as np
 
-from ce_int8_static import model_ops, peak_ops, scores, workload
+from ce_int8_static import model_ops, peak_ops, scores, speed_st, workload
 from crossrank import CrossEncoder
 from crossrank.models.export import quantize_onnx
+from crossrank.models.onnx_session import cpu_has_bf16
 from crossrank.models.quantize_static import (
     STATIC_INT8_DEFAULTS,
     STATIC_INT8_FILE,
@@ -100,6 +102,10 @@ VARIANTS: dict[str, Variant] = {
     "sq0.95-ffn-fp32": Variant("sq0.95-ffn-fp32", 0.95, (FFN_OUTPUT,)),
     "sq0.95-ffn-attn-fp32": Variant("sq0.95-ffn-attn-fp32", 0.95, (FFN_OUTPUT, ATTENTION_MATMULS)),
     "sq0.95-overflowfix": Variant("sq0.95-overflowfix", 0.95, overflow_fix="enable"),
+    # With VNNI (or AMX) the u8 x s8 sums cannot saturate: every layer keeps its 8 weight bits.
+    "sq0.95-nooverflowfix": Variant("sq0.95-nooverflowfix", 0.95, overflow_fix="disable"),
+    "sq0.8": Variant("sq0.8", 0.8),
+    "sq0.95-ffn-fp32-nooverflowfix": Variant("sq0.95-ffn-fp32-nooverflowfix", 0.95, (FFN_OUTPUT,), "disable"),
     "sq0.95-ffn-attn-fp32-overflowfix": Variant(
         "sq0.95-ffn-attn-fp32-overflowfix", 0.95, (FFN_OUTPUT, ATTENTION_MATMULS), "enable"
     ),
@@ -225,6 +231,37 @@ def timed(ce: CrossEncoder, work: Work, reps: int) -> tuple[dict[str, Any], list
     return {"pairs_per_s": n / best, "seconds": best, "stats": dict(stats)}, warm
 
 
+def peak_openvino_bf16(threads: int, n: int = 1024, reps: int = 5) -> float:
+    """ops/s of a square MatMul compiled by OpenVINO with the bf16 precision hint (best of ``reps``).
+
+    ONNX Runtime has no bf16 MatMul on the CPU, so the bf16 path's peak comes from the engine that runs it.
+    """
+    import openvino as ov
+    from onnx import TensorProto, helper
+
+    a = helper.make_tensor_value_info("a", TensorProto.FLOAT, [n, n])
+    b = helper.make_tensor_value_info("b", TensorProto.FLOAT, [n, n])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [n, n])
+    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["y"])], "peak", [a, b], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    core = ov.Core()
+    compiled = core.compile_model(
+        core.read_model(model.SerializeToString()),
+        "CPU",
+        {"INFERENCE_PRECISION_HINT": "bf16", "INFERENCE_NUM_THREADS": threads},
+    )
+    rng = np.random.default_rng(0)
+    feeds = [rng.standard_normal((n, n), np.float32), rng.standard_normal((n, n), np.float32)]
+    request = compiled.create_infer_request()
+    request.infer(feeds)
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        request.infer(feeds)
+        best = min(best, time.perf_counter() - t)
+    return 2.0 * n**3 / best
+
+
 def add_ops(s: dict[str, Any], config: dict[str, Any], peak: dict[str, float], prec: str) -> None:
     st = s.pop("stats")
     ops = model_ops(config, int(st["real_tokens"]), int(st["rows"]), int(st["padded_tokens"]))
@@ -253,6 +290,23 @@ def main() -> None:
         help=f"comma-separated NNCF variants of {', '.join(VARIANTS)}",
     )
     ap.add_argument("--no-ort-int8", action="store_true", help="skip ONNX Runtime static/dynamic int8")
+    ap.add_argument(
+        "--holdout-queries",
+        type=int,
+        default=0,
+        help="also measure fidelity on this many train queries after the calibration ones (to choose on)",
+    )
+    ap.add_argument(
+        "--hints",
+        choices=["both", "fp32", "bf16"],
+        default="both",
+        help="OpenVINO precision of the layers NNCF leaves unquantized (bf16 only where the CPU has it)",
+    )
+    ap.add_argument(
+        "--sentence-transformers",
+        action="store_true",
+        help="also time sentence-transformers CrossEncoder fp32 and bf16 autocast on the checkpoint",
+    )
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     variants = [VARIANTS[v] for v in args.variants.split(",") if v]
@@ -300,13 +354,19 @@ def main() -> None:
             "ORT fp32": ("onnxruntime", "fp32", "model.onnx"),
             "OpenVINO fp32": ("openvino", "fp32", "model.onnx"),
         }
+        bf16 = cpu_has_bf16()
+        if bf16:  # crossrank's default CPU path on this machine: the one the int8 bars compare with
+            graphs["OpenVINO bf16"] = ("openvino", "bf16", "model.onnx")
         res["nncf"] = {}
         for v in variants:
             xml = f"model_nncf_{v.name}.xml"
             say("nncf.quantize", v)
             res["nncf"][v.name] = nncf_quantize(folder / "model.onnx", feeds, v, folder / xml)
             say(res["nncf"][v.name])
-            graphs[f"OpenVINO NNCF int8 {v.name}"] = ("openvino", "fp32", xml)
+            if args.hints != "bf16" or not bf16:
+                graphs[f"OpenVINO NNCF int8 {v.name}"] = ("openvino", "fp32", xml)
+            if bf16 and args.hints != "fp32":  # the layers NNCF left unquantized in bf16, not fp32
+                graphs[f"OpenVINO NNCF int8 {v.name} + bf16"] = ("openvino", "bf16", xml)
         if not args.no_ort_int8:
             t = time.perf_counter()
             quantize_onnx(folder / "model.onnx", folder / "model_int8.onnx")
@@ -337,8 +397,23 @@ def main() -> None:
             res["fidelity_test"][name] = ranking_fidelity(ref, scores(ce, work))
             say(name, res["fidelity_test"][name])
         res["fidelity_seconds"] = time.perf_counter() - t
+        if args.holdout_queries:
+            # Train queries after the calibration ones (never test): where a variant may be chosen.
+            n_cal = args.calibration_queries
+            qs, cands, _ = _calibration_pairs(args.dataset, "train", n_cal + args.holdout_queries, 100)
+            held = list(zip(qs[n_cal:], cands[n_cal:], strict=True))
+            res["fidelity_train_holdout_queries"] = len(held)
+            ref_h = scores(ces["ORT fp32"], held)
+            res["fidelity_train_holdout"] = {}
+            for name, ce in ces.items():
+                if name in ("ORT fp32", "OpenVINO fp32"):
+                    continue
+                res["fidelity_train_holdout"][name] = ranking_fidelity(ref_h, scores(ce, held))
+                say("held-out train:", name, res["fidelity_train_holdout"][name])
 
         res["peak_ops_per_s"] = peak = peak_ops(args.threads)
+        if bf16:
+            peak["bf16"] = peak_openvino_bf16(args.threads)
         config = json.loads((folder / "config.json").read_text())
         speed_work = work[: args.speed_queries]
         speed: dict[str, Any] = {}
@@ -350,13 +425,25 @@ def main() -> None:
                 else make_ce(folder, b, p, f, speed_len, args.threads)
             )
             speed[name], speed_scores[name] = timed(ce, speed_work, args.reps)
-            add_ops(speed[name], config, peak, "int8" if "int8" in name else "fp32")
+            prec = "int8" if "int8" in name else ("bf16" if p == "bf16" else "fp32")
+            add_ops(speed[name], config, peak, prec)
             say(name, speed[name])
         res["speed"] = speed
+        if args.sentence_transformers and (args.model / "config.json").is_file():
+            # The same weights in PyTorch (the checkpoint beside onnx/): the issue's peer for the 2.5x bar.
+            for label, use_bf16 in (("fp32", False), ("bf16 autocast", True)):
+                if use_bf16 and not bf16:
+                    continue
+                pps = speed_st(args.model, speed_work, speed_len, args.threads, use_bf16, args.reps)
+                res.setdefault("sentence_transformers", {})[label] = {"pairs_per_s": pps}
+                say("sentence-transformers", label, f"{pps:.2f} pairs/s")
         res["speed_pairs_fidelity_vs_ORT_fp32"] = {
             name: ranking_fidelity(speed_scores["ORT fp32"], s) for name, s in speed_scores.items()
         }
-        for key, base in (("vs_OpenVINO_fp32", "OpenVINO fp32"), ("vs_ORT_fp32", "ORT fp32")):
+        bases = [("vs_OpenVINO_fp32", "OpenVINO fp32"), ("vs_ORT_fp32", "ORT fp32")]
+        if "OpenVINO bf16" in speed:
+            bases.append(("vs_OpenVINO_bf16", "OpenVINO bf16"))
+        for key, base in bases:
             for name in speed:
                 speed[name][key] = speed[name]["pairs_per_s"] / speed[base]["pairs_per_s"]
         res["table"] = [
@@ -370,11 +457,14 @@ def main() -> None:
                 "pairs_per_s": speed[name]["pairs_per_s"],
                 "vs_OpenVINO_fp32": speed[name]["vs_OpenVINO_fp32"],
                 "vs_ORT_fp32": speed[name]["vs_ORT_fp32"],
+                "vs_OpenVINO_bf16": speed[name].get("vs_OpenVINO_bf16"),
             }
             for name in graphs
         ]
         res["total_seconds"] = time.perf_counter() - t_start
         print_table(res["table"])
+        for label, row in res.get("sentence_transformers", {}).items():
+            print(f"sentence-transformers {label}: {row['pairs_per_s']:.2f} pairs/s")
         if args.json:
             args.json.write_text(json.dumps(res, indent=1, default=float))
     finally:
@@ -401,14 +491,14 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
     print(
         "| variant | fidelity on | top-10 overlap mean / min | Spearman | max abs err | pairs/s "
-        "| vs OV fp32 | vs ORT fp32 |"
+        "| vs OV fp32 | vs ORT fp32 | vs OV bf16 |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['variant']} | {r['fidelity_on']} | {fmt(r['top10_overlap_mean'], '.3f')} / {fmt(r['top10_overlap_min'], '.2f')} "
             f"| {fmt(r['spearman_mean'], '.4f')} | {fmt(r['max_abs_err'], '.3f')} | {r['pairs_per_s']:.2f} "
-            f"| {r['vs_OpenVINO_fp32']:.2f} | {r['vs_ORT_fp32']:.2f} |"
+            f"| {r['vs_OpenVINO_fp32']:.2f} | {r['vs_ORT_fp32']:.2f} | {fmt(r['vs_OpenVINO_bf16'], '.2f')} |"
         )
 
 
