@@ -1,7 +1,9 @@
 """`crossrank export MODEL_DIR -o OUT`: Hugging Face checkpoint → verified ONNX model directory.
 
-``--int8-static --calibration DATASET_DIR`` adds the calibrated static int8 graph
-(:func:`crossrank.models.quantize_static.quantize_static_int8`); on an already exported folder only that.
+``--int8-static --calibration DATASET_DIR`` adds a calibrated int8 model: ONNX Runtime's static graph
+(:func:`crossrank.models.quantize_static.quantize_static_int8`) or, with ``--int8-engine openvino`` (the
+``auto`` choice on CPUs with VNNI), OpenVINO's NNCF model
+(:func:`crossrank.models.quantize_openvino.quantize_openvino_int8`); on an already exported folder only that.
 """
 
 from __future__ import annotations
@@ -47,6 +49,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--calibration",
         metavar="DATASET_DIR",
         help="BEIR folder whose --calibration-split queries' BM25 candidates calibrate --int8-static",
+    )
+    p.add_argument(
+        "--int8-engine",
+        choices=["auto", "onnxruntime", "openvino"],
+        default="auto",
+        help=(
+            "which int8 --int8-static makes: onnxruntime (model_int8_static.onnx) or openvino (NNCF, "
+            "int8_openvino/; needs crossrank[quantize]); auto = openvino where the CPU has VNNI and "
+            "openvino + nncf are installed, else onnxruntime"
+        ),
     )
     p.add_argument(
         "--calibration-split", default="train", help="judged split to calibrate on (default train)"
@@ -101,10 +113,16 @@ def run(args: argparse.Namespace) -> int:
             )
             print(describe(report))
         if args.int8_static:
+            from ..models.quantize_openvino import quantize_openvino_int8
             from ..models.quantize_static import CalibrationDataError, quantize_static_int8
 
+            quantize = (
+                quantize_openvino_int8
+                if _int8_engine(args.int8_engine) == "openvino"
+                else quantize_static_int8
+            )
             try:
-                rep = quantize_static_int8(
+                rep = quantize(
                     out,
                     args.calibration,
                     split=args.calibration_split,
@@ -116,8 +134,21 @@ def run(args: argparse.Namespace) -> int:
             except (CalibrationDataError, ValueError) as exc:
                 print(f"crossrank export: error: {exc}", file=sys.stderr)
                 return 2
-            print(f"wrote {out / rep.graph} and int8_static.json ({rep.seconds:.0f} s)")
+            manifest = "int8_static.json" if rep.method == "onnxruntime-qdq" else "its manifest"
+            print(f"wrote {out / rep.graph} and {manifest} ({rep.seconds:.0f} s)")
     except StateError as exc:  # a graph failed verification: nothing of it was written
         print(f"crossrank export: error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _int8_engine(choice: str) -> str:
+    """Resolve ``--int8-engine auto``: OpenVINO's NNCF int8 where the CPU has VNNI and both are installed."""
+    if choice != "auto":
+        return choice
+    import importlib.util
+
+    from ..models.quantize_openvino import cpu_has_vnni
+
+    installed = all(importlib.util.find_spec(m) is not None for m in ("openvino", "nncf"))
+    return "openvino" if installed and cpu_has_vnni() else "onnxruntime"

@@ -19,10 +19,14 @@ Choosing (``backend="auto"``, ``precision="auto"``):
 quantized copy (made once with :func:`crossrank.models.export.quantize_onnx` and cached), unless the
 graph is already quantized.
 
-``precision="auto"`` on the CPU (backend ``auto`` or ``onnxruntime``) picks that static int8 graph when
-its manifest (``int8_static.json``) records a mean top-10 overlap with fp32 of at least
-:data:`crossrank.models.quantize_static.FAITHFUL_TOP10_OVERLAP` (0.98) on held-out calibration queries;
-otherwise it chooses as above.
+An OpenVINO int8 model made by NNCF (``int8_openvino/``, ``crossrank export --int8-static --int8-engine
+openvino``, :mod:`crossrank.models.quantize_openvino`) comes first for ``precision="int8"`` on backend
+``auto`` or ``openvino`` when ``openvino`` is installed: on CPUs with VNNI it is the fastest int8 path.
+
+``precision="auto"`` on the CPU picks a calibrated int8 model when its manifest records a mean top-10
+overlap with fp32 of at least :data:`crossrank.models.quantize_static.FAITHFUL_TOP10_OVERLAP` (0.98) on
+held-out calibration queries: the OpenVINO one (backend ``auto``/``openvino``), else the static ONNX graph
+(``int8_static.json``; backend ``auto``/``onnxruntime``); otherwise it chooses as above.
 
 Threads: intra-op threads default to the cgroup CPU quota (``crossrank._core.default_num_threads()``),
 inter-op threads to 1, so one inference never oversubscribes the cores crossrank's own pool uses.
@@ -208,11 +212,13 @@ class OpenVINOBackend:
     Parameters
     ----------
     onnx_path : Path
-        The graph.
+        The graph (ONNX, or OpenVINO IR ``.xml``).
     num_threads : int
         Inference threads.
-    precision : {"bf16", "fp32", "fp16"}
-        ``INFERENCE_PRECISION_HINT``.
+    precision : {"bf16", "fp32", "fp16", "int8"}
+        ``INFERENCE_PRECISION_HINT``; ``int8`` is for a model NNCF quantized
+        (:mod:`crossrank.models.quantize_openvino`): its int8 layers run in int8 whatever the hint, and the
+        layers it left unquantized run in bf16 where the CPU has bf16 units, else fp32.
     """
 
     name = "openvino"
@@ -222,11 +228,11 @@ class OpenVINOBackend:
             import openvino as ov
         except ImportError as exc:
             raise missing_extra("openvino", "openvino") from exc
-        hint = {"bf16": "bf16", "fp32": "f32", "fp16": "f16"}.get(precision)
+        int8_rest = "bf16" if cpu_has_bf16() else "f32"
+        hint = {"bf16": "bf16", "fp32": "f32", "fp16": "f16", "int8": int8_rest}.get(precision)
         if hint is None:
             raise ValueError(
-                f"the openvino backend runs precision 'bf16', 'fp32' or 'fp16', got {precision!r}; "
-                "for int8 use backend='onnxruntime'"
+                f"the openvino backend runs precision 'bf16', 'fp32', 'fp16' or 'int8', got {precision!r}"
             )
         core = ov.Core()
         model = core.read_model(str(onnx_path))
@@ -416,6 +422,38 @@ def _faithful_static_int8(path: Path) -> bool:
     return isinstance(overlap, (int, float)) and overlap >= FAITHFUL_TOP10_OVERLAP
 
 
+def _openvino_int8(path: Path, backend: str, precision: str) -> Path | None:
+    """The OpenVINO int8 model (``int8_openvino/model.xml``) to run for this request, else None.
+
+    ``int8`` on backend ``auto``/``openvino`` runs it when it exists (and ``openvino`` is installed);
+    ``auto`` runs it only when its recorded top-10 overlap with fp32 is faithful. A CUDA GPU keeps its path.
+    """
+    if backend not in ("auto", "openvino") or precision not in ("auto", "int8"):
+        return None
+    from .quantize_openvino import OPENVINO_INT8_DIR, openvino_int8_fidelity, openvino_int8_graph
+
+    graph = openvino_int8_graph(path)
+    if backend == "openvino" and precision == "int8":
+        if graph is None:
+            raise ValueError(
+                f"precision 'int8' on the openvino backend runs the NNCF model in {path.parent}/"
+                f"{OPENVINO_INT8_DIR}/, and there is none made from {path.name} "
+                "(crossrank export --int8-static --int8-engine openvino); or use backend='onnxruntime'"
+            )
+        if not _has_openvino():
+            raise missing_extra("openvino", "openvino")
+        return graph
+    if graph is None or not _has_openvino() or (backend == "auto" and _ort_cuda_available()):
+        return None
+    if precision == "auto":
+        from .quantize_static import FAITHFUL_TOP10_OVERLAP
+
+        fid = openvino_int8_fidelity(path)
+        if not fid or float(fid.get("top10_overlap_mean", 0.0)) < FAITHFUL_TOP10_OVERLAP:
+            return None
+    return graph
+
+
 def _has_contrib_ops(path: Path) -> bool:
     with path.open("rb") as f:
         head = f.read(4 << 20)
@@ -439,9 +477,10 @@ def load_backend(
     backend : {"auto", "onnxruntime", "openvino"}
         Which runtime; ``auto`` chooses as described in the module docstring.
     precision : {"auto", "fp32", "bf16", "fp16", "int8"}
-        Arithmetic; ``auto`` is the static int8 graph beside ``onnx_path`` when its recorded fidelity is
-        faithful (top-10 overlap >= 0.98, CPU, backend ``auto``/``onnxruntime``), else bf16 on OpenVINO
-        with bf16 units, else fp32. ``int8`` prefers ``model_int8_static.onnx``, then the dynamic graph.
+        Arithmetic; ``auto`` is a calibrated int8 model beside ``onnx_path`` when its recorded fidelity
+        is faithful (top-10 overlap >= 0.98, CPU), else bf16 on OpenVINO with bf16 units, else fp32.
+        ``int8`` prefers the OpenVINO int8 model (``int8_openvino/``, backend ``auto``/``openvino``), then
+        ``model_int8_static.onnx``, then the dynamic graph.
     num_threads : int, optional
         Intra-op threads; None = the cgroup CPU quota.
     fuse : bool
@@ -458,7 +497,8 @@ def load_backend(
     FileNotFoundError
         No such graph.
     ValueError
-        Unknown backend/precision, or a combination the backend cannot run.
+        Unknown backend/precision, or a combination the backend cannot run (``int8`` on ``openvino``
+        without an ``int8_openvino/`` model).
     ImportError
         ``backend="openvino"`` without the ``openvino`` package.
     """
@@ -466,9 +506,14 @@ def load_backend(
     if not path.is_file():
         raise FileNotFoundError(f"ONNX graph {path} does not exist")
     threads = resolve_threads(num_threads)
-    if precision == "auto" and backend in ("auto", "onnxruntime") and _faithful_static_int8(path):
-        precision = "int8"  # a calibrated int8 graph measured faithful: the fastest CPU path
-    chosen_backend, chosen_precision = _choose(str(backend), str(precision))
+    ov_int8 = _openvino_int8(path, str(backend), str(precision))
+    if ov_int8 is not None:  # an NNCF-quantized model beside the graph, asked for or measured faithful
+        chosen_backend, chosen_precision = "openvino", "int8"
+        path = ov_int8
+    else:
+        if precision == "auto" and backend in ("auto", "onnxruntime") and _faithful_static_int8(path):
+            precision = "int8"  # a calibrated int8 graph measured faithful: the fastest CPU path
+        chosen_backend, chosen_precision = _choose(str(backend), str(precision))
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns, chosen_backend, chosen_precision, threads, fuse)
     with _CACHE_LOCK:
