@@ -219,12 +219,14 @@ class CrossEncoder(RerankerBase):
         See :func:`crossrank.models.onnx_session.load_backend`. ``auto`` picks OpenVINO bf16 on CPUs with
         bf16 units when ``openvino`` is installed (fast, ~1e-2 from fp32), else ONNX Runtime fp32.
     precision : {"auto", "fp32", "bf16", "int8"}
-        ``fp32`` for scores equal to PyTorch's within 1e-4. ``int8`` runs the calibrated static graph
-        (``model_int8_static.onnx``, ``crossrank export --int8-static``) when the folder has one, else the
-        dynamic ``model_int8.onnx`` (or a dynamically quantized copy). ``auto`` picks the static int8
-        graph only where its manifest (``int8_static.json``) records a mean top-10 overlap with fp32 of
-        at least 0.98 on held-out calibration queries; otherwise as ``backend`` says (bf16 on OpenVINO
-        with bf16 units, else fp32). ``CrossEncoder(...).backend.precision`` tells which ran.
+        ``fp32`` for scores equal to PyTorch's within 1e-4. ``int8`` runs a calibrated int8 model made by
+        ``crossrank export --int8-static`` when the folder has one: OpenVINO's NNCF model
+        (``int8_openvino/``, backend ``auto``/``openvino``), else ONNX Runtime's static graph
+        (``model_int8_static.onnx``); else the dynamic ``model_int8.onnx`` (or a dynamically quantized
+        copy). ``auto`` picks a calibrated int8 model only where its manifest records a mean top-10
+        overlap with fp32 of at least 0.98 on held-out calibration queries; otherwise as ``backend`` says
+        (bf16 on OpenVINO with bf16 units, else fp32). ``CrossEncoder(...).backend.precision`` tells
+        which ran.
     truncation : {"longest_first", "only_second", "only_first"}
         How a pair that does not fit is cut (as Hugging Face tokenizers).
     max_query_length : int, optional
