@@ -34,9 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from .._common import atomic_directory, check_int, manifest_body, read_manifest_file, sha256_file, write_json
+from .._common import atomic_directory, manifest_body, read_manifest_file, sha256_file, write_json
 from ..errors import StateError, missing_extra
-from .quantize_static import StaticInt8Report, _calibration_pairs, _record, ranking_fidelity
+from .quantize_static import StaticInt8Report, _prepare_calibration, _record, ranking_fidelity
 
 __all__ = [
     "OPENVINO_INT8_DEFAULTS",
@@ -50,7 +50,6 @@ __all__ = [
 OPENVINO_INT8_DIR = "int8_openvino"
 _FORMAT = "crossrank-int8-openvino"
 _VERSION = 1
-_CALIBRATION_BATCH_TOKENS = 2048
 
 # Measured choices (bench/ce_int8_nncf.py, bench/RESULTS.md "int8 on a CPU with VNNI"): SmoothQuant 0.95
 # kept the most fidelity among 0.5 / 0.8 / 0.95 / off on held-out train queries; keeping the FFN output
@@ -160,37 +159,34 @@ def quantize_openvino_int8(
     crossrank.errors.StateError
         The quantized model's scores are not finite (nothing is written).
     """
-    from ..rerank.cross_encoder import CrossEncoder
     from .onnx_session import OpenVINOBackend, resolve_threads
 
     t0 = time.perf_counter()
     root = Path(model_dir)
-    src = root / onnx_file
-    if not src.is_file():
-        raise FileNotFoundError(f"model_dir {root} has no {onnx_file} (export the model first)")
-    check_int(calibration_queries, "calibration_queries", minimum=1)
-    check_int(holdout_queries, "holdout_queries", minimum=0)
-    check_int(depth, "depth", minimum=1)
-    conf = {**OPENVINO_INT8_DEFAULTS, **(settings or {})}
-    unknown = set(conf) - set(OPENVINO_INT8_DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown settings {sorted(unknown)}; known: {sorted(OPENVINO_INT8_DEFAULTS)}")
-    say = print if verbose else (lambda *a, **k: None)
     threads = resolve_threads(num_threads)
-
-    queries, cands, info = _calibration_pairs(
-        calibration, split, calibration_queries + holdout_queries, depth
-    )
-    n_cal = min(calibration_queries, len(queries) - (1 if holdout_queries else 0))
-    ce = CrossEncoder(
+    cal = _prepare_calibration(
         root,
-        backend="onnxruntime",
-        precision="fp32",
+        calibration,
+        split=split,
+        calibration_queries=calibration_queries,
+        holdout_queries=holdout_queries,
+        depth=depth,
         onnx_file=onnx_file,
-        num_threads=threads,
         max_length=max_length,
+        settings=settings,
+        defaults=OPENVINO_INT8_DEFAULTS,
+        num_threads=threads,
     )
-    ce.max_batch_tokens = max(_CALIBRATION_BATCH_TOKENS, ce.max_length)
+    src, conf, queries, cands, info, n_cal, ce = (
+        cal.src,
+        cal.settings,
+        cal.queries,
+        cal.cands,
+        cal.info,
+        cal.n_cal,
+        cal.ce,
+    )
+    say = print if verbose else (lambda *a, **k: None)
     rec_cal, _ = _record(ce, queries[:n_cal], cands[:n_cal])
     feeds = [{k: np.asarray(f[k], np.int64) for k in rec_cal.input_names} for f in rec_cal.feeds]
     say(f"calibration: {n_cal} queries, {sum(map(len, cands[:n_cal]))} pairs, {len(feeds)} batches")
@@ -199,15 +195,7 @@ def quantize_openvino_int8(
 
     import openvino as ov
 
-    calib = {
-        "dataset": info["dataset"],
-        "split": split,
-        "depth": depth,
-        "max_length": ce.max_length,
-        "query_ids": info["query_ids"][:n_cal],
-        "pairs": sum(map(len, cands[:n_cal])),
-        "packed_by": "crossrank.CrossEncoder (its tokenizer and packer)",
-    }
+    calib = cal.summary()
     graph = f"{OPENVINO_INT8_DIR}/model.xml"
     report = StaticInt8Report(
         model_dir=str(root),

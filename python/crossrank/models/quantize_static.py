@@ -219,6 +219,80 @@ def _record(ce: Any, queries: list[str], cands: list[list[str]]) -> tuple[_Recor
     return rec, scores
 
 
+@dataclass
+class _Calibration:
+    """What both int8 makers start from: checked settings, the split's queries (calibration ones first,
+    then held-out ones) with their BM25 candidates, and an fp32 ONNX Runtime cross-encoder whose packed
+    batches :func:`_record` captures."""
+
+    src: Path
+    settings: dict[str, Any]
+    queries: list[str]
+    cands: list[list[str]]
+    info: dict[str, Any]
+    n_cal: int
+    ce: Any
+
+    def summary(self, batches: int | None = None) -> dict[str, Any]:
+        """The manifest's ``calibration`` entry."""
+        out = {
+            "dataset": self.info["dataset"],
+            "split": self.info["split"],
+            "depth": self.info["depth"],
+            "max_length": self.ce.max_length,
+            "query_ids": self.info["query_ids"][: self.n_cal],
+            "pairs": sum(map(len, self.cands[: self.n_cal])),
+            "packed_by": "crossrank.CrossEncoder (its tokenizer and packer)",
+        }
+        if batches is not None:
+            out["batches"] = batches
+        return out
+
+
+def _prepare_calibration(
+    root: Path,
+    calibration: str | os.PathLike[str],
+    *,
+    split: str,
+    calibration_queries: int,
+    holdout_queries: int,
+    depth: int,
+    onnx_file: str,
+    max_length: int | None,
+    settings: dict[str, Any] | None,
+    defaults: dict[str, Any],
+    num_threads: int | None,
+) -> _Calibration:
+    """Check the arguments and load the calibration inputs (see :class:`_Calibration`)."""
+    from ..rerank.cross_encoder import CrossEncoder
+
+    src = root / onnx_file
+    if not src.is_file():
+        raise FileNotFoundError(f"model_dir {root} has no {onnx_file} (export the model first)")
+    check_int(calibration_queries, "calibration_queries", minimum=1)
+    check_int(holdout_queries, "holdout_queries", minimum=0)
+    check_int(depth, "depth", minimum=1)
+    conf = {**defaults, **(settings or {})}
+    unknown = set(conf) - set(defaults)
+    if unknown:
+        raise ValueError(f"unknown settings {sorted(unknown)}; known: {sorted(defaults)}")
+    queries, cands, info = _calibration_pairs(
+        calibration, split, calibration_queries + holdout_queries, depth
+    )
+    n_cal = min(calibration_queries, len(queries) - (1 if holdout_queries else 0))
+    # Small batches bound the calibration's memory (every MatMul input of a batch is held at once).
+    ce = CrossEncoder(
+        root,
+        backend="onnxruntime",
+        precision="fp32",
+        onnx_file=onnx_file,
+        num_threads=num_threads,
+        max_length=max_length,
+    )
+    ce.max_batch_tokens = max(_CALIBRATION_BATCH_TOKENS, ce.max_length)
+    return _Calibration(src, conf, queries, cands, info, n_cal, ce)
+
+
 def _weight_matmuls(model: Any, attention_too: bool) -> list[str]:
     """MatMul node names to quantize: those with a constant (initializer) input, plus attention if asked."""
     consts = {i.name for i in model.graph.initializer}
@@ -351,32 +425,29 @@ def quantize_static_int8(
 
     t0 = time.perf_counter()
     root = Path(model_dir)
-    src = root / onnx_file
-    if not src.is_file():
-        raise FileNotFoundError(f"model_dir {root} has no {onnx_file} (export the model first)")
-    check_int(calibration_queries, "calibration_queries", minimum=1)
-    check_int(holdout_queries, "holdout_queries", minimum=0)
-    check_int(depth, "depth", minimum=1)
-    conf = {**STATIC_INT8_DEFAULTS, **(settings or {})}
-    unknown = set(conf) - set(STATIC_INT8_DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown settings {sorted(unknown)}; known: {sorted(STATIC_INT8_DEFAULTS)}")
-    say = print if verbose else (lambda *a, **k: None)
-
-    queries, cands, info = _calibration_pairs(
-        calibration, split, calibration_queries + holdout_queries, depth
-    )
-    n_cal = min(calibration_queries, len(queries) - (1 if holdout_queries else 0))
-    # Small batches bound the calibration's memory (every MatMul input of a batch is held at once).
-    ce = CrossEncoder(
+    cal = _prepare_calibration(
         root,
-        backend="onnxruntime",
-        precision="fp32",
+        calibration,
+        split=split,
+        calibration_queries=calibration_queries,
+        holdout_queries=holdout_queries,
+        depth=depth,
         onnx_file=onnx_file,
-        num_threads=num_threads,
         max_length=max_length,
+        settings=settings,
+        defaults=STATIC_INT8_DEFAULTS,
+        num_threads=num_threads,
     )
-    ce.max_batch_tokens = max(_CALIBRATION_BATCH_TOKENS, ce.max_length)
+    src, conf, queries, cands, info, n_cal, ce = (
+        cal.src,
+        cal.settings,
+        cal.queries,
+        cal.cands,
+        cal.info,
+        cal.n_cal,
+        cal.ce,
+    )
+    say = print if verbose else (lambda *a, **k: None)
     rec_cal, _ = _record(ce, queries[:n_cal], cands[:n_cal])
     say(f"calibration: {n_cal} queries, {sum(map(len, cands[:n_cal]))} pairs, {len(rec_cal.feeds)} batches")
 
@@ -408,16 +479,7 @@ def quantize_static_int8(
         os.replace(tmp, dst)
     finally:
         tmp.unlink(missing_ok=True)
-    calib = {
-        "dataset": info["dataset"],
-        "split": split,
-        "depth": depth,
-        "max_length": ce.max_length,
-        "query_ids": info["query_ids"][:n_cal],
-        "pairs": sum(map(len, cands[:n_cal])),
-        "batches": len(rec_cal.feeds),
-        "packed_by": "crossrank.CrossEncoder (its tokenizer and packer)",
-    }
+    calib = cal.summary(batches=len(rec_cal.feeds))
     report = StaticInt8Report(
         model_dir=str(root),
         graph=STATIC_INT8_FILE,
