@@ -20,7 +20,7 @@ from crossrank.models.quantize_openvino import (
 )
 from crossrank.models.quantize_static import CalibrationDataError
 from model_fixtures import tiny_texts
-from test_int8_static import _beir
+from test_int8_static import _beir, set_recorded_overlap
 
 pytest.importorskip("openvino")
 pytest.importorskip("nncf")
@@ -83,28 +83,19 @@ def test_int8_runs_the_openvino_model_within_tolerance(ov_model: Path) -> None:
     assert ort8.backend.name == "onnxruntime"
 
 
-def _set_overlap(model: Path, value: float | None) -> None:
-    path = model / OPENVINO_INT8_DIR / "manifest.json"
-    body = json.loads(path.read_text())
-    if value is None:
-        body["fidelity"] = {}
-    else:
-        body["fidelity"]["top10_overlap_mean"] = value
-    path.write_text(json.dumps(body))
-    clear_backend_cache()
-
-
 def test_auto_picks_openvino_int8_only_when_faithful(ov_model: Path, tmp_path: Path) -> None:
     model = tmp_path / "m"
     shutil.copytree(ov_model, model)
-    _set_overlap(model, 0.99)
+    set_recorded_overlap(model / OPENVINO_INT8_DIR / "manifest.json", 0.99)
     ce = CrossEncoder(model)
     assert (ce.backend.name, ce.backend.precision) == ("openvino", "int8")
     assert CrossEncoder(model, precision="fp32").backend.precision == "fp32"  # asked for: never overridden
     assert CrossEncoder(model, backend="onnxruntime").backend.name == "onnxruntime"
-    _set_overlap(model, 0.97)
+    set_recorded_overlap(model / OPENVINO_INT8_DIR / "manifest.json", 0.97)
     assert CrossEncoder(model).backend.precision != "int8"
-    _set_overlap(model, None)  # no fidelity recorded: not faithful
+    set_recorded_overlap(
+        model / OPENVINO_INT8_DIR / "manifest.json", None
+    )  # no fidelity recorded: not faithful
     assert CrossEncoder(model).backend.precision != "int8"
 
 

@@ -90,29 +90,29 @@ def test_static_int8_within_tolerance_of_fp32(static_model: Path) -> None:
     assert 0 < err <= int8_tolerance(ref), err
 
 
-def _set_overlap(model: Path, value: float | None) -> None:
-    path = model / STATIC_INT8_MANIFEST
-    body = json.loads(path.read_text())
+def set_recorded_overlap(manifest: Path, value: float | None) -> None:
+    """Rewrite the mean top-10 overlap an int8 manifest records (None: no fidelity at all)."""
+    body = json.loads(manifest.read_text())
     if value is None:
         body["fidelity"] = {}
     else:
         body["fidelity"]["top10_overlap_mean"] = value
-    path.write_text(json.dumps(body))
+    manifest.write_text(json.dumps(body))
     clear_backend_cache()
 
 
 def test_auto_picks_static_int8_only_when_faithful(static_model: Path, tmp_path: Path) -> None:
     model = tmp_path / "m"
     shutil.copytree(static_model, model)
-    _set_overlap(model, 0.99)
+    set_recorded_overlap(model / STATIC_INT8_MANIFEST, 0.99)
     ce = CrossEncoder(model, backend="onnxruntime")
     assert ce.backend.precision == "int8"
     assert ce.backend.onnx_path.name == STATIC_INT8_FILE  # type: ignore[attr-defined]
     # An explicit precision or the OpenVINO backend is never overridden.
     assert CrossEncoder(model, backend="onnxruntime", precision="fp32").backend.precision == "fp32"
-    _set_overlap(model, 0.97)
+    set_recorded_overlap(model / STATIC_INT8_MANIFEST, 0.97)
     assert CrossEncoder(model, backend="onnxruntime").backend.precision == "fp32"
-    _set_overlap(model, None)  # no fidelity recorded: not faithful
+    set_recorded_overlap(model / STATIC_INT8_MANIFEST, None)  # no fidelity recorded: not faithful
     assert CrossEncoder(model, backend="onnxruntime").backend.precision == "fp32"
     # precision="int8" without a static graph falls back to the dynamic one.
     (model / STATIC_INT8_FILE).unlink()
