@@ -13,6 +13,7 @@
 // (a decoder may load whole words past a block's end).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -190,5 +191,90 @@ void for_each_block(const IndexView& ix, std::uint32_t t, F&& f) {
         in += 1 + n * (detail::kBytes[h & 3u] + detail::kBytes[(h >> 2) & 3u]);
     }
 }
+
+// Walks one term's postings in document order a document range at a time: each until(end, f)
+// hands f(docs, impacts, from, to) the postings not handed before whose documents are below
+// `end` (docs[i] and impacts[i] for i in [from, to)), one call per block touched (one in all for
+// plain documents). The blocked dense search calls it once per document window and term.
+class RangeCursor {
+  public:
+    RangeCursor(const IndexView& ix, std::uint32_t t) : ix_(&ix) {
+        const std::int64_t j0 = ix.term_ptr[t];
+        left_ = static_cast<std::size_t>(ix.term_ptr[t + 1] - j0);
+        imp_ = ix.impacts + j0;
+        if (ix.packed_data) {
+            b_ = static_cast<std::size_t>(ix.packed_block_ptr[t]);
+            if (left_) in_ = ix.packed_data + ix.packed_block_off[b_];
+        } else {
+            plain_ = ix.docs + j0;
+        }
+    }
+
+    template <class F>
+    void until(std::uint32_t end, F&& f) {
+        if (!ix_->packed_data) {
+            const std::uint32_t* stop = std::lower_bound(plain_ + pos_, plain_ + left_, end);
+            const auto to = static_cast<std::size_t>(stop - plain_);
+            if (to > pos_) f(PlainDocs{plain_}, imp_, pos_, to);
+            pos_ = to;
+            return;
+        }
+        while (left_) {
+            const std::size_t n = left_ < kBlockSize ? left_ : kBlockSize;
+            const unsigned h = in_[0];
+            const std::uint32_t last = ix_->packed_block_last[b_];
+            switch (h & 3u) {
+                case 0:
+                    if (!step(LastDoc{last}, n, last, end, f)) return;
+                    break;
+                case 1:
+                    if (!step(BackDocs<std::uint8_t>{in_ + 1, last}, n, last, end, f)) return;
+                    break;
+                case 2:
+                    if (!step(BackDocs<std::uint16_t>{in_ + 1, last}, n, last, end, f)) return;
+                    break;
+                default:
+                    if (!step(BackDocs<std::uint32_t>{in_ + 1, last}, n, last, end, f)) return;
+            }
+            left_ -= n;  // the block is done: on to the next one (consecutive in data)
+            imp_ += n;
+            in_ += 1 + n * (detail::kBytes[h & 3u] + detail::kBytes[(h >> 2) & 3u]);
+            ++b_;
+            pos_ = 0;
+        }
+    }
+
+  private:
+    // Hands over the current block's postings below end; true when the block is done.
+    template <class Docs, class F>
+    bool step(Docs docs, std::size_t n, std::uint32_t last, std::uint32_t end, F& f) {
+        std::size_t to = n;
+        if (last >= end) {  // the window ends inside this block: find its first document >= end
+            std::size_t lo = pos_, hi = n;
+            while (lo < hi) {
+                const std::size_t mid = lo + (hi - lo) / 2;
+                if (docs[mid] < end)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            to = lo;
+        }
+        if (to > pos_) f(docs, imp_, pos_, to);
+        if (to < n) {
+            pos_ = to;
+            return false;
+        }
+        return true;
+    }
+
+    const IndexView* ix_;
+    const float* imp_ = nullptr;            // impacts of the current block (packed) or term (plain)
+    const std::uint8_t* in_ = nullptr;      // the current block's bytes (packed)
+    const std::uint32_t* plain_ = nullptr;  // the term's documents (plain)
+    std::size_t b_ = 0;                     // the current block (packed)
+    std::size_t left_ = 0;                  // postings from the current block on (packed), or all (plain)
+    std::size_t pos_ = 0;                   // next posting within the block (packed) or term (plain)
+};
 
 }  // namespace crossrank::bm25::codec

@@ -1,6 +1,7 @@
 // The pruned (block-max MaxScore) top-k equals the exhaustive one bit for bit, ties included.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -49,15 +50,44 @@ struct Index {
 
 using Docs = std::vector<std::vector<std::uint32_t>>;
 
+// Adds one part of documents (flat term ids, document offsets) to ix.postings, as BM25Index.add does.
+void add_part(Index& ix, const std::vector<std::uint32_t>& flat, const std::vector<std::int64_t>& offsets) {
+    std::vector<std::int64_t> empty_ptr(ix.n_terms + 1, 0);
+    bm25::PostingsView base;
+    base.n_terms = ix.n_terms;
+    base.term_ptr = empty_ptr.data();
+    if (!ix.postings.term_ptr.empty()) {
+        base.n_docs = ix.postings.doc_lens.size();
+        base.term_ptr = ix.postings.term_ptr.data();
+        base.docs = ix.postings.docs.data();
+        base.tfs = ix.postings.tfs.data();
+        base.doc_lens = ix.postings.doc_lens.data();
+    }
+    ix.postings = bm25::build_postings(base, ix.n_terms, flat.data(), offsets.data(), offsets.size() - 1);
+}
+
+// Impacts, block-max metadata and packed postings from the final postings.
+void finish(Index& ix, const bm25::Params& p) {
+    bm25::PostingsView all;
+    all.n_terms = ix.n_terms;
+    all.n_docs = ix.postings.doc_lens.size();
+    all.term_ptr = ix.postings.term_ptr.data();
+    all.docs = ix.postings.docs.data();
+    all.tfs = ix.postings.tfs.data();
+    all.doc_lens = ix.postings.doc_lens.data();
+    ix.impacts.resize(ix.postings.docs.size());
+    ix.nonocc.resize(ix.n_terms);
+    bm25::compute_impacts(p, all, ix.impacts.data(), ix.nonocc.data(), 2);
+    ix.blocks = bm25::build_block_max(ix.view(false), 2);
+    ix.packed = bm25::codec::pack(ix.n_terms, ix.postings.term_ptr.data(), ix.postings.docs.data(),
+                                  ix.postings.tfs.data());
+}
+
 // Builds base_docs, then adds extra_docs incrementally (as BM25Index.add does), then impacts and
 // block-max metadata from the final impacts.
 Index build(const Docs& base_docs, const Docs& extra_docs, std::size_t n_terms, const bm25::Params& p) {
     Index ix;
     ix.n_terms = n_terms;
-    std::vector<std::int64_t> empty_ptr(n_terms + 1, 0);
-    bm25::PostingsView base;
-    base.n_terms = n_terms;
-    base.term_ptr = empty_ptr.data();
     for (const Docs* part : {&base_docs, &extra_docs}) {
         std::vector<std::uint32_t> flat;
         std::vector<std::int64_t> offsets{0};
@@ -65,19 +95,9 @@ Index build(const Docs& base_docs, const Docs& extra_docs, std::size_t n_terms, 
             flat.insert(flat.end(), d.begin(), d.end());
             offsets.push_back(static_cast<std::int64_t>(flat.size()));
         }
-        ix.postings = bm25::build_postings(base, n_terms, flat.data(), offsets.data(), part->size());
-        base.n_docs = ix.postings.doc_lens.size();
-        base.term_ptr = ix.postings.term_ptr.data();
-        base.docs = ix.postings.docs.data();
-        base.tfs = ix.postings.tfs.data();
-        base.doc_lens = ix.postings.doc_lens.data();
+        add_part(ix, flat, offsets);
     }
-    ix.impacts.resize(ix.postings.docs.size());
-    ix.nonocc.resize(n_terms);
-    bm25::compute_impacts(p, base, ix.impacts.data(), ix.nonocc.data(), 2);
-    ix.blocks = bm25::build_block_max(ix.view(false), 2);
-    ix.packed = bm25::codec::pack(n_terms, ix.postings.term_ptr.data(), ix.postings.docs.data(),
-                                  ix.postings.tfs.data());
+    finish(ix, p);
     return ix;
 }
 
@@ -297,4 +317,72 @@ TEST_CASE("a scratch pool is reused across calls and k, and serves indexes of di
         }
     }
     CHECK(pool.size() == 1);  // one worker at a time: one scratch, kept
+}
+
+TEST_CASE("exhaustive search in document windows (4M documents and more) equals the whole-corpus sums") {
+    // Past 2^22 documents the exhaustive path scores a window of 65,536 documents at a time. The
+    // reference is score_all (one whole-corpus accumulation, the same float32 additions) and a full
+    // sort by (-score, index). Terms: 0 dense (every 3rd document), 5 dense with tf 1-3, 1 sparse
+    // (2-byte offsets), 2 with 4-byte offsets whose blocks span many windows, 3 on window edges
+    // (65,535 / 65,536 / 131,071 / the last document), 4 on the first 100 documents; empty
+    // documents throughout, so untouched ones score c and can fill a top-k (k = 10^6 with term 3).
+    const std::size_t n = (std::size_t{1} << 22) + 70000;
+    std::vector<std::uint32_t> flat;
+    std::vector<std::int64_t> offsets{0};
+    flat.reserve(n * 2);
+    offsets.reserve(n + 1);
+    for (std::size_t i = 0; i < n; ++i) {
+        if (i % 3 == 0) flat.push_back(0);
+        if (i % 7 == 0) flat.insert(flat.end(), 1 + i % 3, 5);
+        if (i % 1000 == 0) flat.push_back(1);
+        if (i % 70001 == 0) flat.insert(flat.end(), 1 + i % 4, 2);
+        if (i == 65535 || i == 65536 || i == 131071 || i == n - 1) flat.push_back(3);
+        if (i < 100) flat.insert(flat.end(), 1 + i % 2, 4);
+        if (i % 11 == 0) flat.insert(flat.end(), i % 5, 6);  // length only (never queried)
+        offsets.push_back(static_cast<std::int64_t>(flat.size()));
+    }
+    const std::vector<std::vector<std::uint32_t>> queries = {
+        {0}, {0, 5}, {5, 0, 1}, {1}, {2}, {3}, {1, 2, 3}, {4, 0}, {2, 2, 0}, {3, 3, 1}, {0, 1, 2, 3, 4, 5}};
+    for (auto v : {bm25::Variant::lucene, bm25::Variant::bm25l}) {  // without / with non-occurrence
+        bm25::Params p;
+        p.variant = v;
+        p.k1 = 1.2;
+        p.b = 0.75;
+        p.delta = 0.5;
+        INFO("variant ", bm25::variant_name(v));
+        Index ix;
+        ix.n_terms = 7;
+        add_part(ix, flat, offsets);
+        finish(ix, p);
+        REQUIRE(ix.postings.doc_lens.size() == n);
+        bm25::ScratchPool pool;  // shared across queries, k and packings: a dirty window would show
+        std::vector<float> all(n);
+        for (const auto& q : queries) {
+            bm25::score_all(ix.view(), q.data(), q.size(), all.data());
+            std::vector<std::uint32_t> order(n);
+            for (std::size_t d = 0; d < n; ++d) order[d] = static_cast<std::uint32_t>(d);
+            for (std::size_t k : {std::size_t{1}, std::size_t{10}, std::size_t{1000}, std::size_t{1000000}}) {
+                std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k), order.end(),
+                                  [&](std::uint32_t a, std::uint32_t b) {
+                                      return all[a] > all[b] || (all[a] == all[b] && a < b);
+                                  });
+                const std::int64_t off[] = {0, static_cast<std::int64_t>(q.size())};
+                for (bool pack : {false, true}) {
+                    for (auto strategy : {bm25::Strategy::exhaustive, bm25::Strategy::automatic}) {
+                        std::vector<std::int64_t> d(k);
+                        std::vector<float> sc(k);
+                        bm25::search(ix.view(true, pack), q.data(), off, 1, k, 1, d.data(), sc.data(),
+                                     strategy, &pool);
+                        std::size_t bad = k;
+                        for (std::size_t i = 0; i < k && bad == k; ++i)
+                            if (d[i] != order[i] || !same_bits(sc[i], all[order[i]])) bad = i;
+                        INFO("query of ", q.size(), " terms starting ", q[0], ", k = ", k,
+                             ", packed = ", pack, ", strategy = ", static_cast<int>(strategy),
+                             ", first difference at rank ", bad);
+                        REQUIRE(bad == k);
+                    }
+                }
+            }
+        }
+    }
 }
