@@ -8,7 +8,7 @@ both checked on the object files of the wheel's build (scikit-build-core ``build
    instruction, i.e. it was compiled with ISA flags;
 2. an ``isa/`` object defines a weak/inline (COMDAT) symbol, e.g. a template instantiated with AVX
    flags, which the linker may pick over the baseline copy for every caller. ISA objects may export
-   only their ``rowmax_*`` kernels.
+   only their kernels (``rowmax_*``, ``scan_blocks_*``).
 
 Usage: python .ci/check_isa_objects.py BUILD_DIR   (x86-64 only; other machines print a skip line)
 """
@@ -31,7 +31,7 @@ BEYOND_SSE2 = re.compile(
     r"pcmp[ei]str[im]|insertps|extractps|movntdqa|lddqu|hadd[sp][sd]|hsub[sp][sd]|addsubp[sd]|"
     r"movddup|movs[hl]dup)$"
 )
-ALLOWED_ISA_EXPORT = re.compile(r"rowmax_")
+ALLOWED_ISA_EXPORT = re.compile(r"rowmax_|scan_blocks_")
 
 
 def objects(build_dir: Path, target: str) -> list[Path]:
@@ -99,7 +99,7 @@ def main(build_dir: Path) -> int:
     print(
         f"ISA check: {len(plain)} baseline objects use no instruction beyond SSE2; "
         f"{len(isa)} ISA objects ({', '.join(o.stem.removesuffix('.cpp') for o in isa)}) export only "
-        "their rowmax_* kernels"
+        "their kernels (rowmax_*, scan_blocks_*)"
     )
     return 0
 

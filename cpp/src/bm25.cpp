@@ -13,6 +13,7 @@
 
 #include "bm25_codec.hpp"
 #include "bm25_pruned.hpp"
+#include "bm25_scan.hpp"
 #include "crossrank/errors.hpp"
 #include "crossrank/parallel.hpp"
 #include "crossrank/topk.hpp"
@@ -297,6 +298,8 @@ std::size_t ScratchPool::size() const {
 
 namespace {
 
+using detail::scan_kernel;
+using detail::ScanFn;
 using detail::Scratch;
 
 // Strategy::automatic thresholds (measured on the synthetic Zipf corpora of bench/bm25_scale.py).
@@ -390,61 +393,6 @@ std::size_t postings_of(const IndexView& ix, const std::uint32_t* terms, std::si
 // postings down an 18 ms sparse path where dense takes about 13.
 bool dense_mode(std::size_t postings, std::size_t n_docs) { return postings * 16 >= n_docs; }
 
-// The dense path's last pass: every document's score acc[d] + c goes to the selection unless it is
-// below the bar, and the accumulator is reset to zero for the next query. An equal score may still
-// win on a lower index, so push() decides ties on the full key. Seeded documents hold -inf and are
-// skipped (-inf + c is never above the bar once the seeds are in).
-//
-// Almost every document falls below the bar, so the scan is a compare-and-reset stream: eight
-// documents per step, tested together (SSE2, part of x86-64's baseline, so no dispatch is needed;
-// the compiler did not vectorise the portable form), then the few above the bar one by one. Both
-// forms add, compare and push in the same order, so results are bit-identical.
-// `acc` holds documents base .. base + n_docs - 1.
-// With `after_kept`, every document already kept has a lower index than those scanned, so a score
-// equal to the bar cannot enter (a tie goes to the lower index) and the test is strict: where
-// documents share scores (equal lengths and frequencies) that spares the one-by-one check of each.
-template <bool after_kept>
-void scan_and_reset(float* __restrict acc, std::size_t n_docs, float c, TopKFloat& top, std::uint32_t base) {
-    float bar = top.bar_score();
-    std::size_t d = 0;
-#if defined(__SSE2__)
-    const __m128 vc = _mm_set1_ps(c);
-    const __m128 zero = _mm_setzero_ps();
-    for (; d + 8 <= n_docs; d += 8) {
-        const __m128 lo = _mm_add_ps(_mm_loadu_ps(acc + d), vc);
-        const __m128 hi = _mm_add_ps(_mm_loadu_ps(acc + d + 4), vc);
-        _mm_storeu_ps(acc + d, zero);
-        _mm_storeu_ps(acc + d + 4, zero);
-        const __m128 vbar = _mm_set1_ps(bar);
-        const __m128 enter_lo = after_kept ? _mm_cmpgt_ps(lo, vbar) : _mm_cmpge_ps(lo, vbar);
-        const __m128 enter_hi = after_kept ? _mm_cmpgt_ps(hi, vbar) : _mm_cmpge_ps(hi, vbar);
-        const unsigned mask = static_cast<unsigned>(_mm_movemask_ps(enter_lo)) |
-                              (static_cast<unsigned>(_mm_movemask_ps(enter_hi)) << 4);
-        if (mask == 0) continue;
-        alignas(16) float block[8];
-        _mm_store_ps(block, lo);
-        _mm_store_ps(block + 4, hi);
-        // Bit by bit rather than count-trailing-zeros: GCC emits that as `rep bsf`, which disassembles as
-        // BMI's tzcnt and would fail the wheel's baseline-ISA check; a hit block is rare anyway.
-        for (unsigned i = 0; i < 8; ++i) {
-            // The bar may have risen since the test above.
-            if (((mask >> i) & 1u) && (after_kept ? block[i] > bar : block[i] >= bar)) {
-                top.push(block[i], base + static_cast<std::uint32_t>(d + i));
-                bar = top.bar_score();
-            }
-        }
-    }
-#endif
-    for (; d < n_docs; ++d) {
-        const float score = acc[d] + c;
-        acc[d] = 0.0f;
-        if (after_kept ? score > bar : score >= bar) {
-            top.push(score, base + static_cast<std::uint32_t>(d));
-            bar = top.bar_score();
-        }
-    }
-}
-
 // Past the cache (kWindowMinDocs documents and more), exhaustive scoring goes a window of
 // documents at a time. Every query term adds its postings in the window (cursors keep each
 // term's place), then the window's documents go to the selection and its slice of the
@@ -458,6 +406,7 @@ void scan_and_reset(float* __restrict acc, std::size_t n_docs, float c, TopKFloa
 void search_windows(const IndexView& ix, const std::uint32_t* terms, std::size_t n, float c,
                     std::size_t postings, bool dense, std::size_t kk, Scratch& s) {
     float* __restrict acc = s.acc.data();
+    const ScanFn scan = scan_kernel();
     s.cursors.clear();
     for (std::size_t i = 0; i < n; ++i) s.cursors.emplace_back(ix, terms[i]);
     std::size_t noted = 0;  // sparse: documents noted in the window (s.touched[0, noted))
@@ -498,7 +447,7 @@ void search_windows(const IndexView& ix, const std::uint32_t* terms, std::size_t
             // The first cut of the selection sets its bar; later ones come as it fills (a cut per
             // window would cost more than it saves).
             if (s.top.bar_score() == -std::numeric_limits<float>::infinity()) s.top.tighten();
-            scan_and_reset<true>(acc + w0, w1 - w0, c, s.top, static_cast<std::uint32_t>(w0));
+            scan(true, acc + w0, w1 - w0, c, s.top, static_cast<std::uint32_t>(w0));
             continue;
         }
         for (codec::RangeCursor& cursor : s.cursors) cursor.until(end, add_noting);
@@ -560,7 +509,7 @@ void search_one(const IndexView& ix, const std::uint32_t* terms, std::size_t n, 
             });
         }
         s.top.tighten();
-        scan_and_reset<false>(acc, ix.n_docs, c, s.top, 0);
+        scan_kernel()(false, acc, ix.n_docs, c, s.top, 0);
     } else {
         accumulate_sparse(ix, terms, n, s);
         // Untouched documents all score c; only the kk with the lowest index can make the cut.
