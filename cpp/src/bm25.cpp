@@ -398,8 +398,8 @@ bool dense_mode(std::size_t postings, std::size_t n_docs) { return postings * 16
 // term's place), then the window's documents go to the selection and its slice of the
 // accumulator (kWindowDocs floats) is reset, while that slice is still in the core's cache. A
 // whole-corpus pass instead adds into an accumulator that outgrew the cache, a miss per posting
-// for all but the densest terms, and its sparse mode pays two or three (35 ns per posting at 10M
-// documents, measured). The modes stay as in the whole-corpus pass, per window: dense (add every
+// for all but the densest terms, and its sparse mode pays two or three (12-35 ns per posting at
+// 10M documents, measured). The modes stay as in the whole-corpus pass, per window: dense (add every
 // posting, then scan the window) or sparse (note the touched documents, visit only those). Each
 // slot receives the same additions in the same order as there (query terms in order, postings in
 // order), so every score and the top-kk are bit-identical to the whole-corpus pass.
@@ -444,8 +444,8 @@ void search_windows(const IndexView& ix, const std::uint32_t* terms, std::size_t
         const auto end = static_cast<std::uint32_t>(w1);
         if (dense) {
             for (codec::RangeCursor& cursor : s.cursors) cursor.until(end, add);
-            // The first cut of the selection sets its bar; later ones come as it fills (a cut per
-            // window would cost more than it saves).
+            // Set the selection's bar as soon as it holds kk documents; later cuts come as its
+            // buffer fills (each is an nth_element over 2 kk keys).
             if (s.top.bar_score() == -std::numeric_limits<float>::infinity()) s.top.tighten();
             scan(true, acc + w0, w1 - w0, c, s.top, static_cast<std::uint32_t>(w0));
             continue;
