@@ -334,22 +334,28 @@ float nonoccurrence_constant(const IndexView& ix, const std::uint32_t* terms, st
     return static_cast<float>(c);
 }
 
-// Dense mode: add every posting's impact, no branches (query terms in order, postings in order).
+// Adds impacts [j, to) of a run of postings to their documents' slots, no branches. Four
+// independent postings per step (distinct documents within a term, so no two updates of one step
+// touch the same slot); the same additions in the same order per slot as one by one.
+template <class Docs>
+inline void add_postings(float* __restrict acc, Docs docs, const float* __restrict imp, std::size_t j,
+                         std::size_t to) {
+    for (; j + 4 <= to; j += 4) {
+        const std::uint32_t d0 = docs[j], d1 = docs[j + 1], d2 = docs[j + 2], d3 = docs[j + 3];
+        const float v0 = imp[j], v1 = imp[j + 1], v2 = imp[j + 2], v3 = imp[j + 3];
+        acc[d0] += v0;
+        acc[d1] += v1;
+        acc[d2] += v2;
+        acc[d3] += v3;
+    }
+    for (; j < to; ++j) acc[docs[j]] += imp[j];
+}
+
+// Dense mode: add every posting's impact (query terms in order, postings in order).
 void accumulate_dense(const IndexView& ix, const std::uint32_t* terms, std::size_t n, float* __restrict acc) {
     for (std::size_t i = 0; i < n; ++i) {
-        codec::for_each_block(ix, terms[i], [acc](auto docs, const float* __restrict imp, std::size_t len) {
-            std::size_t j = 0;
-            // Four independent postings per step (distinct documents within a term, so no two
-            // updates of one step touch the same slot); same additions in the same order per slot.
-            for (; j + 4 <= len; j += 4) {
-                const std::uint32_t d0 = docs[j], d1 = docs[j + 1], d2 = docs[j + 2], d3 = docs[j + 3];
-                const float v0 = imp[j], v1 = imp[j + 1], v2 = imp[j + 2], v3 = imp[j + 3];
-                acc[d0] += v0;
-                acc[d1] += v1;
-                acc[d2] += v2;
-                acc[d3] += v3;
-            }
-            for (; j < len; ++j) acc[docs[j]] += imp[j];
+        codec::for_each_block(ix, terms[i], [acc](auto docs, const float* imp, std::size_t len) {
+            add_postings(acc, docs, imp, 0, len);
             return true;
         });
     }
@@ -410,16 +416,8 @@ void search_windows(const IndexView& ix, const std::uint32_t* terms, std::size_t
     s.cursors.clear();
     for (std::size_t i = 0; i < n; ++i) s.cursors.emplace_back(ix, terms[i]);
     std::size_t noted = 0;  // sparse: documents noted in the window (s.touched[0, noted))
-    auto add = [acc](auto docs, const float* __restrict imp, std::size_t j, std::size_t to) {
-        for (; j + 4 <= to; j += 4) {  // as in accumulate_dense
-            const std::uint32_t d0 = docs[j], d1 = docs[j + 1], d2 = docs[j + 2], d3 = docs[j + 3];
-            const float v0 = imp[j], v1 = imp[j + 1], v2 = imp[j + 2], v3 = imp[j + 3];
-            acc[d0] += v0;
-            acc[d1] += v1;
-            acc[d2] += v2;
-            acc[d3] += v3;
-        }
-        for (; j < to; ++j) acc[docs[j]] += imp[j];
+    auto add = [acc](auto docs, const float* imp, std::size_t j, std::size_t to) {
+        add_postings(acc, docs, imp, j, to);
     };
     // Sparse: the same additions, branch-free, noting every posting's document (a document of
     // several terms is noted again; its second visit finds it reset). Testing each slot for a

@@ -151,6 +151,27 @@ struct LastDoc {  // a one-posting block (offset width 0)
     std::uint32_t operator[](std::size_t) const noexcept { return last; }
 };
 
+// Calls f(docs) with the document reader of the packed block at `in` (its header byte) that ends
+// at document `last`, and returns what f returns.
+template <class F>
+bool with_block_docs(const std::uint8_t* in, std::uint32_t last, F&& f) {
+    switch (in[0] & 3u) {
+        case 0:
+            return f(LastDoc{last});
+        case 1:
+            return f(BackDocs<std::uint8_t>{in + 1, last});
+        case 2:
+            return f(BackDocs<std::uint16_t>{in + 1, last});
+        default:
+            return f(BackDocs<std::uint32_t>{in + 1, last});
+    }
+}
+
+// Bytes of a packed block of n postings whose header byte is h.
+inline std::size_t block_bytes(unsigned h, std::size_t n) noexcept {
+    return 1 + n * (detail::kBytes[h & 3u] + detail::kBytes[(h >> 2) & 3u]);
+}
+
 // Calls f(docs, impacts, len) on term t's postings in document order until f returns false, docs
 // one of the readers above: once with the whole list when documents are plain, once per block
 // when they are packed (f is instantiated for each reader type).
@@ -169,26 +190,12 @@ void for_each_block(const IndexView& ix, std::uint32_t t, F&& f) {
     const std::uint8_t* in = ix.packed_data + ix.packed_block_off[b];
     for (;; ++b) {
         const std::size_t n = len < kBlockSize ? len : kBlockSize;
-        const unsigned h = in[0];
-        const std::uint32_t last = ix.packed_block_last[b];
-        bool more;
-        switch (h & 3u) {
-            case 0:
-                more = f(LastDoc{last}, imp, n);
-                break;
-            case 1:
-                more = f(BackDocs<std::uint8_t>{in + 1, last}, imp, n);
-                break;
-            case 2:
-                more = f(BackDocs<std::uint16_t>{in + 1, last}, imp, n);
-                break;
-            default:
-                more = f(BackDocs<std::uint32_t>{in + 1, last}, imp, n);
-        }
+        const bool more =
+            with_block_docs(in, ix.packed_block_last[b], [&](auto docs) { return f(docs, imp, n); });
         len -= n;
         if (!more || len == 0) return;
         imp += n;
-        in += 1 + n * (detail::kBytes[h & 3u] + detail::kBytes[(h >> 2) & 3u]);
+        in += block_bytes(in[0], n);
     }
 }
 
@@ -221,24 +228,11 @@ class RangeCursor {
         }
         while (left_) {
             const std::size_t n = left_ < kBlockSize ? left_ : kBlockSize;
-            const unsigned h = in_[0];
             const std::uint32_t last = ix_->packed_block_last[b_];
-            switch (h & 3u) {
-                case 0:
-                    if (!step(LastDoc{last}, n, last, end, f)) return;
-                    break;
-                case 1:
-                    if (!step(BackDocs<std::uint8_t>{in_ + 1, last}, n, last, end, f)) return;
-                    break;
-                case 2:
-                    if (!step(BackDocs<std::uint16_t>{in_ + 1, last}, n, last, end, f)) return;
-                    break;
-                default:
-                    if (!step(BackDocs<std::uint32_t>{in_ + 1, last}, n, last, end, f)) return;
-            }
+            if (!with_block_docs(in_, last, [&](auto docs) { return step(docs, n, last, end, f); })) return;
             left_ -= n;  // the block is done: on to the next one (consecutive in data)
             imp_ += n;
-            in_ += 1 + n * (detail::kBytes[h & 3u] + detail::kBytes[(h >> 2) & 3u]);
+            in_ += block_bytes(in_[0], n);
             ++b_;
             pos_ = 0;
         }
