@@ -50,37 +50,45 @@ struct Index {
 
 using Docs = std::vector<std::vector<std::uint32_t>>;
 
+// A view of postings built so far (empty when none were).
+bm25::PostingsView postings_view(const bm25::Postings& postings, std::size_t n_terms) {
+    bm25::PostingsView v;
+    v.n_terms = n_terms;
+    v.n_docs = postings.doc_lens.size();
+    v.term_ptr = postings.term_ptr.data();
+    v.docs = postings.docs.data();
+    v.tfs = postings.tfs.data();
+    v.doc_lens = postings.doc_lens.data();
+    return v;
+}
+
 // Adds one part of documents (flat term ids, document offsets) to ix.postings, as BM25Index.add does.
 void add_part(Index& ix, const std::vector<std::uint32_t>& flat, const std::vector<std::int64_t>& offsets) {
     std::vector<std::int64_t> empty_ptr(ix.n_terms + 1, 0);
-    bm25::PostingsView base;
-    base.n_terms = ix.n_terms;
-    base.term_ptr = empty_ptr.data();
-    if (!ix.postings.term_ptr.empty()) {
-        base.n_docs = ix.postings.doc_lens.size();
-        base.term_ptr = ix.postings.term_ptr.data();
-        base.docs = ix.postings.docs.data();
-        base.tfs = ix.postings.tfs.data();
-        base.doc_lens = ix.postings.doc_lens.data();
-    }
+    bm25::PostingsView base = postings_view(ix.postings, ix.n_terms);
+    if (ix.postings.term_ptr.empty()) base.term_ptr = empty_ptr.data();
     ix.postings = bm25::build_postings(base, ix.n_terms, flat.data(), offsets.data(), offsets.size() - 1);
 }
 
 // Impacts, block-max metadata and packed postings from the final postings.
 void finish(Index& ix, const bm25::Params& p) {
-    bm25::PostingsView all;
-    all.n_terms = ix.n_terms;
-    all.n_docs = ix.postings.doc_lens.size();
-    all.term_ptr = ix.postings.term_ptr.data();
-    all.docs = ix.postings.docs.data();
-    all.tfs = ix.postings.tfs.data();
-    all.doc_lens = ix.postings.doc_lens.data();
     ix.impacts.resize(ix.postings.docs.size());
     ix.nonocc.resize(ix.n_terms);
-    bm25::compute_impacts(p, all, ix.impacts.data(), ix.nonocc.data(), 2);
+    bm25::compute_impacts(p, postings_view(ix.postings, ix.n_terms), ix.impacts.data(), ix.nonocc.data(), 2);
     ix.blocks = bm25::build_block_max(ix.view(false), 2);
     ix.packed = bm25::codec::pack(ix.n_terms, ix.postings.term_ptr.data(), ix.postings.docs.data(),
                                   ix.postings.tfs.data());
+}
+
+// The packed-width and window tests' parameters: one variant without and one with a non-occurrence
+// score.
+bm25::Params params_of(bm25::Variant v) {
+    bm25::Params p;
+    p.variant = v;
+    p.k1 = 1.2;
+    p.b = 0.75;
+    p.delta = 0.5;
+    return p;
 }
 
 // Builds base_docs, then adds extra_docs incrementally (as BM25Index.add does), then impacts and
@@ -273,14 +281,9 @@ TEST_CASE("pruned top-k over packed blocks of every offset width (> 65,536 docum
             t = static_cast<std::uint32_t>(rng() % 3 ? std::uint32_t{1} << (rng() % 3) : rng() % 7);
         queries.push_back(q);
     }
-    for (auto v : {bm25::Variant::lucene, bm25::Variant::bm25l}) {  // without / with non-occurrence
-        bm25::Params p;
-        p.variant = v;
-        p.k1 = 1.2;
-        p.b = 0.75;
-        p.delta = 0.5;
+    for (auto v : {bm25::Variant::lucene, bm25::Variant::bm25l}) {
         INFO("variant ", bm25::variant_name(v));
-        const Index ix = build(docs, {}, 7, p);
+        const Index ix = build(docs, {}, 7, params_of(v));
         // The widths this test is about are really there.
         auto width_code = [&](std::uint32_t t, std::size_t nth) {
             const auto b = static_cast<std::size_t>(ix.packed.block_ptr[t]) + nth;
@@ -343,17 +346,12 @@ TEST_CASE("exhaustive search in document windows (4M documents and more) equals 
     }
     const std::vector<std::vector<std::uint32_t>> queries = {
         {0}, {0, 5}, {5, 0, 1}, {1}, {2}, {3}, {1, 2, 3}, {4, 0}, {2, 2, 0}, {3, 3, 1}, {0, 1, 2, 3, 4, 5}};
-    for (auto v : {bm25::Variant::lucene, bm25::Variant::bm25l}) {  // without / with non-occurrence
-        bm25::Params p;
-        p.variant = v;
-        p.k1 = 1.2;
-        p.b = 0.75;
-        p.delta = 0.5;
+    for (auto v : {bm25::Variant::lucene, bm25::Variant::bm25l}) {
         INFO("variant ", bm25::variant_name(v));
         Index ix;
         ix.n_terms = 7;
         add_part(ix, flat, offsets);
-        finish(ix, p);
+        finish(ix, params_of(v));
         REQUIRE(ix.postings.doc_lens.size() == n);
         bm25::ScratchPool pool;  // shared across queries, k and packings: a dirty window would show
         std::vector<float> all(n);
