@@ -92,9 +92,7 @@ def weight_only(folder: Path) -> dict[str, tuple[str, dict[str, str]]]:
     return graphs
 
 
-def qat(
-    args: argparse.Namespace, model: Path, folder: Path, ref: list[np.ndarray], held: Work
-) -> dict[str, Any]:
+def qat(args: argparse.Namespace, folder: Path, ref: list[np.ndarray], held: Work) -> dict[str, Any]:
     """PTQ on the PyTorch model, then fine-tune it towards the fp32 logits; a row after PTQ and each epoch."""
     import nncf
     import openvino as ov
@@ -109,7 +107,7 @@ def qat(
     torch.set_num_threads(THREADS)
     feeds, info = calibration_feeds(folder, args.dataset, args.train_queries, args.depth, MAX_LENGTH, THREADS)
     batches = [{k: torch.from_numpy(v) for k, v in f.items()} for f in feeds]
-    fp32 = AutoModelForSequenceClassification.from_pretrained(model).eval()
+    fp32 = AutoModelForSequenceClassification.from_pretrained(args.model).eval()
     with torch.no_grad():
         targets = [fp32(**b).logits.float() for b in batches]
     calibration = batches[:: max(1, len(batches) // 40)][:40]
@@ -136,8 +134,8 @@ def qat(
     params = [p for p in quantized.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
     rng = np.random.default_rng(0)
+    quantized.eval()  # dropout off; the weights and the quantizers' ranges still learn
     for epoch in range(args.epochs):
-        quantized.eval()  # dropout off; the weights and the quantizers' ranges still learn
         losses = []
         for i, j in enumerate(rng.permutation(len(batches))):
             loss = (quantized(**batches[j]).logits.float() - targets[j]).pow(2).mean()
@@ -190,7 +188,7 @@ def main() -> None:
                 res[name] = measure(folder, graph, ref, held, config)
                 say(name, res[name])
         else:
-            res.update(qat(args, args.model, folder, ref, held))
+            res.update(qat(args, folder, ref, held))
         res["total_seconds"] = time.perf_counter() - t0
         bf16 = res["OpenVINO bf16"]["pairs_per_s"]
         for name, row in res.items():
