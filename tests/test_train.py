@@ -6,6 +6,7 @@ query's positive repeats the query's words, so a tiny BERT can learn it in a few
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -248,6 +249,34 @@ def test_margin_mse_distillation_equals_reference() -> None:
                 tm = float(teacher[i, 0] - teacher[i, j])
                 terms.append((sm - tm) ** 2)
     assert float(margin_mse_loss(scores, teacher, mask)) == pytest.approx(sum(terms) / len(terms), abs=1e-12)
+
+
+def test_label_weight_mixes_the_label_loss_into_the_distillation_loss() -> None:
+    from crossrank.train.losses import kl_loss, listwise_loss, training_loss
+
+    scores, labels, mask, teacher = _scores_case()
+    kl, hard = float(kl_loss(scores, teacher, mask)), float(listwise_loss(scores, labels, mask))
+    assert float(training_loss("kl", scores, labels, teacher, mask)) == kl
+    for w in (0.25, 1.0):
+        mixed = training_loss("kl", scores, labels, teacher, mask, label_loss="listwise", label_weight=w)
+        assert float(mixed) == pytest.approx((1 - w) * kl + w * hard, abs=1e-12)
+
+
+def test_label_weight_is_checked() -> None:
+    from crossrank.train import TrainConfig
+
+    base = TrainConfig("m", "d", "o", teacher="t.trec", distill="kl")
+    for bad in (-0.1, 1.5, True, "0.5"):
+        with pytest.raises(ValueError, match="label_weight must be in"):
+            dataclasses.replace(base, label_weight=bad).validate()
+    with pytest.raises(ValueError, match="needs a teacher"):
+        TrainConfig("m", "d", "o", label_weight=0.5).validate()
+    mixed = dataclasses.replace(base, label_weight=0.5)
+    mixed.validate()
+    assert mixed.loss_description == "0.5 kl + 0.5 listwise"
+    # at its default the setting stays out of the resume fingerprint (older checkpoints still resume)
+    assert "label_weight" not in base.fingerprint()
+    assert mixed.fingerprint()["label_weight"] == 0.5
 
 
 def test_losses_have_gradients_only_on_valid_slots() -> None:

@@ -152,6 +152,11 @@ def test_teacher_flags_on_the_command_line(tiny, tmp_path: Path, capsys: pytest.
     )
     assert code == 0, capsys.readouterr().err
     assert json.loads((out / "training.json").read_text())["teacher"]["scale"] == "raw"
+    mixed = tmp_path / "m"
+    flags = ["--teacher", str(teacher), "--distill", "kl", "--label-weight", "0.5"]
+    assert main(["train", *base, "-o", str(mixed), *flags]) == 0, capsys.readouterr().err
+    assert json.loads((mixed / "training.json").read_text())["loss"] == "0.5 kl + 0.5 listwise"
+    assert "| label_weight | 0.5 |" in (mixed / "README.md").read_text()
     assert main(["train", *base, "-o", str(tmp_path / "t"), "--teacher", str(teacher)]) == 2
     assert "go together" in capsys.readouterr().err
     missing = ["--teacher", str(tmp_path / "nope.trec"), "--distill", "kl"]

@@ -16,6 +16,7 @@ _SETTINGS = (
     "loss",
     "teacher",
     "distill",
+    "label_weight",
     "teacher_scale",
     "seed",
     "checkpoint_every",
@@ -69,6 +70,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     a("--loss", choices=["listwise", "bce"], help="loss without a teacher (default listwise)")
     a("--teacher", metavar="RUN.trec", help="a teacher's scored TREC run to distil")
     a("--distill", choices=["kl", "margin-mse"], help="distillation loss (with --teacher)")
+    a(
+        "--label-weight",
+        type=float,
+        metavar="W",
+        help="with --teacher: mix the label loss (--loss) in, (1 - W) * distill + W * label (default 0)",
+    )
     a(
         "--teacher-scale",
         choices=["auto", "raw", "probability"],

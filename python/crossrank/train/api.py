@@ -242,7 +242,7 @@ def train(
         "config": dataclasses.asdict(cfg),
         "data": summary,
         "skipped_queries": data.skipped,
-        "loss": cfg.loss_name,
+        "loss": cfg.loss_description,
         "teacher": teacher.report() if teacher is not None else None,
         "bf16": bf16,
         "threads": threads,

@@ -46,6 +46,9 @@ class TrainConfig:
         Loss without a teacher.
     teacher, distill : str, {"kl", "margin-mse"}
         Scored TREC run of a teacher and the distillation loss (replaces ``loss``).
+    label_weight : float
+        With a teacher: share of the label loss (``loss``) mixed into the distillation loss,
+        ``(1 - w) * distill + w * label`` (Hinton et al.'s soft + hard targets). 0 (default) distils only.
     teacher_scale : {"auto", "raw", "probability"}
         How the teacher's scores are read: ``probability`` maps them to logits (a cross-encoder's
         sigmoid outputs, as ``crossrank eval`` writes them), ``raw`` keeps them, ``auto`` (default)
@@ -99,6 +102,7 @@ class TrainConfig:
     loss: str = "listwise"
     teacher: str | None = None
     distill: str | None = None
+    label_weight: float = 0.0
     teacher_scale: str = "auto"
     groups_per_step: int = 4
     max_batch_tokens: int = 8192
@@ -164,17 +168,34 @@ class TrainConfig:
             raise ValueError("teacher (a scored TREC run) and distill ('kl' or 'margin-mse') go together")
         if self.distill is not None and self.distill not in ("kl", "margin-mse"):
             raise ValueError(f"distill must be 'kl' or 'margin-mse', got {self.distill!r}")
+        if isinstance(self.label_weight, bool) or not (
+            isinstance(self.label_weight, (int, float)) and 0.0 <= self.label_weight <= 1.0
+        ):
+            raise ValueError(f"label_weight must be in [0, 1], got {self.label_weight!r}")
+        if self.label_weight > 0 and self.teacher is None:
+            raise ValueError("label_weight mixes labels into a distillation loss: it needs a teacher")
         if self.teacher_scale not in ("auto", "raw", "probability"):
             raise ValueError(
                 f"teacher_scale must be 'auto', 'raw' or 'probability', got {self.teacher_scale!r}"
             )
-        if self.loss == "listwise" and self.negatives == 0 and self.teacher is None:
+        if (
+            self.loss == "listwise"
+            and self.negatives == 0
+            and (self.teacher is None or self.label_weight > 0)
+        ):
             raise ValueError("the listwise loss needs negatives >= 1 (a group of one carries no signal)")
 
     @property
     def loss_name(self) -> str:
         """The loss actually used (the distillation loss when a teacher is given)."""
         return self.distill if self.distill is not None else self.loss
+
+    @property
+    def loss_description(self) -> str:
+        """The loss as the report and model card name it, e.g. ``kl`` or ``0.5 kl + 0.5 listwise``."""
+        if self.label_weight == 0:
+            return self.loss_name
+        return f"{1 - self.label_weight:g} {self.loss_name} + {self.label_weight:g} {self.loss}"
 
     def with_recipe(self, name: str) -> TrainConfig:
         """Return a copy with the named recipe's settings (see :data:`RECIPES`).
@@ -200,4 +221,8 @@ class TrainConfig:
             "test_depth",
             "max_steps",
         }
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
+        out = {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
+        if out["label_weight"] == 0:
+            # Left out at its default, so checkpoints written before the setting existed still resume.
+            del out["label_weight"]
+        return out

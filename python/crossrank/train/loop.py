@@ -18,7 +18,7 @@ from .checkpoints import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .evaluate_dev import DevSet, score_pairs
 from .forward import forward_pairs
-from .losses import compute_loss
+from .losses import training_loss
 
 __all__ = ["LoopResult", "TrainingSetup", "cpu_has_bf16", "run_loop"]
 
@@ -120,12 +120,14 @@ def _train_step(torch: Any, s: TrainingSetup, step: StepBatches) -> float:
         .index_put((torch.from_numpy(step.group_index * w + step.slot),), logits)
         .view(g, w)
     )
-    loss = compute_loss(
+    loss = training_loss(
         cfg.loss_name,
         scores,
         torch.from_numpy(step.labels),
         torch.from_numpy(step.teacher),
         torch.from_numpy(step.mask),
+        label_loss=cfg.loss,
+        label_weight=cfg.label_weight,
     )
     loss.backward()
     return float(loss.detach())

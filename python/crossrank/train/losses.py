@@ -5,6 +5,8 @@
 * ``kl``: distillation, KL(teacher softmax || student softmax) over the documents the teacher scored;
 * ``margin-mse``: distillation, mean squared error of (positive - negative) margins, student vs teacher.
 
+:func:`training_loss` mixes a label loss into a distillation loss (``label_weight``).
+
 Each is a plain formula; the tests check them against written-out references.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-__all__ = ["LOSSES", "LossName", "compute_loss"]
+__all__ = ["LOSSES", "LossName", "compute_loss", "training_loss"]
 
 LossName = Literal["listwise", "bce", "kl", "margin-mse"]
 LOSSES = ("listwise", "bce", "kl", "margin-mse")
@@ -130,3 +132,36 @@ def compute_loss(name: LossName | str, scores: Any, labels: Any, teacher: Any, m
     if name == "margin-mse":
         return margin_mse_loss(scores, teacher, mask)
     raise ValueError(f"loss must be one of {', '.join(LOSSES)}; got {name!r}")
+
+
+def training_loss(
+    name: LossName | str,
+    scores: Any,
+    labels: Any,
+    teacher: Any,
+    mask: Any,
+    label_loss: LossName | str = "listwise",
+    label_weight: float = 0.0,
+) -> Any:
+    """``(1 - w) * name + w * label_loss``: a distillation loss with the labels' loss mixed in.
+
+    With ``label_weight`` 0 this is ``compute_loss(name, ...)`` itself (no second loss is computed).
+
+    Parameters
+    ----------
+    name : {"listwise", "bce", "kl", "margin-mse"}
+        The main loss (the distillation loss when a teacher is given).
+    scores, labels, teacher : torch.Tensor
+        float [n_groups, width].
+    mask : torch.Tensor
+        bool [n_groups, width].
+    label_loss : {"listwise", "bce"}
+        The loss on the judged labels.
+    label_weight : float
+        ``w`` in [0, 1].
+    """
+    main = compute_loss(name, scores, labels, teacher, mask)
+    if label_weight == 0:
+        return main
+    hard = compute_loss(label_loss, scores, labels, teacher, mask)
+    return (1.0 - label_weight) * main + label_weight * hard

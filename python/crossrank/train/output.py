@@ -161,8 +161,9 @@ def model_card(report: dict[str, Any]) -> str:
         "dev_depth",
         "teacher",
         "distill",
+        "label_weight",
     ):
-        lines.append(f"| {key} | {cfg[key]} |")
+        lines.append(f"| {key} | {cfg.get(key, 0.0)} |")
     if report.get("teacher"):
         t = report["teacher"]
         lines.append(
