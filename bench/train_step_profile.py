@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default=str(SHARED / "datasets" / "scifact"))
     p.add_argument("--base", default=str(SHARED / "models" / "all-MiniLM-L6-v2"))
-    p.add_argument("--steps", type=int, default=10, help="timed steps per variant (after 3 warm-up steps)")
+    p.add_argument("--steps", type=int, default=10, help="timed steps per variant")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
 
@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     from crossrank.train.batching import TokenTable, epoch_groups, pack_step
     from crossrank.train.data import load_train_data
     from crossrank.train.forward import forward_pairs
-    from crossrank.train.loop import cpu_has_bf16
+    from crossrank.train.loop import cpu_has_bf16, group_scores
+    from crossrank.train.losses import listwise_loss
     from crossrank.train.negatives import FirstStage, mine_candidates
 
     def sdpa_fp32(module, query, key, value, attention_mask, **kwargs):
@@ -59,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     data = load_train_data(args.dataset, dev_queries=0)
     cands = mine_candidates(FirstStage("bm25", data.doc_ids, data.docs), data.queries, data.train_qids, 30)
     positives = {q: data.positives(q) for q in data.train_qids}
-    n_steps = args.steps + 3 + 3
+    warm_up, profiled = 3, 3
+    n_steps = warm_up + args.steps + profiled
     groups = epoch_groups(data.train_qids, positives, cands, 7, seed=0, epoch=0)[: 4 * n_steps]
     text_of = dict(zip(data.doc_ids, data.docs, strict=True))
     tok = load_tokenizer(Path(args.base) / "tokenizer.json")
@@ -88,22 +90,23 @@ def main(argv: list[str] | None = None) -> int:
         opt = torch.optim.AdamW(model.parameters(), lr=3e-5)
 
         def train_step(step, model=model, opt=opt):
+            # The loop's own forward, layout and loss (``_train_step`` without the scheduler and logging).
             logits = forward_pairs(model, step.batches, step.n_pairs, bf16=bf16)
-            target = torch.zeros(4, dtype=torch.long)  # the positive sits in slot 0 of each group
-            loss = torch.nn.functional.cross_entropy(logits.view(4, 8), target)
+            scores = group_scores(torch, logits, step)
+            loss = listwise_loss(scores, torch.from_numpy(step.labels), torch.from_numpy(step.mask))
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
 
-        for s in steps[:3]:
+        for s in steps[:warm_up]:
             train_step(s)
         t0 = time.perf_counter()
-        for s in steps[3 : 3 + args.steps]:
+        for s in steps[warm_up : warm_up + args.steps]:
             train_step(s)
         print(f"attention {impl}: {(time.perf_counter() - t0) / args.steps:.3f} s per step", flush=True)
         if impl == "sdpa":
             with profile(activities=[ProfilerActivity.CPU]) as prof:
-                for s in steps[3 + args.steps :]:
+                for s in steps[warm_up + args.steps :]:
                     train_step(s)
             print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=14), flush=True)
     return 0

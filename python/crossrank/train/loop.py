@@ -20,7 +20,7 @@ from .evaluate_dev import DevSet, score_pairs
 from .forward import forward_pairs
 from .losses import training_loss
 
-__all__ = ["LoopResult", "TrainingSetup", "cpu_has_bf16", "run_loop"]
+__all__ = ["LoopResult", "TrainingSetup", "cpu_has_bf16", "group_scores", "run_loop"]
 
 # Test aid: seconds to sleep after each step, so a test can kill -9 a run mid-way.
 _STEP_DELAY_ENV = "CROSSRANK_TRAIN_STEP_DELAY"
@@ -111,18 +111,22 @@ def _optimizer(torch: Any, model: Any, cfg: TrainConfig, total_steps: int) -> tu
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, schedule)
 
 
-def _train_step(torch: Any, s: TrainingSetup, step: StepBatches) -> float:
-    cfg = s.config
-    logits = forward_pairs(s.model, step.batches, step.n_pairs, bf16=s.bf16)
+def group_scores(torch: Any, logits: Any, step: StepBatches) -> Any:
+    """The step's pair logits laid out as ``[n_groups, width]`` (0 in padding slots; see ``step.mask``)."""
     g, w = step.labels.shape
-    scores = (
+    return (
         torch.zeros(g * w, dtype=torch.float32)
         .index_put((torch.from_numpy(step.group_index * w + step.slot),), logits)
         .view(g, w)
     )
+
+
+def _train_step(torch: Any, s: TrainingSetup, step: StepBatches) -> float:
+    cfg = s.config
+    logits = forward_pairs(s.model, step.batches, step.n_pairs, bf16=s.bf16)
     loss = training_loss(
         cfg.loss_name,
-        scores,
+        group_scores(torch, logits, step),
         torch.from_numpy(step.labels),
         torch.from_numpy(step.teacher),
         torch.from_numpy(step.mask),
